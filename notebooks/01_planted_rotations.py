@@ -28,7 +28,7 @@ d = 64              # dimension of the "residual stream"
 n_fit = 2000        # samples used to fit R
 n_eval = 2000       # held-out samples used to score it
 noise_levels = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]  # target noise, relative to the signal's scale
-sample_sizes_factor = [0.5, 1, 2, 4, 16]         # fit sizes, as multiples of d (for the curve)
+sample_sizes_factor = [1.1, 1.5, 2, 4, 16]         # fit sizes, as multiples of d (for the curve)
 device = "auto"
 
 # %%
@@ -52,7 +52,7 @@ results = ChapterResults(
 
 # %%
 rng = np.random.default_rng(seed)
-R_star = haar.sample_haar(d, rng)
+R_star = haar.sample_haar(d, rng=rng)
 X_fit, Y_fit = planted_pair(R_star, n_fit, noise=0.0, rng=rng)
 X_eval, Y_eval = planted_pair(R_star, n_eval, noise=0.0, rng=rng)
 R_hat = procrustes.fit_rotation(X_fit, Y_fit)
@@ -123,7 +123,7 @@ plt.show()
 # Look for the error at noise 0.1 to fall steeply once the batch exceeds $d$ samples.
 
 # %%
-sizes = [max(2, int(f * d)) for f in sample_sizes_factor]
+sizes = sorted({max(d + 1, int(f * d)) for f in sample_sizes_factor})  # a centred fit needs n > d
 size_curve = synthetic.planted_sample_size_curve(R_star, sizes, noise=0.1, n_eval=n_eval, seed=seed)
 results.record("sample_size_curve", size_curve)
 fig, ax = plt.subplots(figsize=(5.5, 3.6))

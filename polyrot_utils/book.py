@@ -284,15 +284,17 @@ def render(build: Path, root: Path = REPO_ROOT, strict: bool = True) -> Path:
     """Render the staged book to ``<build>/html``; Sphinx warnings are errors when ``strict``."""
     src = stage_sources(build, root)
     out = build / "jb"
-    cmd = [sys.executable, "-m", "jupyter_book.cli.main", "build", str(src), "--path-output", str(out), "--all"]
+    cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())", "build", str(src), "--path-output", str(out), "--all"]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     proc = subprocess.run(cmd, cwd=str(root), capture_output=True, text=True)
     log = build / "jupyter-book.log"
     log.write_text(proc.stdout + "\n" + proc.stderr)
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
-        raise BookError(f"Jupyter Book failed (exit {proc.returncode}); full log at {log}\n{tail}")
+        lines = (proc.stdout + proc.stderr).splitlines()
+        problems = [ln for ln in lines if ("WARNING" in ln or "ERROR" in ln) and "IPKernelApp" not in ln]
+        tail = "\n".join(problems[-30:] or lines[-40:])
+        raise BookError(f"Jupyter Book failed (exit {proc.returncode}; Sphinx warnings are errors); full log at {log}\n{tail}")
     html = build / "html"
     tmp = build / "html.tmp"
     if tmp.exists():
