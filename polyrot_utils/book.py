@@ -255,7 +255,22 @@ def run_notebook(
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    return RunRecord(stem, time.perf_counter() - start, output, params)
+    seconds = time.perf_counter() - start
+    _tag_parameter_cells(output)
+    return RunRecord(stem, seconds, output, params)
+
+
+def _tag_parameter_cells(path: Path) -> None:
+    """Fold the parameter cells in the rendered page (``hide-input``: one click shows them) so
+    readers meet prose first, and researchers still see which values produced the page."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if ("parameters" in tags or "injected-parameters" in tags) and "hide-input" not in tags:
+            tags.append("hide-input")
+    nbformat.write(nb, str(path))
 
 
 # ----------------------------------------------------------------------------- rendering

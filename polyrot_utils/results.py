@@ -88,11 +88,13 @@ class ChapterResults:
         }
         self._write()
 
-    def record(self, name: str, value: Any) -> Any:
-        """Record one value (number, list, or small dict-table) under ``name``; returns ``value``."""
+    def record(self, name: str, value: Any) -> None:
+        """Record one value (number, list, or small dict-table) under ``name``.
+
+        Returns ``None`` on purpose, so a notebook cell ending in ``results.record(...)`` does not
+        echo the value into the rendered page."""
         self.data["values"][name] = _plain(value)
         self._write()
-        return value
 
     def claim(
         self,

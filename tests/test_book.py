@@ -21,21 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = book.toc_notebooks(ROOT)
 
 
-@pytest.fixture(scope="session")
-def smoke_build(tmp_path_factory) -> Path:
-    build = tmp_path_factory.mktemp("book")
-    failures: dict[str, str] = {}
-    for stem in NOTEBOOKS:
-        try:
-            book.run_notebook(stem, "smoke", build_dir=build)
-        except book.BookError as err:
-            failures[stem] = str(err)
-    build.joinpath("failures.json").write_text(json.dumps(failures))
-    if not failures:
-        book.render(build, strict=True)
-    return build
-
-
 def test_package_imports():
     import polyrot_utils
 
