@@ -285,6 +285,7 @@ def stage_sources(build: Path, root: Path = REPO_ROOT) -> Path:
             shutil.copy2(root / name, src / name)
     if (root / "book").exists():
         shutil.copytree(root / "book", src / "book")
+    _stage_mathjax(src / "_extra" / "mathjax")
     nb_dir = src / "notebooks"
     nb_dir.mkdir()
     for stem in toc_notebooks(root):
@@ -293,6 +294,22 @@ def stage_sources(build: Path, root: Path = REPO_ROOT) -> Path:
             raise BookError(f"notebook {stem!r} has not been executed (expected {executed}); run the build first")
         shutil.copy2(executed, nb_dir / f"{stem}.ipynb")
     return src
+
+
+def _stage_mathjax(dest: Path) -> None:
+    """Serve MathJax from the site itself, so equations render offline too.
+
+    The files go to ``_extra/mathjax`` (copied verbatim to the site root by ``html_extra_path``;
+    under ``_static`` Jupyter Book would add a script tag for every .js file), and
+    ``_config.yml`` points ``mathjax_path`` there; the files come from the
+    ``jupyter-server-mathjax`` wheel (MathJax 2.7, installed with --no-deps)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("jupyter_server_mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        raise BookError("jupyter-server-mathjax is not installed (requirements-nodeps.txt); the book needs it for equations")
+    static = Path(list(spec.submodule_search_locations)[0]) / "static"
+    shutil.copytree(static, dest)
 
 
 def render(build: Path, root: Path = REPO_ROOT, strict: bool = True) -> Path:

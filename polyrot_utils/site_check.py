@@ -68,6 +68,18 @@ def _serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
+def _wait_for_mathjax(page, timeout_ms: int = 15000) -> None:
+    """Let MathJax typeset before reading or screenshotting the page (no-op without MathJax)."""
+    try:
+        page.wait_for_function(
+            "() => !window.MathJax || (window.MathJax.Hub && window.MathJax.Hub.queue"
+            " && window.MathJax.Hub.queue.pending === 0 && window.MathJax.isReady)",
+            timeout=timeout_ms,
+        )
+    except Exception:  # a slow typeset is not a broken page; the screenshot shows what is there
+        pass
+
+
 def check_site(html_dir: Path | str, screenshots: Path | str, pages: Sequence[str] | None = None,
                root: Path = REPO_ROOT, width: int = 1280) -> list[PageReport]:
     """Visit every page (default: the ``_toc.yml`` entries) and return one report per page."""
@@ -91,6 +103,7 @@ def check_site(html_dir: Path | str, screenshots: Path | str, pages: Sequence[st
                 url = f"{base}/{entry}.html"
                 problems = []
                 response = page.goto(url, wait_until="load")
+                _wait_for_mathjax(page)
                 if response is None or response.status != 200:
                     problems.append(f"HTTP status {None if response is None else response.status}")
                 main = page.locator("main, article, div[role=main]").first
