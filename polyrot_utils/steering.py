@@ -1,0 +1,315 @@
+"""Steering vectors: diff-of-means, transfer through a rotation, TransformerLens hooks, and the
+clean / partial / inverted / none regime classification (DESIGN.md §3, §5.6).
+
+Conventions: activations are row vectors ``(n, d)`` (or ``(batch, pos, d)``); a rotation R maps
+source onto target, ``x_src @ R ≈ x_tgt``, so a source direction ``v`` becomes ``v @ R`` in the
+target frame. A steering run adds ``alpha * v`` to the residual stream at one hook site of a
+TransformerLens model (any ``HookedRootModule`` with ``run_with_hooks``/``hook_dict``).
+
+Regimes. With ``r = transferred_effect / native_effect`` (the behaviour change caused by the
+transferred vector on the target, over that caused by the target's own diff-of-means vector),
+:func:`classify_transfer` returns ``"clean"`` for ``r >= clean_ratio`` (default 0.7),
+``"partial"`` for ``none_ratio <= r < clean_ratio`` (default 0.2), ``"none"`` for
+``|r| < none_ratio`` and ``"inverted"`` for ``r <= -none_ratio``. The paper's predictor of the
+regime is the overlap of ``v`` with R's fixed (invariant) subspace, :func:`fixed_subspace_overlap`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+Behaviour = Callable[[Tensor], Tensor | float]
+
+
+def _as_tensor(x: Any, name: str) -> Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    return x
+
+
+def _mask(m: Any, n: int, name: str) -> Tensor:
+    t = _as_tensor(np.asarray(m) if not isinstance(m, (Tensor, np.ndarray)) else m, name)
+    t = t.reshape(-1)
+    if t.dtype != torch.bool:
+        raise ValueError(f"{name} must be a boolean mask, got dtype {t.dtype}")
+    if t.numel() != n:
+        raise ValueError(f"{name} must have one entry per activation row ({n}), got {t.numel()}")
+    return t
+
+
+def diff_of_means(acts: Tensor | np.ndarray, mask_a: Any, mask_b: Any | None = None) -> Tensor:
+    """``v = mean(x | A) − mean(x | B)``, shape (d,), computed in float64 and returned as float32.
+
+    ``acts`` is ``(n, d)`` or ``(..., d)`` (leading dims flattened); ``mask_a`` / ``mask_b`` are
+    boolean masks over the same leading dims. ``mask_b=None`` means "not A". Raises ValueError if
+    a group is empty.
+    """
+    x = _as_tensor(acts, "acts")
+    if x.ndim < 2:
+        raise ValueError(f"acts must have shape (n, d) or (..., d), got {tuple(x.shape)}")
+    x = x.reshape(-1, x.shape[-1]).to(torch.float64)
+    a = _mask(mask_a, x.shape[0], "mask_a").to(x.device)
+    b = ~a if mask_b is None else _mask(mask_b, x.shape[0], "mask_b").to(x.device)
+    if int(a.sum()) == 0:
+        raise ValueError("mask_a selects no rows")
+    if int(b.sum()) == 0:
+        raise ValueError("mask_b selects no rows")
+    return (x[a].mean(0) - x[b].mean(0)).float()
+
+
+def transfer_vector(v: Tensor | np.ndarray, R: Tensor | np.ndarray) -> Tensor:
+    """A source-frame direction ``v (d,)`` (or rows ``(n, d)``) in the target frame: ``v @ R``."""
+    vt = _as_tensor(v, "v")
+    Rt = _as_tensor(R, "R").to(device=vt.device)
+    d = vt.shape[-1]
+    if Rt.shape != (d, d):
+        raise ValueError(f"R must have shape ({d}, {d}) to match v's last dimension {d}, got {tuple(Rt.shape)}")
+    dtype = torch.promote_types(vt.dtype, Rt.dtype)
+    return (vt.to(dtype) @ Rt.to(dtype)).to(vt.dtype)
+
+
+def steering_hook(v: Tensor, alpha: float, positions: int | Sequence[int] | slice | None = None) -> Callable[[Tensor, Any], Tensor]:
+    """A TransformerLens forward hook ``(act, hook) -> act + alpha * v``.
+
+    ``act`` is ``(batch, pos, d)`` (or ``(..., d)``); ``positions`` restricts the addition to those
+    sequence positions (dim 1); ``None`` adds at every position. Returns a new tensor.
+    """
+    vt = _as_tensor(v, "v")
+    if vt.ndim != 1:
+        raise ValueError(f"v must be a vector of shape (d,), got {tuple(vt.shape)}")
+
+    def hook(act: Tensor, hook: Any = None) -> Tensor:
+        if act.shape[-1] != vt.shape[0]:
+            name = getattr(hook, "name", "the hook site")
+            raise ValueError(f"v has dimension {vt.shape[0]} but activations at {name} have {act.shape[-1]}")
+        delta = (alpha * vt).to(device=act.device, dtype=act.dtype)
+        if positions is None:
+            return act + delta
+        out = act.clone()
+        out[:, positions] = out[:, positions] + delta
+        return out
+
+    return hook
+
+
+def _check_site(model: Any, site: str) -> None:
+    hook_dict = getattr(model, "hook_dict", None)
+    if hook_dict is not None and site not in hook_dict:
+        resid = [h for h in hook_dict if "resid" in h][:8]
+        raise KeyError(f"site {site!r} is not a hook point of this model; residual sites include {resid}")
+
+
+def run_with_steering(
+    model: Any,
+    tokens: Tensor,
+    site: str,
+    v: Tensor | None,
+    alpha: float,
+    *,
+    positions: int | Sequence[int] | slice | None = None,
+) -> Tensor:
+    """Logits of ``model(tokens)`` with ``alpha * v`` added at hook ``site`` (no hook if v is None
+    or alpha == 0). Uses ``model.run_with_hooks``; no gradients."""
+    _check_site(model, site)
+    with torch.no_grad():
+        if v is None or alpha == 0:
+            return model(tokens)
+        return model.run_with_hooks(tokens, fwd_hooks=[(site, steering_hook(v, alpha, positions))])
+
+
+def _scalar(b: Tensor | float) -> float:
+    return float(b.detach().float().mean()) if isinstance(b, Tensor) else float(b)
+
+
+def steering_effect(
+    model: Any,
+    tokens: Tensor,
+    site: str,
+    v: Tensor,
+    alpha: float,
+    behaviour: Behaviour,
+    *,
+    positions: int | Sequence[int] | slice | None = None,
+    clean_logits: Tensor | None = None,
+) -> float:
+    """``behaviour(steered logits) − behaviour(clean logits)`` (a tensor behaviour is averaged)."""
+    clean = clean_logits if clean_logits is not None else run_with_steering(model, tokens, site, None, 0.0)
+    steered = run_with_steering(model, tokens, site, v, alpha, positions=positions)
+    return _scalar(behaviour(steered)) - _scalar(behaviour(clean))
+
+
+def logit_diff_behaviour(target: int, baseline: int | None = None, readout: slice | None = None, mask: Tensor | None = None) -> Behaviour:
+    """Behaviour: mean over (batch, pos[, mask]) of ``logit[target] − logit[baseline]`` within the
+    readout slice of the last dim (``baseline=None``: minus the mean logit of the other classes)."""
+
+    def f(logits: Tensor) -> Tensor:
+        z = logits[..., readout] if readout is not None else logits
+        if baseline is None:
+            others = (z.sum(-1) - z[..., target]) / (z.shape[-1] - 1)
+            diff = z[..., target] - others
+        else:
+            diff = z[..., target] - z[..., baseline]
+        return diff[mask] if mask is not None else diff
+
+    return f
+
+
+def class_prob_behaviour(target: int, readout: slice | None = None, mask: Tensor | None = None) -> Behaviour:
+    """Behaviour: mean probability of class ``target`` under a softmax over the readout slice."""
+
+    def f(logits: Tensor) -> Tensor:
+        z = logits[..., readout] if readout is not None else logits
+        p = torch.softmax(z.float(), -1)[..., target]
+        return p[mask] if mask is not None else p
+
+    return f
+
+
+@dataclass
+class TransferEffects:
+    """Effects on the target model of: its own vector (native), the source vector unchanged
+    (unaligned), and the source vector through R (transferred); ratios to native; regimes."""
+
+    native: float
+    unaligned: float
+    transferred: float
+    ratio_unaligned: float
+    ratio_transferred: float
+    regime_unaligned: str
+    regime_transferred: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def transfer_effects(
+    target_model: Any,
+    tokens: Tensor,
+    site: str,
+    v_source: Tensor,
+    v_native: Tensor,
+    R: Tensor | np.ndarray,
+    alpha: float,
+    behaviour: Behaviour,
+    *,
+    positions: int | Sequence[int] | slice | None = None,
+    **thresholds: float,
+) -> TransferEffects:
+    """Native vs unaligned vs transferred steering effects on ``target_model`` (see module doc).
+
+    ``v_source`` is the source model's diff-of-means vector, ``v_native`` the target's own;
+    ``R`` maps source onto target. ``thresholds`` go to :func:`classify_transfer`.
+    """
+    clean = run_with_steering(target_model, tokens, site, None, 0.0)
+    kw = dict(positions=positions, clean_logits=clean)
+    native = steering_effect(target_model, tokens, site, v_native, alpha, behaviour, **kw)
+    unaligned = steering_effect(target_model, tokens, site, v_source, alpha, behaviour, **kw)
+    transferred = steering_effect(target_model, tokens, site, transfer_vector(v_source, R), alpha, behaviour, **kw)
+    ru = unaligned / native if native != 0 else float("nan")
+    rt = transferred / native if native != 0 else float("nan")
+    return TransferEffects(
+        native=native,
+        unaligned=unaligned,
+        transferred=transferred,
+        ratio_unaligned=ru,
+        ratio_transferred=rt,
+        regime_unaligned=classify_transfer(native, unaligned, **thresholds),
+        regime_transferred=classify_transfer(native, transferred, **thresholds),
+    )
+
+
+def classify_transfer(
+    native_effect: float,
+    transferred_effect: float,
+    *,
+    clean_ratio: float = 0.7,
+    none_ratio: float = 0.2,
+    min_native: float = 1e-6,
+) -> str:
+    """Regime of a transfer from ``r = transferred_effect / native_effect``.
+
+    ``"clean"`` if r ≥ clean_ratio; ``"partial"`` if none_ratio ≤ r < clean_ratio; ``"none"`` if
+    |r| < none_ratio; ``"inverted"`` if r ≤ −none_ratio. Defaults 0.7 / 0.2. Raises ValueError if
+    ``|native_effect| < min_native`` (no behaviour to transfer: the ratio means nothing) or the
+    thresholds are not ``0 < none_ratio < clean_ratio``.
+    """
+    if not 0 < none_ratio < clean_ratio:
+        raise ValueError(f"need 0 < none_ratio < clean_ratio, got none_ratio={none_ratio}, clean_ratio={clean_ratio}")
+    native_effect, transferred_effect = float(native_effect), float(transferred_effect)
+    if not np.isfinite(native_effect) or not np.isfinite(transferred_effect):
+        raise ValueError(f"effects must be finite, got native={native_effect}, transferred={transferred_effect}")
+    if abs(native_effect) < min_native:
+        raise ValueError(f"|native_effect| = {abs(native_effect):.3g} < min_native = {min_native}: nothing to transfer")
+    r = transferred_effect / native_effect
+    if r >= clean_ratio:
+        return "clean"
+    if r >= none_ratio:
+        return "partial"
+    if r > -none_ratio:
+        return "none"
+    return "inverted"
+
+
+def fixed_subspace(R: Tensor | np.ndarray, tol: float = 1e-5) -> Tensor:
+    """Orthonormal basis ``(k, d)`` (rows) of R's fixed subspace ``{v : v @ R = v}``.
+
+    Computed as the left null space of ``R − I`` from its SVD ``R − I = U S Vᵀ``: the columns of U
+    with singular value ≤ ``tol`` (for orthogonal R this equals Null(R − I), since Rv = v ⇔ Rᵀv = v).
+    An estimated rotation is never exactly fixed anywhere: pass a larger ``tol`` (e.g. 0.1, i.e.
+    directions moved by at most 0.1 of their length) for fitted R. Returns ``(0, d)`` if none.
+    """
+    Rt = _as_tensor(R, "R").detach().cpu().to(torch.float64)
+    if Rt.ndim != 2 or Rt.shape[0] != Rt.shape[1]:
+        raise ValueError(f"R must be a square (d, d) matrix, got {tuple(Rt.shape)}")
+    if tol < 0:
+        raise ValueError(f"tol must be >= 0, got {tol}")
+    d = Rt.shape[0]
+    U, S, _ = torch.linalg.svd(Rt - torch.eye(d, dtype=torch.float64))
+    return U[:, S <= tol].T.contiguous().float()
+
+
+def fixed_subspace_overlap(v: Tensor | np.ndarray, basis: Tensor | np.ndarray) -> float:
+    """``‖P v‖ / ‖v‖`` with P the orthogonal projector onto the row span of ``basis (k, d)``
+    (orthonormal rows, e.g. from :func:`fixed_subspace`); in [0, 1]; 0 for an empty basis."""
+    vt = _as_tensor(v, "v").detach().cpu().to(torch.float64).reshape(-1)
+    B = _as_tensor(basis, "basis").detach().cpu().to(torch.float64)
+    if B.ndim != 2 or B.shape[1] != vt.shape[0]:
+        raise ValueError(f"basis must have shape (k, {vt.shape[0]}) to match v, got {tuple(B.shape)}")
+    nv = float(vt.norm())
+    if nv == 0:
+        raise ValueError("v is the zero vector")
+    if B.shape[0] == 0:
+        return 0.0
+    return float((B @ vt).norm()) / nv
+
+
+def rotation_cosine(v: Tensor | np.ndarray, R: Tensor | np.ndarray) -> float:
+    """``cos(v, v @ R)``: how much R moves v. 1 for v in the fixed subspace; the unaligned transfer's
+    ratio for a purely linear readout of v's direction."""
+    vt = _as_tensor(v, "v").detach().cpu().to(torch.float64).reshape(-1)
+    w = transfer_vector(vt, _as_tensor(R, "R").detach().cpu().to(torch.float64))
+    return float(vt @ w / (vt.norm() * w.norm()))
+
+
+__all__ = [
+    "TransferEffects",
+    "class_prob_behaviour",
+    "classify_transfer",
+    "diff_of_means",
+    "fixed_subspace",
+    "fixed_subspace_overlap",
+    "logit_diff_behaviour",
+    "rotation_cosine",
+    "run_with_steering",
+    "steering_effect",
+    "steering_hook",
+    "transfer_effects",
+    "transfer_vector",
+]

@@ -1,0 +1,236 @@
+"""Tests for polyrot_utils.steering: diff-of-means, hooks on tiny HookedTransformers, exact
+transfer through a rotated copy of a model, fixed subspaces, regime thresholds."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from polyrot_utils import steering as St
+
+torch.set_num_threads(1)
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+D_MODEL, VOCAB, CTX = 16, 10, 8
+
+
+def haar(d: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    q, r = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+    q = q * torch.sign(torch.diagonal(r))
+    if torch.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q
+
+
+def tiny_model(seed: int = 0, attn_only: bool = False) -> HookedTransformer:
+    cfg = HookedTransformerConfig(n_layers=1, d_model=D_MODEL, n_ctx=CTX, d_head=4, n_heads=4, d_mlp=32, d_vocab=VOCAB,
+                                  act_fn="relu", normalization_type=None, attn_only=attn_only, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = HookedTransformer(cfg)
+    g = torch.Generator().manual_seed(seed + 100)
+    with torch.no_grad():  # non-zero biases so the test sees them
+        for name, p in model.named_parameters():
+            if name.split(".")[-1].startswith("b_"):
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+    model.eval()
+    return model
+
+
+def rotated_copy(model: HookedTransformer, R: torch.Tensor) -> HookedTransformer:
+    """The same function in the residual basis x ↦ x R: every weight writing to the residual
+    stream is right-multiplied by R, every weight reading from it left-multiplied by Rᵀ
+    (no normalisation layers, so this is an exact symmetry)."""
+    R = R.float()
+    new = tiny_model(0, attn_only=model.cfg.attn_only)
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    for k in ("embed.W_E", "pos_embed.W_pos", "blocks.0.attn.b_O", "blocks.0.mlp.b_out"):
+        if k in sd:
+            sd[k] = sd[k] @ R
+    for k in ("blocks.0.attn.W_Q", "blocks.0.attn.W_K", "blocks.0.attn.W_V"):
+        sd[k] = torch.einsum("ji,hjk->hik", R, sd[k])  # Rᵀ W per head
+    sd["blocks.0.attn.W_O"] = sd["blocks.0.attn.W_O"] @ R
+    if "blocks.0.mlp.W_in" in sd:
+        sd["blocks.0.mlp.W_in"] = R.T @ sd["blocks.0.mlp.W_in"]
+        sd["blocks.0.mlp.W_out"] = sd["blocks.0.mlp.W_out"] @ R
+    sd["unembed.W_U"] = R.T @ sd["unembed.W_U"]
+    new.load_state_dict(sd)
+    new.eval()
+    return new
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    return torch.randint(0, VOCAB, (6, CTX), generator=torch.Generator().manual_seed(0))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_diff_of_means_planted():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 8, generator=g)
+    labels = torch.rand(4000, generator=g) < 0.3
+    planted = torch.tensor([3.0, -1.0, 0, 0, 0, 0, 0, 2.0])
+    x[labels] += planted
+    v = St.diff_of_means(x, labels)
+    expected = x[labels].double().mean(0) - x[~labels].double().mean(0)
+    torch.testing.assert_close(v, expected.float())
+    assert torch.allclose(v, planted, atol=0.15)
+    # explicit B mask, (batch, pos, d) input and numpy input
+    x3 = x.reshape(40, 100, 8)
+    v3 = St.diff_of_means(x3.numpy(), labels.reshape(40, 100).numpy(), (~labels).reshape(40, 100))
+    torch.testing.assert_close(v3, v)
+
+
+def test_diff_of_means_errors():
+    x = torch.randn(10, 3)
+    with pytest.raises(ValueError, match="mask_a selects no rows"):
+        St.diff_of_means(x, torch.zeros(10, dtype=torch.bool))
+    with pytest.raises(ValueError, match="one entry per activation row"):
+        St.diff_of_means(x, torch.ones(9, dtype=torch.bool))
+    with pytest.raises(ValueError, match="boolean"):
+        St.diff_of_means(x, torch.ones(10))
+
+
+def test_steering_changes_logits_by_exact_linear_amount(tokens):
+    """At the last residual site with no final norm, logits move by exactly alpha v W_U."""
+    model = tiny_model(0, attn_only=True)
+    v = torch.randn(D_MODEL, generator=torch.Generator().manual_seed(1))
+    alpha = 2.5
+    clean = St.run_with_steering(model, tokens, "blocks.0.hook_resid_post", None, 0.0)
+    steered = St.run_with_steering(model, tokens, "blocks.0.hook_resid_post", v, alpha)
+    torch.testing.assert_close(steered - clean, (alpha * v @ model.W_U).expand_as(clean), atol=1e-5, rtol=1e-5)
+    # only at position 3
+    pos3 = St.run_with_steering(model, tokens, "blocks.0.hook_resid_post", v, alpha, positions=3)
+    delta = pos3 - clean
+    torch.testing.assert_close(delta[:, 3], (alpha * v @ model.W_U).expand(tokens.shape[0], VOCAB), atol=1e-5, rtol=1e-5)
+    assert delta[:, [0, 1, 2, 4, 5, 6, 7]].abs().max() < 1e-6
+    # a behaviour measured on it
+    beh = St.logit_diff_behaviour(target=2, baseline=5)
+    eff = St.steering_effect(model, tokens, "blocks.0.hook_resid_post", v, alpha, beh)
+    assert eff == pytest.approx(float(alpha * v @ (model.W_U[:, 2] - model.W_U[:, 5]).detach()), abs=1e-4)
+
+
+def test_bad_site_and_dimension(tokens):
+    model = tiny_model(0, attn_only=True)
+    with pytest.raises(KeyError, match="hook_resid_nope"):
+        St.run_with_steering(model, tokens, "blocks.0.hook_resid_nope", torch.zeros(D_MODEL), 1.0)
+    with pytest.raises(ValueError, match="dimension 5"):
+        St.run_with_steering(model, tokens, "blocks.0.hook_resid_pre", torch.zeros(5), 1.0)
+
+
+@pytest.mark.parametrize("site", ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid", "blocks.0.hook_resid_post"])
+def test_transferred_vector_on_rotated_copy_has_identical_effect(tokens, site):
+    src = tiny_model(0)
+    R = haar(D_MODEL, 3)
+    tgt = rotated_copy(src, R)
+    torch.testing.assert_close(tgt(tokens), src(tokens), atol=1e-4, rtol=1e-4)  # same function
+    v = torch.randn(D_MODEL, generator=torch.Generator().manual_seed(2))
+    alpha = 3.0
+    steered_src = St.run_with_steering(src, tokens, site, v, alpha)
+    steered_tgt = St.run_with_steering(tgt, tokens, site, St.transfer_vector(v, R), alpha)
+    torch.testing.assert_close(steered_tgt, steered_src, atol=1e-4, rtol=1e-4)
+    beh = St.class_prob_behaviour(target=4, readout=slice(0, 6))
+    eff = St.transfer_effects(tgt, tokens, site, v_source=v, v_native=St.transfer_vector(v, R), R=R, alpha=alpha, behaviour=beh)
+    assert eff.transferred == pytest.approx(eff.native, abs=1e-6)
+    assert eff.regime_transferred == "clean"
+    assert eff.native == pytest.approx(St.steering_effect(src, tokens, site, v, alpha, beh), abs=1e-5)
+
+
+def test_fixed_subspace_predicts_unaligned_transfer(tokens):
+    """R = identity on the first 6 coordinates, Haar on the other 10: a vector in the fixed block
+    transfers unchanged (clean), one in the rotated block does not."""
+    R = torch.eye(D_MODEL, dtype=torch.float64)
+    R[6:, 6:] = haar(10, 4)
+    basis = St.fixed_subspace(R)
+    assert basis.shape == (6, D_MODEL)
+    torch.testing.assert_close(basis.double() @ basis.double().T, torch.eye(6, dtype=torch.float64), atol=1e-5, rtol=0)
+    assert float(basis[:, 6:].abs().max()) < 1e-5  # spans the identity block
+    src = tiny_model(0, attn_only=True)
+    tgt = rotated_copy(src, R)
+    site = "blocks.0.hook_resid_post"
+    v_in = torch.zeros(D_MODEL)
+    v_in[:6] = torch.randn(6, generator=torch.Generator().manual_seed(5))
+    v_out = torch.zeros(D_MODEL)
+    v_out[6:] = torch.randn(10, generator=torch.Generator().manual_seed(6))
+    assert St.fixed_subspace_overlap(v_in, basis) == pytest.approx(1.0, abs=1e-6)
+    assert St.fixed_subspace_overlap(v_out, basis) == pytest.approx(0.0, abs=1e-6)
+    assert St.rotation_cosine(v_in, R) == pytest.approx(1.0)
+    beh = St.logit_diff_behaviour(target=1)
+    e_in = St.transfer_effects(tgt, tokens, site, v_in, St.transfer_vector(v_in, R), R, 2.0, beh)
+    assert e_in.regime_unaligned == "clean" and e_in.ratio_unaligned == pytest.approx(1.0, abs=1e-4)
+    e_out = St.transfer_effects(tgt, tokens, site, v_out, St.transfer_vector(v_out, R), R, 2.0, beh)
+    assert e_out.regime_transferred == "clean"
+    assert e_out.ratio_unaligned == pytest.approx(
+        float(v_out @ (tgt.W_U[:, 1] - tgt.W_U[:, [0, 2, 3, 4, 5, 6, 7, 8, 9]].mean(1)))
+        / float((v_out @ R.float()) @ (tgt.W_U[:, 1] - tgt.W_U[:, [0, 2, 3, 4, 5, 6, 7, 8, 9]].mean(1))), abs=1e-3)
+
+
+def test_fixed_subspace_cases():
+    assert St.fixed_subspace(torch.eye(5)).shape == (5, 5)
+    assert St.fixed_subspace(haar(8, 0)).shape[0] == 0  # generic even-d rotation fixes nothing
+    assert St.fixed_subspace(haar(9, 0)).shape[0] == 1  # odd d: a forced +1 eigenvalue
+    P = torch.eye(6)[[1, 0, 2, 3, 5, 4]]  # swaps (0,1) and (4,5): fixed = e0+e1, e2, e3, e4+e5
+    assert St.fixed_subspace(P).shape[0] == 4
+    assert St.fixed_subspace_overlap(torch.ones(3), torch.zeros(0, 3)) == 0.0
+    with pytest.raises(ValueError, match="square"):
+        St.fixed_subspace(torch.zeros(3, 4))
+    with pytest.raises(ValueError, match=r"\(k, 4\)"):
+        St.fixed_subspace_overlap(torch.ones(4), torch.zeros(2, 3))
+
+
+@settings(deadline=None, max_examples=30)
+@given(k=st.integers(0, 7), seed=st.integers(0, 10**6))
+def test_fixed_subspace_dimension_property(k, seed):
+    """Block rotation diag(I_k, Q) with Q a generic rotation of even size: fixed dim == k."""
+    d = k + 2 * (1 + seed % 4)
+    R = torch.eye(d, dtype=torch.float64)
+    R[k:, k:] = haar(d - k, seed)
+    perm = torch.randperm(d, generator=torch.Generator().manual_seed(seed))
+    Rp = R[perm][:, perm]  # conjugate by a permutation: still a rotation with a k-dim fixed space
+    assert St.fixed_subspace(Rp, tol=1e-6).shape == (k, d)
+
+
+@settings(deadline=None, max_examples=50)
+@given(native=st.floats(0.01, 100) | st.floats(-100, -0.01), r=st.floats(-3, 3))
+def test_classify_transfer_thresholds(native, r):
+    got = St.classify_transfer(native, r * native)
+    r_eff = (r * native) / native
+    expected = "clean" if r_eff >= 0.7 else "partial" if r_eff >= 0.2 else "none" if r_eff > -0.2 else "inverted"
+    assert got == expected
+
+
+def test_classify_transfer_edges_and_config():
+    assert St.classify_transfer(1.0, 0.7) == "clean"
+    assert St.classify_transfer(1.0, 0.69) == "partial"
+    assert St.classify_transfer(1.0, 0.2) == "partial"
+    assert St.classify_transfer(1.0, 0.1) == "none"
+    assert St.classify_transfer(1.0, -0.1) == "none"
+    assert St.classify_transfer(1.0, -0.2) == "inverted"
+    assert St.classify_transfer(-2.0, 2.0) == "inverted"
+    assert St.classify_transfer(1.0, 0.6, clean_ratio=0.5) == "clean"
+    assert St.classify_transfer(1.0, 0.05, none_ratio=0.01) == "partial"
+    with pytest.raises(ValueError, match="nothing to transfer"):
+        St.classify_transfer(0.0, 1.0)
+    with pytest.raises(ValueError, match="none_ratio"):
+        St.classify_transfer(1.0, 1.0, clean_ratio=0.1, none_ratio=0.2)
+
+
+def test_transfer_vector_shapes():
+    R = haar(5, 1)
+    v = torch.randn(5)
+    torch.testing.assert_close(St.transfer_vector(v, R), (v.double() @ R).float())
+    assert St.transfer_vector(torch.randn(3, 5), R).shape == (3, 5)
+    assert isinstance(St.transfer_vector(np.ones(5), R.numpy()), torch.Tensor)
+    with pytest.raises(ValueError, match=r"\(4, 4\)"):
+        St.transfer_vector(torch.randn(4), R)
