@@ -105,22 +105,42 @@ class ChapterResults:
         op: str,
         paper_value: Any = None,
         description: str = "",
+        strict_threshold: float | None = None,
+        strict_op: str | None = None,
+        strict_description: str = "",
+        p_value: float | None = None,
     ) -> bool:
-        """Record a pass/fail claim: ``passed = value <op> threshold``. Returns ``passed``."""
+        """Record a pass/fail claim: ``passed = value <op> threshold``. Returns ``passed``.
+
+        ``threshold``/``op`` are the paper's criterion; ``strict_threshold``/``strict_op`` (and a
+        description) our stricter version of it, when we have one. ``p_value`` attaches the
+        calibrated p-value of the test behind the claim, when there is one.
+        """
         if op not in _OPS:
             raise ValueError(f"op must be one of {sorted(_OPS)}, got {op!r}")
+        if strict_op is not None and strict_op not in _OPS:
+            raise ValueError(f"strict_op must be one of {sorted(_OPS)}, got {strict_op!r}")
         v = float(value)
         passed = bool(_OPS[op](v, float(threshold))) if not math.isnan(v) else False
-        self.data["claims"][name] = _plain(
-            {
-                "value": v,
-                "threshold": threshold,
-                "op": op,
-                "passed": passed,
-                "paper_value": paper_value,
-                "description": description,
-            }
-        )
+        entry: dict[str, Any] = {
+            "value": v,
+            "threshold": threshold,
+            "op": op,
+            "passed": passed,
+            "paper_value": paper_value,
+            "description": description,
+        }
+        if strict_threshold is not None:
+            sop = strict_op or op
+            entry.update(
+                strict_threshold=strict_threshold,
+                strict_op=sop,
+                strict_passed=bool(_OPS[sop](v, float(strict_threshold))) if not math.isnan(v) else False,
+                strict_description=strict_description,
+            )
+        if p_value is not None:
+            entry["p_value"] = float(p_value)
+        self.data["claims"][name] = _plain(entry)
         self._write()
         return passed
 
