@@ -19,10 +19,14 @@ want="$(cat "$ROOT"/requirements.txt "$ROOT"/requirements-nodeps.txt "$ROOT"/pyp
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[polyrot] installing pinned requirements (first run: a few minutes, ~2 GB)"
   t0=$(date +%s)
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "pip==26.3"
-  "$VENV/bin/python" -m pip install --quiet -r "$ROOT/requirements.txt"
-  "$VENV/bin/python" -m pip install --quiet --no-deps -r "$ROOT/requirements-nodeps.txt"
-  "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$ROOT"
+  log="$VENV/.polyrot-install.log"
+  : > "$log"
+  pipi() { "$VENV/bin/python" -m pip install --disable-pip-version-check "$@" >>"$log" 2>&1 \
+             || { echo "[polyrot] pip install $* failed; the last lines of $log:" >&2; tail -40 "$log" >&2; exit 1; }; }
+  pipi "pip==26.3"
+  pipi -r "$ROOT/requirements.txt"
+  pipi --no-deps -r "$ROOT/requirements-nodeps.txt"
+  pipi --no-deps --no-build-isolation -e "$ROOT"
   echo "$want" > "$stamp"
   echo "[polyrot] environment ready in $(( $(date +%s) - t0 )) s ($(du -sh "$VENV" | cut -f1))"
 fi
