@@ -363,7 +363,16 @@ def build_book(
     for key in overrides:
         if key != "*":
             resolve_notebook(key, root)
-    timings: dict[str, Any] = {"profile": profile, "notebooks": {}, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    from .cache import cache_root
+
+    timings: dict[str, Any] = {
+        "profile": profile,
+        "notebooks": {},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "cache_dir": str(cache_root()),
+        "cache_entries_at_start": sum(1 for p in cache_root().glob("*/*") if p.is_dir()),
+        "machine": _machine_summary(),
+    }
     total_start = time.perf_counter()
     for stem in stems:
         declared = declared_parameters(stem, root)
@@ -389,6 +398,22 @@ def build_book(
     return timings
 
 
+def _machine_summary() -> dict[str, Any]:
+    """What the timings were measured on: CPU count, torch threads, GPU if any."""
+    import platform
+
+    info: dict[str, Any] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:  # pragma: no cover
+        pass
+    return info
+
+
 # ----------------------------------------------------------------------------- CLI
 def _parse_overrides(pairs: Iterable[Sequence[str]]) -> dict[str, Any]:
     return {name: coerce_cli_value(value) for name, value in pairs}
@@ -406,6 +431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_build.add_argument("--build-dir", type=Path, default=None, help="output folder (default _build)")
     p_build.add_argument("--no-render", action="store_true", help="execute only; do not render HTML")
     p_build.add_argument("--no-strict", action="store_true", help="do not treat Sphinx warnings as errors")
+    p_build.add_argument("--cache-dir", type=Path, default=None,
+                         help="artifact cache for this build (default $POLYROT_CACHE or .cache/polyrot); "
+                              "an empty folder measures a cold build")
 
     p_run = sub.add_parser("run", help="execute one chapter (no rendering)")
     p_run.add_argument("notebook")
@@ -413,6 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     p_run.add_argument("--build-dir", type=Path, default=None)
     p_run.add_argument("--log-output", action="store_true", help="stream the notebook's output")
+    p_run.add_argument("--cache-dir", type=Path, default=None, help="artifact cache (default $POLYROT_CACHE or .cache/polyrot)")
 
     p_render = sub.add_parser("render", help="render already executed notebooks")
     p_render.add_argument("--build-dir", type=Path, default=None)
@@ -423,6 +452,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_params.add_argument("notebook")
 
     args = parser.parse_args(argv)
+    if getattr(args, "cache_dir", None) is not None:
+        args.cache_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["POLYROT_CACHE"] = str(args.cache_dir.resolve())
     try:
         if args.command == "build":
             over: dict[str, dict[str, Any]] = {}
