@@ -146,6 +146,7 @@ passed = results.claim(
     threshold=1e-6,
     op="<=",
     description="a planted Haar rotation is recovered to float precision from noiseless data",
+    kind="check",
 )
 print(f"Noiseless recovery error: {err:.2e} (threshold 1e-6: {'pass' if passed else 'FAIL'}).")
 print(f"At noise 0.1 the fitted map explains {sweep[noise_levels.index(0.1)]['ev']:.4f} of the held-out target" if 0.1 in noise_levels else "")

@@ -231,9 +231,9 @@ print("Figure: errors of the planted-rotation pipeline per residual site, float6
 held = acc[acc.split == "heldout"]
 ood = acc[acc.split == "ood"]
 results.claim("heldout_type_depth_accuracy_min", value=float(held[["acc_type", "acc_depth"]].min().min()),
-              threshold=0.99, op=">=", description="every seed reaches >= 99% held-out accuracy on type and depth")
+              threshold=0.99, op=">=", description="every seed reaches >= 99% held-out accuracy on type and depth", kind="check")
 results.claim("heldout_invalid_accuracy_min", value=float(held.acc_invalid.min()), threshold=0.99, op=">=",
-              description="every seed reaches >= 99% held-out accuracy on the sticky invalid flag")
+              description="every seed reaches >= 99% held-out accuracy on the sticky invalid flag", kind="check")
 kl_max = float(agree.kl_ab.max())
 results.claim("cross_seed_kl_max", value=kl_max, threshold=1e-4, op="<=", paper_value=1.74e-4,
               description="largest mean KL (nats) between two seeds of a cohort on any readout (paper's bar B: 1e-4)")
@@ -242,10 +242,10 @@ results.claim("cross_seed_top1_min", value=top1_min, threshold=0.99, op=">=",
               description="smallest top-1 agreement between two seeds of a cohort on any readout")
 lp_err = float(planted.logprob_err.max())
 results.claim("planted_same_logprobs", value=lp_err, threshold=1e-9, op="<=",
-              description="rotate_residual with a Haar R leaves every log-probability unchanged (float64)")
+              description="rotate_residual with a Haar R leaves every log-probability unchanged (float64)", kind="check")
 sub_err = float(planted.R_err_subspace.max())
 results.claim("planted_R_recovered", value=sub_err, threshold=1e-6, op="<=",
-              description="Procrustes recovers the planted R on the span of the activations at every site")
+              description="Procrustes recovers the planted R on the span of the activations at every site", kind="check")
 full = planted[planted["rank"] == 64]
 full_err = float(full.R_err.max()) if len(full) else float("nan")
 results.record("planted_R_err_full_rank_sites", full_err)

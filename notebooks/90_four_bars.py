@@ -48,7 +48,7 @@ results = ChapterResults("90_four_bars", params=dict(profile=profile))
 if table.empty:
     display(Markdown("*No chapter has recorded a claim yet: build the other chapters first.*"))
 else:
-    cols = ["rung", "chapter", "description", "paper", "ours", "criterion", "verdict",
+    cols = ["rung", "kind", "chapter", "description", "paper", "ours", "criterion", "verdict",
             "strict_criterion", "strict_verdict", "p_value"]
     display(table[cols].style.hide(axis="index").map(
         lambda v: "color: #b00020; font-weight: bold" if v == "FAIL" else ("color: #1b5e20" if v == "pass" else ""),

@@ -53,6 +53,7 @@ def claims_table(directory: Path | str | None = None, exclude: tuple[str, ...] =
                 "strict_verdict": ("pass" if c.get("strict_passed") else "FAIL") if "strict_threshold" in c else "—",
                 "p_value": _fmt(c.get("p_value")),
                 "profile": data.get("profile"),
+                "kind": c.get("kind", "paper"),
             })
     return rows
 
@@ -66,4 +67,47 @@ def verdict_counts(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
         c["pass" if r["verdict"] == "pass" else "fail"] += 1
         if r["strict_verdict"] != "—":
             c["strict_pass" if r["strict_verdict"] == "pass" else "strict_fail"] += 1
+    return out
+
+
+def _sentence(r: dict[str, Any]) -> str:
+    desc = r["description"] or r["claim"]
+    strict = "" if r["strict_verdict"] == "—" else f"; our stricter criterion ({r['strict_criterion']}): {r['strict_verdict']}"
+    p = "" if r["p_value"] == "—" else f"; p = {r['p_value']}"
+    paper = "" if r["paper"] == "—" else f" (paper: {r['paper']})"
+    return (f"**{desc}** — {r['rung']}, chapter `{r['chapter']}`: ours {r['ours']}{paper}, "
+            f"paper's criterion {r['criterion']}: {r['verdict']}{strict}{p}.")
+
+
+def conclusion_groups(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Sort claim rows into replicated / paper_only / failed (the paper's claims) and
+    checks_passed / checks_failed (our instrument checks), as one sentence each."""
+    groups: dict[str, list[str]] = {"replicated": [], "paper_only": [], "failed": [], "checks_passed": [],
+                                    "checks_failed": []}
+    for r in rows:
+        if r.get("kind") == "check":
+            groups["checks_passed" if r["verdict"] == "pass" else "checks_failed"].append(_sentence(r))
+        elif r["verdict"] != "pass":
+            groups["failed"].append(_sentence(r))
+        elif r["strict_verdict"] == "FAIL":
+            groups["paper_only"].append(_sentence(r))
+        else:
+            groups["replicated"].append(_sentence(r))
+    return groups
+
+
+def open_questions(rows: list[dict[str, Any]], profile: str | None) -> list[str]:
+    """What a build with these results did not test, derived from the profile and the rows."""
+    chapters = {r["chapter"] for r in rows}
+    out = []
+    if profile != "paper":
+        out.append(f"This build ran the `{profile}` profile: small models and budgets on a CPU. "
+                   "The `paper` profile (the paper's training budgets, d_model 512 stand-ins, GPU) may change "
+                   "numbers that depend on how well the models are trained.")
+    if not any(c.startswith("2") for c in chapters):
+        out.append("The Pythia rung recorded no claims in this build.")
+    out.append("The real PolyPythias need a Hugging Face cache or network (`use_hub: true`); the offline default "
+               "analyses locally trained GPT-NeoX stand-ins with Pythia-70m's architecture choices, which are "
+               "much weaker language models than Pythia-70m.")
+    out.append("Frontier-scale (10B+) replication remains open, as the paper itself says.")
     return out

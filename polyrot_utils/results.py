@@ -109,13 +109,18 @@ class ChapterResults:
         strict_op: str | None = None,
         strict_description: str = "",
         p_value: float | None = None,
+        kind: str = "paper",
     ) -> bool:
         """Record a pass/fail claim: ``passed = value <op> threshold``. Returns ``passed``.
 
         ``threshold``/``op`` are the paper's criterion; ``strict_threshold``/``strict_op`` (and a
         description) our stricter version of it, when we have one. ``p_value`` attaches the
-        calibrated p-value of the test behind the claim, when there is one.
+        calibrated p-value of the test behind the claim, when there is one. ``kind`` is
+        ``"paper"`` for a claim the paper makes and ``"check"`` for one of our own instrument or
+        sanity checks (planted answers, controls), which the verdict table lists apart.
         """
+        if kind not in ("paper", "check"):
+            raise ValueError(f"kind must be 'paper' or 'check', got {kind!r}")
         if op not in _OPS:
             raise ValueError(f"op must be one of {sorted(_OPS)}, got {op!r}")
         if strict_op is not None and strict_op not in _OPS:
@@ -129,6 +134,7 @@ class ChapterResults:
             "passed": passed,
             "paper_value": paper_value,
             "description": description,
+            "kind": kind,
         }
         if strict_threshold is not None:
             sop = strict_op or op
