@@ -1,0 +1,159 @@
+"""Scores shared by the chapters: reconstruction, dictionary similarity, output agreement.
+
+- :func:`explained_variance` — EV = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖² (DESIGN.md §3), x̄ the mean of
+  the evaluated activations ``x``. 0 is "predict the mean", negative is worse than that.
+- :func:`mean_max_cosine`, :func:`matched_cosine` — similarity of two SAE decoder dictionaries
+  given as ``(n_features, d)`` rows (one feature direction per row).
+- :func:`kl_divergence`, :func:`top1_agreement` — do two models say the same thing? Logits are
+  ``(..., vocab)``; every leading index is a position.
+
+All functions accept numpy arrays or torch tensors (any device), compute in float64, and return
+Python floats. Bad input raises ``ValueError`` naming the argument.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+__all__ = ["explained_variance", "mean_max_cosine", "matched_cosine", "kl_divergence", "top1_agreement"]
+
+
+def _t64(x: Any, name: str, min_ndim: int = 1) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    elif isinstance(x, np.ndarray):
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(x))
+    else:
+        raise ValueError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
+    if t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"{name} must be real-valued, got dtype {t.dtype}")
+    if t.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimensions, got shape {tuple(t.shape)}")
+    t = t.to(torch.float64)
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return t
+
+
+def explained_variance(x: ArrayLike, x_hat: ArrayLike) -> float:
+    """EV of ``x`` by ``x_hat``: ``1 − Σ‖x − x̂‖² / Σ‖x − x̄‖²``, x̄ the row mean of ``x``.
+
+    Args:
+        x: the evaluated activations, ``(n, d)`` or ``(..., d)`` (leading dims are flattened).
+        x_hat: a reconstruction / prediction of the same shape.
+
+    Returns ``nan``-free float; raises ``ValueError`` if ``x`` has zero variance.
+    """
+    a = _t64(x, "x", 2)
+    b = _t64(x_hat, "x_hat", 2).to(a.device)
+    if a.shape != b.shape:
+        raise ValueError(f"x and x_hat must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    a = a.reshape(-1, a.shape[-1])
+    b = b.reshape(-1, b.shape[-1])
+    if a.shape[0] < 2:
+        raise ValueError(f"x needs at least 2 rows to have a variance, got {a.shape[0]}")
+    total = float(((a - a.mean(0, keepdim=True)) ** 2).sum())
+    if total == 0.0:
+        raise ValueError("x has zero variance; explained variance is undefined")
+    resid = float(((a - b) ** 2).sum())
+    return 1.0 - resid / total
+
+
+def _unit_rows(d: torch.Tensor, name: str) -> torch.Tensor:
+    norms = d.norm(dim=1, keepdim=True)
+    if bool((norms == 0).any()):
+        raise ValueError(f"{name} has an all-zero row (feature); cosine is undefined")
+    return d / norms
+
+
+def _dicts(d1: Any, d2: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    a = _t64(d1, "D1", 2)
+    b = _t64(d2, "D2", 2).to(a.device)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"D1 and D2 must be 2-D (n_features, d); got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"D1 and D2 must have the same d (columns); got {a.shape[1]} and {b.shape[1]}")
+    return _unit_rows(a, "D1"), _unit_rows(b, "D2")
+
+
+def mean_max_cosine(D1: ArrayLike, D2: ArrayLike, absolute: bool = False) -> float:
+    """Mean over rows of ``D1`` of the best cosine with any row of ``D2`` (not one-to-one).
+
+    Dictionaries are ``(n_features, d)``: each row is a decoder direction. ``absolute=True``
+    scores |cos| (sign-blind). Not symmetric in its arguments.
+    """
+    a, b = _dicts(D1, D2)
+    cos = a @ b.T
+    if absolute:
+        cos = cos.abs()
+    return float(cos.max(dim=1).values.mean())
+
+
+def matched_cosine(D1: ArrayLike, D2: ArrayLike, absolute: bool = False, return_matching: bool = False) -> Any:
+    """Mean cosine over a one-to-one matching of rows of ``D1`` to rows of ``D2``.
+
+    The matching maximises the total cosine (linear assignment,
+    ``scipy.optimize.linear_sum_assignment``); with unequal sizes, ``min(n1, n2)`` pairs are
+    matched. ``return_matching=True`` also returns ``(rows, cols, cosines)`` numpy arrays.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    a, b = _dicts(D1, D2)
+    cos = (a @ b.T).cpu().numpy()
+    score = np.abs(cos) if absolute else cos
+    rows, cols = linear_sum_assignment(score, maximize=True)
+    vals = score[rows, cols]
+    mean = float(vals.mean())
+    if return_matching:
+        return mean, (rows, cols, vals)
+    return mean
+
+
+def _logits_pair(logits_p: Any, logits_q: Any, mask: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    p = _t64(logits_p, "logits_p", 1)
+    q = _t64(logits_q, "logits_q", 1).to(p.device)
+    if p.shape != q.shape:
+        raise ValueError(f"logits_p and logits_q must have the same shape (..., vocab); got {tuple(p.shape)} and {tuple(q.shape)}")
+    m = None
+    if mask is not None:
+        m = torch.as_tensor(np.asarray(mask) if isinstance(mask, np.ndarray) else mask).to(p.device)
+        if m.shape != p.shape[:-1]:
+            raise ValueError(f"mask must have the logits' leading shape {tuple(p.shape[:-1])}, got {tuple(m.shape)}")
+        m = m.to(torch.bool)
+        if not bool(m.any()):
+            raise ValueError("mask selects no positions")
+    return p, q, m
+
+
+def _masked_mean(v: torch.Tensor, m: torch.Tensor | None) -> float:
+    if m is None:
+        return float(v.mean())
+    return float(v[m].mean())
+
+
+def kl_divergence(logits_p: ArrayLike, logits_q: ArrayLike, mask: ArrayLike | None = None) -> float:
+    """Mean over positions of KL(p ‖ q) in nats, p = softmax(logits_p), q = softmax(logits_q).
+
+    Args:
+        logits_p, logits_q: ``(..., vocab)``; every leading index is one position.
+        mask: optional boolean ``(...)`` (the leading shape): average only where True.
+    """
+    p, q, m = _logits_pair(logits_p, logits_q, mask)
+    lp = torch.log_softmax(p, dim=-1)
+    lq = torch.log_softmax(q, dim=-1)
+    kl = (lp.exp() * (lp - lq)).sum(-1).clamp_min(0.0)
+    return _masked_mean(kl, m)
+
+
+def top1_agreement(logits_p: ArrayLike, logits_q: ArrayLike, mask: ArrayLike | None = None) -> float:
+    """Fraction of positions where the two models' argmax tokens agree (``(..., vocab)`` logits)."""
+    p, q, m = _logits_pair(logits_p, logits_q, mask)
+    agree = (p.argmax(-1) == q.argmax(-1)).to(torch.float64)
+    return _masked_mean(agree, m)
