@@ -151,3 +151,46 @@ passed = results.claim(
 print(f"Noiseless recovery error: {err:.2e} (threshold 1e-6: {'pass' if passed else 'FAIL'}).")
 print(f"At noise 0.1 the fitted map explains {sweep[noise_levels.index(0.1)]['ev']:.4f} of the held-out target" if 0.1 in noise_levels else "")
 print(f"With n = {size_curve[-1]['n_fit']} samples at noise 0.1 the relative error is {size_curve[-1]['rel_error']:.4f}.")
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{admonition} Exercise 1 — the reflection trap
+# Plant a matrix with determinant $-1$ (flip one column of $R_\star$) and fit it with
+# `procrustes.fit_rotation(X, Y)` and with `special=False`. Which one recovers it, and why can the
+# default not?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# `special=True` (the default) restricts the fit to $\mathrm{SO}(d)$ by the Kabsch correction, so
+# it returns the closest *proper* rotation: it flips the last singular direction and misses the
+# planted reflection by a rank-one error. `special=False` fits over $\mathrm{O}(d)$ and recovers it
+# exactly. The paper's public code fits over $\mathrm{O}(d)$ (no determinant fix), so some of its
+# "rotations" are reflections.
+# :::
+#
+# :::{admonition} Exercise 2 — why centre?
+# Add a large common offset to the target only (`Y + 5`) and compare `fit_rotation(X, Y, center=False)`
+# with the default `center=True` on held-out data.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# Without centring, the fit must explain the offset with a rotation, which it cannot: the mean
+# direction drags $\hat R$ away from $R_\star$. Centring removes each side's mean first, so the
+# offset is handled by the means in `AlignmentMap.apply` and $\hat R$ is unaffected. A model's mean
+# activation is not a rotation's business.
+# :::
+#
+# :::{admonition} Exercise 3 — the sample-size curve
+# Rerun this chapter with `-p d 256`. Does the error at $n = 2d$ change? Explain with the number of
+# equations ($nd$) versus parameters ($d(d-1)/2$).
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# The relative error at a fixed ratio $n/d$ stays about the same: each sample gives $d$ equations,
+# so $n$ samples give $nd$ equations for $d(d-1)/2$ unknowns, a ratio of about $2n/d$ that does
+# not depend on $d$ once $n$ scales with $d$.
+# :::

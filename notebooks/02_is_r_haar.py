@@ -274,3 +274,46 @@ print(
     + ", ".join(f"{tables[d].set_index('alternative').loc['haar', 'frobenius_0.1pct']:.2f} (d = {d})" for d in dims)
     + "."
 )
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{admonition} Exercise 1 — a statistic without power
+# Show that $\lVert R - I\rVert_F^2 = 2d - 2\,\mathrm{tr}\,R$ for any orthogonal $R$. What does this
+# say about a test built on $\lVert R-I\rVert_F \approx \sqrt{2d}$?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# $\lVert R - I\rVert_F^2 = \mathrm{tr}(R^\top R) - 2\,\mathrm{tr}\,R + \mathrm{tr}\,I = 2d - 2\,\mathrm{tr}\,R$.
+# The statistic only sees the trace. Any orthogonal matrix with trace near 0 — a random signed
+# permutation, a rotation with two invariant halves — passes exactly like a Haar rotation, so
+# matching $\sqrt{2d}$ "to 0.1%" carries almost no information about Haar-ness.
+# :::
+#
+# :::{admonition} Exercise 2 — why the iid KS test says p ≈ 1
+# The KS test assumes the $N$ angles are independent draws from $\rho$. Haar eigenangles repel
+# each other. Would you expect the empirical CDF of one Haar matrix's angles to be *closer* to or
+# *farther from* $\rho$ than $N$ independent draws? What does that do to the p-value?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# Closer: repulsion spreads the angles evenly (their number variance grows only logarithmically),
+# so the empirical CDF hugs $\rho$ much more tightly than iid draws would, and the KS statistic is
+# far smaller than its iid null predicts. The p-value is then pushed towards 1 for Haar matrices —
+# and for many non-Haar ones too. Calibrating the statistic against Haar samples of the same $d$
+# fixes the null.
+# :::
+#
+# :::{admonition} Exercise 3 — build an alternative the paper's tests cannot see
+# Using `haar.block_diagonal_rotation` (or two independent Haar blocks), make a rotation that
+# leaves two halves of the space invariant. Run `haar.haar_test` and `haar.paper_ks_test` on it.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# Each block is Haar on its half, so the angle histogram and the trace look Haar: the paper's
+# checks pass. The calibrated entry statistics see that half the entries are exactly 0 (the
+# off-diagonal blocks), and the combined p-value rejects.
+# :::

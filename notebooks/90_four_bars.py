@@ -61,6 +61,34 @@ else:
 # %%
 counts = verdict_counts(rows)
 display(pd.DataFrame(counts).T if counts else Markdown("*nothing recorded*"))
+
+# %% [markdown]
+# The same counts as a picture: for each rung, how many claims clear the paper's bar (left bar)
+# and ours (right bar). Grey: claims that have no stricter version.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+if counts:
+    rungs = list(counts)
+    x = np.arange(len(rungs))
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    p_pass = [counts[r]["pass"] for r in rungs]
+    p_fail = [counts[r]["fail"] for r in rungs]
+    s_pass = [counts[r]["strict_pass"] for r in rungs]
+    s_fail = [counts[r]["strict_fail"] for r in rungs]
+    s_none = [counts[r]["claims"] - counts[r]["strict_pass"] - counts[r]["strict_fail"] for r in rungs]
+    ax.bar(x - 0.2, p_pass, 0.38, color="#2e7d32", label="pass")
+    ax.bar(x - 0.2, p_fail, 0.38, bottom=p_pass, color="#c62828", label="fail")
+    ax.bar(x + 0.2, s_pass, 0.38, color="#2e7d32")
+    ax.bar(x + 0.2, s_fail, 0.38, bottom=s_pass, color="#c62828")
+    ax.bar(x + 0.2, s_none, 0.38, bottom=np.add(s_pass, s_fail), color="#bdbdbd", label="no stricter test")
+    ax.set_xticks(x, [f"{r}\n(paper's bar | ours)" for r in rungs])
+    ax.set_ylabel("number of claims")
+    ax.set_title("Claims clearing the paper's criterion and our stricter one, per rung")
+    ax.legend(frameon=False)
+    plt.show()
 results.record("verdict_counts", counts)
 results.record("n_claims", len(rows))
 results.record("n_pass_paper_bar", sum(r["verdict"] == "pass" for r in rows))

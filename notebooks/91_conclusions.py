@@ -39,6 +39,22 @@ results = ChapterResults("91_conclusions", params=dict(profile=profile))
 results.record("group_sizes", {k: len(v) for k, v in groups.items()})
 
 # %% [markdown]
+# At a glance: how the paper's claims, and our own instrument checks, fall into the groups below.
+
+# %%
+import matplotlib.pyplot as plt
+
+labels = {"replicated": "replicated", "paper_only": "paper's bar only", "failed": "did not replicate",
+          "checks_passed": "our checks: pass", "checks_failed": "our checks: fail"}
+colors = ["#2e7d32", "#f9a825", "#c62828", "#90caf9", "#6a1b9a"]
+fig, ax = plt.subplots(figsize=(7, 2.8))
+ax.barh([labels[k] for k in labels], [len(groups[k]) for k in labels], color=colors)
+ax.invert_yaxis()
+ax.set_xlabel("number of recorded claims")
+ax.set_title("Where every recorded claim of this build lands")
+plt.show()
+
+# %% [markdown]
 # ## Replicated
 # Claims that hold in our data under the paper's criterion and under ours.
 
