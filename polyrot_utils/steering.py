@@ -313,3 +313,149 @@ __all__ = [
     "transfer_effects",
     "transfer_vector",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# steering experiments on the Dyck-3 toy (appended: contrasts, behaviours, a transfer table)
+# --------------------------------------------------------------------------------------------
+
+#: Interpretable contrasts of the Dyck-3 task. Each names the two groups of positions whose
+#: residual means give ``v = mean(A) − mean(B)``, the readout it should move, and the classes whose
+#: mean logit minus the other group's mean logit is the behaviour, measured at the B positions
+#: (where adding ``v`` should push the readout from B towards A).
+DYCK_CONTRASTS: dict[str, dict[str, Any]] = {
+    "closer": dict(readout="type", classes_a=(4, 6, 8), classes_b=(3, 5, 7),
+                   description="closing vs opening bracket token; type readout: closer − opener logits at openers"),
+    "depth": dict(readout="depth", classes_a=(3, 4, 5, 6, 7, 8), classes_b=(0, 1),
+                  description="depth ≥ 3 vs depth ≤ 1; depth readout: high − low depth logits at depth ≤ 1"),
+    "invalid": dict(readout="invalid", classes_a=(1,), classes_b=(0,),
+                    description="invalid vs valid prefix; invalid readout: logit[1] − logit[0] at valid prefixes"),
+}
+
+
+def dyck_contrast_masks(split: Any, contrast: str) -> tuple[Tensor, Tensor]:
+    """``(mask_a, mask_b)``, each ``(n, T)`` bool over the non-PAD positions of a
+    :class:`polyrot_utils.dyck.DyckSplit`, for one of :data:`DYCK_CONTRASTS`."""
+    from . import dyck
+
+    if contrast not in DYCK_CONTRASTS:
+        raise ValueError(f"contrast must be one of {sorted(DYCK_CONTRASTS)}, got {contrast!r}")
+    m = split.mask
+    if contrast == "closer":
+        return m & torch.isin(split.tokens, torch.tensor(dyck.CLOSERS)), m & torch.isin(split.tokens, torch.tensor(dyck.OPENERS))
+    if contrast == "depth":
+        d = split.labels["depth"]
+        return m & (d >= 3), m & (d >= 0) & (d <= 1)
+    inv = split.labels["invalid"]
+    return m & (inv == 1), m & (inv == 0)
+
+
+def group_logit_diff_behaviour(classes_a: Sequence[int], classes_b: Sequence[int], readout: slice | None = None,
+                               mask: Tensor | None = None) -> Behaviour:
+    """Behaviour: mean logit of ``classes_a`` minus mean logit of ``classes_b`` (indices within the
+    ``readout`` slice of the last dim), at the ``mask`` positions (``(batch, pos)`` bool)."""
+    ia, ib = list(classes_a), list(classes_b)
+    if not ia or not ib:
+        raise ValueError("classes_a and classes_b must be non-empty")
+
+    def f(logits: Tensor) -> Tensor:
+        z = logits[..., readout] if readout is not None else logits
+        diff = z[..., ia].float().mean(-1) - z[..., ib].float().mean(-1)
+        return diff[mask.to(diff.device)] if mask is not None else diff
+
+    return f
+
+
+def dyck_contrast_behaviour(split: Any, contrast: str) -> Behaviour:
+    """The behaviour of :data:`DYCK_CONTRASTS` ``[contrast]`` on ``split``, at its B positions."""
+    from .models import READOUT_SLICES
+
+    spec = DYCK_CONTRASTS[contrast]
+    lo, hi = READOUT_SLICES[spec["readout"]]
+    _, mask_b = dyck_contrast_masks(split, contrast)
+    return group_logit_diff_behaviour(spec["classes_a"], spec["classes_b"], slice(lo, hi), mask_b)
+
+
+def steering_transfer_rows(
+    models: dict[Any, Any],
+    fit_split: Any,
+    eval_split: Any,
+    site: str,
+    pairs: Sequence[tuple[Any, Any]],
+    contrasts: Sequence[str] = tuple(DYCK_CONTRASTS),
+    *,
+    alpha: float = 1.0,
+    fixed_tol: float = 0.5,
+    batch_size: int = 256,
+    **thresholds: float,
+) -> list[dict[str, Any]]:
+    """Cross-seed steering transfer on Dyck-3 models: one row per (source, target, contrast).
+
+    Per model, diff-of-means vectors at ``site`` from ``fit_split``'s positions
+    (:func:`dyck_contrast_masks`); per pair ``R`` = centred SO(d) Procrustes of the source's
+    ``fit_split`` activations onto the target's (``x_src @ R ≈ x_tgt``). On ``eval_split`` (other
+    strings) the behaviour change (:func:`dyck_contrast_behaviour`) caused by adding ``alpha · u``
+    at every position of the target, for
+
+    - ``native``: ``u = v_tgt`` (the target's own vector);
+    - ``unaligned``: ``u = v_src`` as is (the paper's protocol: the same coordinates, same size);
+    - ``transferred``: ``u = v_src @ R``;
+    - ``unaligned_normed`` / ``transferred_normed``: the same directions rescaled to ``‖v_tgt‖``,
+      which separates "wrong direction" from "wrong dose" (seeds' residual streams differ in scale).
+
+    ``ratio_<x> = <x> / native`` and ``regime_<x>`` (:func:`classify_transfer`, ``thresholds``;
+    "n/a" when the native effect is ~0). Predictors: ``overlap`` = :func:`fixed_subspace_overlap`
+    of ``v_src`` with :func:`fixed_subspace` ``(R, fixed_tol)`` (directions R moves by at most
+    ``fixed_tol`` of their length; ``fixed_dim`` its dimension), ``rotation_cosine`` = cos(v_src,
+    v_src R), ``cos_native`` = cos(v_src, v_tgt), ``cos_transferred`` = cos(v_src R, v_tgt),
+    ``norm_ratio`` = ‖v_src‖ / ‖v_tgt‖.
+    """
+    from .activations import collect_activations
+    from .procrustes import fit_rotation
+
+    acts = {k: collect_activations(m, fit_split.tokens, [site], batch_size=batch_size, mask=fit_split.mask)[site]
+            for k, m in models.items()}
+    vecs: dict[tuple[Any, str], Tensor] = {}
+    for c in contrasts:
+        ma, mb = dyck_contrast_masks(fit_split, c)
+        for k in models:
+            vecs[(k, c)] = diff_of_means(acts[k], ma[fit_split.mask], mb[fit_split.mask])
+    behaviours = {c: dyck_contrast_behaviour(eval_split, c) for c in contrasts}
+    tokens = eval_split.tokens
+    clean = {k: run_with_steering(models[k], tokens, site, None, 0.0) for k in {t for _, t in pairs}}
+    native: dict[tuple[Any, str], float] = {}
+    rows = []
+    for src, tgt in pairs:
+        R = torch.as_tensor(fit_rotation(acts[src].double(), acts[tgt].double())).float()
+        basis = fixed_subspace(R, fixed_tol)
+        for c in contrasts:
+            v_s, v_t = vecs[(src, c)], vecs[(tgt, c)]
+
+            def effect(u: Tensor) -> float:
+                return steering_effect(models[tgt], tokens, site, u, alpha, behaviours[c], clean_logits=clean[tgt])
+
+            if (tgt, c) not in native:
+                native[(tgt, c)] = effect(v_t)
+            v_r = transfer_vector(v_s, R)
+            scale = float(v_t.norm() / v_s.norm().clamp_min(1e-30))
+            eff = {"native": native[(tgt, c)], "unaligned": effect(v_s), "transferred": effect(v_r),
+                   "unaligned_normed": effect(v_s * scale), "transferred_normed": effect(v_r * scale)}
+            row = {"source": src, "target": tgt, "site": site, "contrast": c, "alpha": alpha,
+                   "v_norm": float(v_s.norm()), "norm_ratio": 1.0 / scale, "fixed_dim": int(basis.shape[0]),
+                   "overlap": fixed_subspace_overlap(v_s, basis), "rotation_cosine": rotation_cosine(v_s, R),
+                   "cos_native": float(torch.nn.functional.cosine_similarity(v_s.double(), v_t.double(), dim=0)),
+                   "cos_transferred": float(torch.nn.functional.cosine_similarity(v_r.double(), v_t.double(), dim=0)),
+                   **eff}
+            for k in ("unaligned", "transferred", "unaligned_normed", "transferred_normed"):
+                row[f"ratio_{k}"] = eff[k] / eff["native"] if eff["native"] != 0 else float("nan")
+                try:
+                    row[f"regime_{k}"] = classify_transfer(eff["native"], eff[k], **thresholds)
+                except ValueError:
+                    row[f"regime_{k}"] = "n/a"
+            rows.append(row)
+    return rows
+
+
+__all__ += [
+    "DYCK_CONTRASTS", "dyck_contrast_behaviour", "dyck_contrast_masks", "group_logit_diff_behaviour", "steering_transfer_rows",
+]
