@@ -55,48 +55,7 @@ def load_acts(path: Path) -> torch.Tensor:
     return torch.from_numpy(arr)
 
 
-def run_saelens(x_train: torch.Tensor, x_eval: torch.Tensor, *, d_sae: int, k: int, n_tokens: int, batch_size: int, lr: float, seed: int) -> dict:
-    import sae_lens
-    from sae_lens import LoggingConfig, TopKTrainingSAE, TopKTrainingSAEConfig
-    from sae_lens.training.sae_trainer import SAETrainer, SAETrainerConfig
-
-    torch.manual_seed(seed)
-    d = x_train.shape[1]
-    sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d, d_sae=d_sae, k=k, device="cpu"))
-    g = torch.Generator().manual_seed(seed)
-
-    def provider():
-        n = x_train.shape[0]
-        while True:
-            perm = torch.randperm(n, generator=g)
-            for i in range(0, n - batch_size + 1, batch_size):
-                yield x_train[perm[i : i + batch_size]]
-
-    cfg = SAETrainerConfig(
-        total_training_samples=n_tokens,
-        train_batch_size_samples=batch_size,
-        lr=lr,
-        lr_end=lr,  # constant schedule then a linear decay to 0 over the last 20% (as ours)
-        lr_decay_steps=int(0.2 * (n_tokens // batch_size)),
-        device="cpu",
-        logger=LoggingConfig(log_to_wandb=False),
-    )
-    trainer = SAETrainer(cfg, sae, provider())
-    t0 = time.perf_counter()
-    trainer.fit()
-    secs = time.perf_counter() - t0
-    sae.eval()
-    with torch.no_grad():
-        rec = torch.cat([sae.decode(sae.encode(x_eval[i : i + 8192])) for i in range(0, x_eval.shape[0], 8192)])
-        W_dec = sae.W_dec / sae.W_dec.norm(dim=1, keepdim=True)
-    return {
-        "name": f"sae_lens {sae_lens.__version__} TopKTrainingSAE + SAETrainer",
-        "train_seconds": secs,
-        "tokens": trainer.n_training_samples,
-        "tokens_per_second": trainer.n_training_samples / secs,
-        "eval_ev": explained_variance(x_eval, rec),
-        "W_dec": W_dec,
-    }
+from polyrot_utils.perf import run_saelens  # noqa: E402  (shared with the Performance chapter)
 
 
 def run_ours(x_train: torch.Tensor, x_eval: torch.Tensor, *, d_sae: int, k: int, n_tokens: int, batch_size: int, lr: float | None, seed: int) -> dict:

@@ -6,3 +6,8 @@ Modules are imported lazily so ``import polyrot_utils`` stays fast.
 """
 
 __version__ = "0.1.0"
+
+import warnings as _warnings
+
+# tqdm.auto warns in every kernel without ipywidgets; progress bars are off in rendered pages anyway
+_warnings.filterwarnings("ignore", message="IProgress not found")

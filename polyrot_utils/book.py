@@ -225,7 +225,9 @@ def run_notebook(
     nbformat.write(nb, str(source_ipynb))
     output = out_dir / f"{stem}.ipynb"
 
-    env_backup = {k: os.environ.get(k) for k in ("POLYROT_RESULTS_DIR", "POLYROT_PROFILE", "PYTHONPATH")}
+    env_backup = {k: os.environ.get(k) for k in ("POLYROT_RESULTS_DIR", "POLYROT_PROFILE", "PYTHONPATH", "TQDM_DISABLE")}
+    # progress bars are noise in a rendered page (and a researcher reading a live kernel can unset it)
+    os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ["POLYROT_RESULTS_DIR"] = str((build / "results").resolve())
     os.environ["POLYROT_PROFILE"] = profile
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env_backup["PYTHONPATH"]]))

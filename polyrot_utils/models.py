@@ -98,7 +98,8 @@ def _new_hooked(cfg):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return HookedTransformer(cfg)
+        # built on the CPU without TransformerLens's "Moving model to device" print; callers move it
+        return HookedTransformer(cfg, move_to_device=False)
 
 
 def build_toy(seed: int | None = 0, *, init_scale: float = 0.02, device: str | torch.device | None = "cpu", **arch):
@@ -127,7 +128,7 @@ def build_toy(seed: int | None = 0, *, init_scale: float = 0.02, device: str | t
                 p.zero_()
             else:
                 p.copy_(torch.randn(p.shape, generator=gen) * init_scale)
-    return model.to(torch.device(device) if device is not None else "cpu")
+    return model.to(torch.device(device) if device is not None else "cpu", print_details=False)
 
 
 def split_readouts(logits: torch.Tensor) -> dict[str, torch.Tensor]:
