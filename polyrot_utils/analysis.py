@@ -202,28 +202,10 @@ def fit_map(source: torch.Tensor, target: torch.Tensor, method: str, *, rcond: f
         scale = float(np.einsum("ij,ij->", x @ rot.matrix, y) / max(float((x * x).sum()), 1e-300))
         return procrustes.AlignmentMap("rotation_scaled", scale * rot.matrix, rot.source_mean, rot.target_mean,
                                        info={"scale": scale})
-    if method not in ("linear", "affine") or rcond is None:
+    if method not in ("linear", "affine"):
         return procrustes.fit_alignment(source, target, method=method, allow_underdetermined=allow_underdetermined)
-    if not 0 < rcond < 1:
-        raise ValueError(f"rcond must be in (0, 1) or None, got {rcond}")
-    x = torch.as_tensor(source).detach().cpu().double()
-    y = torch.as_tensor(target).detach().cpu().double()
-    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0] or x.shape[0] < 2:
-        raise ValueError(f"source and target must be (n, d) with the same n >= 2; got {tuple(x.shape)} and {tuple(y.shape)}")
-    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
-        raise ValueError("source and target must be finite")
-    mx = my = None
-    if method == "affine":
-        mx, my = x.mean(0), y.mean(0)
-        x, y = x - mx, y - my
-    # truncated-SVD least squares (torch: numpy's threaded lstsq crawls on a busy CPU)
-    u, sv, vh = torch.linalg.svd(x, full_matrices=False)
-    keep = sv > rcond * sv[0] if sv[0] > 0 else torch.zeros_like(sv, dtype=torch.bool)
-    w = vh[keep].T @ ((u[:, keep].T @ y) / sv[keep, None])
-    info = {"rcond": rcond, "rank": int(keep.sum())}
-    if method == "affine":
-        return procrustes.AlignmentMap("affine", w.numpy(), mx.numpy(), my.numpy(), info=info)
-    return procrustes.AlignmentMap("linear", w.numpy(), info=info)
+    return procrustes.fit_alignment(source, target, method=method, rcond=rcond,
+                                    allow_underdetermined=allow_underdetermined or rcond is not None)
 
 
 def fit_maps(acts_fit: Acts, pairs: Sequence[tuple[str, str]], sites: Sequence[str],
@@ -503,3 +485,159 @@ def random_dictionary_cosine(n_a: int, n_b: int, d: int, seed: int = 0) -> dict[
     a = torch.randn(int(n_a), int(d), generator=g, dtype=torch.float64)
     b = torch.randn(int(n_b), int(d), generator=g, dtype=torch.float64)
     return {"mean_max_cosine": metrics.mean_max_cosine(a, b), "matched_cosine": metrics.matched_cosine(a, b)}
+
+
+# =============================================================================================
+# steering transfer over given vectors and behaviours (appended by the Pythia-rung helper;
+# generic: any rung that supplies diff-of-means vectors and behaviours can use it)
+# =============================================================================================
+def steering_table(models: Mapping[str, Any], tokens: torch.Tensor, site: str,
+                   vectors: Mapping[tuple[str, str], torch.Tensor], behaviours: Mapping[str, Any],
+                   pairs: Sequence[tuple[str, str]], rotations: Mapping[tuple[str, str], Any], *,
+                   alpha: float = 1.0, fixed_tol: float = 0.5, random_seed: int = 0,
+                   **thresholds: float) -> list[dict[str, Any]]:
+    """Cross-model steering transfer, one row per (source, target, contrast).
+
+    ``vectors[(model, contrast)]``: the model's diff-of-means vector ``(d,)`` at ``site``;
+    ``behaviours[contrast]``: ``logits -> tensor | float`` (what the vector should move, e.g.
+    :func:`polyrot_utils.steering.group_logit_diff_behaviour`); ``rotations[(source, target)]``: R
+    with ``x_src @ R ≈ x_tgt``. On ``tokens`` the behaviour change of the *target* caused by adding
+    ``alpha · u`` at ``site`` at every position (:func:`polyrot_utils.steering.steering_effect`) for
+    ``native`` (u = v_tgt), ``unaligned`` (u = v_src as is: the same coordinates), ``transferred``
+    (u = v_src R), and ``unaligned_normed`` / ``transferred_normed`` (those directions rescaled to
+    ‖v_tgt‖: wrong direction vs wrong dose), and ``random`` (a random direction of length ‖v_src‖,
+    seeded by ``random_seed``: what any push of that size does). ``ratio_<x> = <x> / native``; ``regime_<x>`` from
+    :func:`polyrot_utils.steering.classify_transfer` (``thresholds``; "n/a" when the native effect
+    is ~0). Predictors: ``overlap`` of v_src with R's fixed subspace
+    (:func:`polyrot_utils.steering.fixed_subspace` with ``fixed_tol``; ``fixed_dim``),
+    ``rotation_cosine`` = cos(v_src, v_src R), ``cos_native`` = cos(v_src, v_tgt),
+    ``cos_transferred`` = cos(v_src R, v_tgt), ``norm_ratio`` = ‖v_src‖ / ‖v_tgt‖."""
+    from . import steering
+
+    contrasts = list(behaviours)
+    for a, b in pairs:
+        if (a, b) not in rotations:
+            raise KeyError(f"rotations has no entry for the pair {(a, b)!r}")
+        for m in (a, b):
+            if m not in models:
+                raise KeyError(f"models has no {m!r}; it has {sorted(models)}")
+            for c in contrasts:
+                if (m, c) not in vectors:
+                    raise KeyError(f"vectors has no entry {(m, c)!r}")
+    clean = {t: steering.run_with_steering(models[t], tokens, site, None, 0.0) for t in {t for _, t in pairs}}
+    native: dict[tuple[str, str], float] = {}
+    cos = torch.nn.functional.cosine_similarity
+    rows = []
+    gen = torch.Generator().manual_seed(int(random_seed))
+    for src, tgt in pairs:
+        R = torch.as_tensor(np.asarray(rotations[(src, tgt)]), dtype=torch.float32)
+        basis = steering.fixed_subspace(R, fixed_tol)
+        for c in contrasts:
+            v_s, v_t = vectors[(src, c)].float(), vectors[(tgt, c)].float()
+
+            def effect(u: torch.Tensor) -> float:
+                return steering.steering_effect(models[tgt], tokens, site, u, alpha, behaviours[c], clean_logits=clean[tgt])
+
+            if (tgt, c) not in native:
+                native[(tgt, c)] = effect(v_t)
+            v_r = steering.transfer_vector(v_s, R)
+            scale = float(v_t.norm() / v_s.norm().clamp_min(1e-30))
+            rnd = torch.randn(v_s.shape[0], generator=gen)
+            rnd = rnd / rnd.norm() * v_s.norm()
+            eff = {"native": native[(tgt, c)], "unaligned": effect(v_s), "transferred": effect(v_r),
+                   "unaligned_normed": effect(v_s * scale), "transferred_normed": effect(v_r * scale),
+                   "random": effect(rnd)}
+            row = {"source": src, "target": tgt, "site": site, "contrast": c, "alpha": float(alpha),
+                   "v_norm": float(v_s.norm()), "norm_ratio": 1.0 / scale, "fixed_dim": int(basis.shape[0]),
+                   "overlap": steering.fixed_subspace_overlap(v_s, basis), "rotation_cosine": steering.rotation_cosine(v_s, R),
+                   "cos_native": float(cos(v_s.double(), v_t.double(), dim=0)),
+                   "cos_transferred": float(cos(v_r.double(), v_t.double(), dim=0)), **eff}
+            for k in ("unaligned", "transferred", "unaligned_normed", "transferred_normed", "random"):
+                row[f"ratio_{k}"] = eff[k] / eff["native"] if eff["native"] != 0 else float("nan")
+                try:
+                    row[f"regime_{k}"] = steering.classify_transfer(eff["native"], eff[k], **thresholds)
+                except ValueError:
+                    row[f"regime_{k}"] = "n/a"
+            rows.append(row)
+    return rows
+
+
+def map_ev_table(acts_fit: Acts, acts_eval: Acts, pairs: Sequence[tuple[Any, Any]], sites: Sequence[str],
+                 methods: Sequence[str] = ("identity", "rotation", "affine"), rcond: float | None = 1e-3) -> list[dict[str, Any]]:
+    """Held-out ``map_ev`` of each method's map (no SAE involved), one row per (pair, site, method):
+    the fraction of the target's eval variance that the source's eval rows, mapped by the map
+    fitted on the fit rows (:func:`fit_map`, source → target only), explain. Model keys may be
+    any hashable (e.g. checkpoint steps)."""
+    _check_pairs(acts_fit, "acts_fit", pairs, sites)
+    _check_pairs(acts_eval, "acts_eval", pairs, sites)
+    unknown = [m for m in methods if m not in ALIGNMENT_METHODS + EXTRA_METHODS]
+    if unknown:
+        raise ValueError(f"methods {unknown} unknown; choose from {ALIGNMENT_METHODS + EXTRA_METHODS}")
+    rows = []
+    for a, b in pairs:
+        for s in sites:
+            for method in methods:
+                fitted = fit_map(acts_fit[a][s], acts_fit[b][s], method, rcond=rcond)
+                ev = float(metrics.explained_variance(acts_eval[b][s], fitted.apply(acts_eval[a][s].double()).float()))
+                row = {"source": a, "target": b, "site": s, "method": method, "map_ev": ev}
+                if "scale" in fitted.info:
+                    row["scale"] = float(fitted.info["scale"])
+                rows.append(row)
+    return rows
+
+
+def span_basis(M: Any, rank_tol: float = 1e-6) -> np.ndarray:
+    """Orthonormal basis ``(d, r)`` of the column span of ``M (d, k)`` (singular values above
+    ``rank_tol`` × the largest). For the rows of an embedding ``W_E (vocab, d)`` pass ``W_E.T``."""
+    a = np.asarray(M.detach().cpu() if isinstance(M, torch.Tensor) else M, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"M must be a 2-D (d, k) matrix, got shape {a.shape}")
+    u, sv, _ = np.linalg.svd(a, full_matrices=False)
+    if sv.size == 0 or sv[0] == 0:
+        return u[:, :0]
+    return u[:, sv > rank_tol * sv[0]]
+
+
+def fixed_subspace_table(rotations: Mapping[tuple[str, str, str], Any], spans: Mapping[str, Any] | None = None, *,
+                         tol: float = 0.1, n_null: int = 200, seed: int = 0) -> list[dict[str, Any]]:
+    """R's (near-)fixed subspace per ``rotations[(source, target, site)]``: its dimension at angle
+    ``tol`` (:func:`fixed_subspace`) beside the Haar SO(d) mean of the same count
+    (``haar_fixed_dim``, from ``n_null`` samples), and for every named span (``spans[name]`` an
+    orthonormal ``(d, r)`` basis, e.g. :func:`span_basis` of shared embedding rows) the fraction
+    of that span lying inside the fixed subspace, ``overlap_<name>`` = ‖Fᵀ Q‖²_F / r (1 = the
+    whole span is left in place by R; a Haar R gives about fixed_dim / d), and ``rank_<name>``."""
+    from . import haar
+
+    spans = dict(spans or {})
+    rows, null_mean = [], {}
+    for (a, b, s), R in rotations.items():
+        F = fixed_subspace(R, tol)
+        d = F.shape[0]
+        if d not in null_mean:
+            qs = haar.sample_haar(d, int(n_null), rng=np.random.default_rng([int(seed), d, 53]))
+            cos = np.linalg.eigvalsh((qs + np.transpose(qs, (0, 2, 1))) / 2)
+            null_mean[d] = float((cos >= np.cos(tol) - 1e-12).sum(1).mean())
+        row = {"source": a, "target": b, "site": s, "d": d, "tol": tol, "fixed_dim": int(F.shape[1]),
+               "haar_fixed_dim": null_mean[d]}
+        for name, Q in spans.items():
+            Q = np.asarray(Q, dtype=np.float64)
+            if Q.ndim != 2 or Q.shape[0] != d:
+                raise ValueError(f"spans[{name!r}] must be a (d={d}, r) basis, got shape {Q.shape}")
+            r = Q.shape[1]
+            row[f"rank_{name}"] = int(r)
+            row[f"overlap_{name}"] = float(np.linalg.norm(F.T @ Q) ** 2 / r) if r else float("nan")
+        rows.append(row)
+    return rows
+
+
+def cosine_match_fraction(D1: Any, D2: Any, threshold: float = 0.5) -> float:
+    """Fraction of the rows of ``D1 (n1, d)`` whose best cosine with any row of ``D2 (n2, d)``
+    exceeds ``threshold``: the paper's "decoder cosine ≥ 98 %" statistic (its
+    ``decoder_cosine_fraction_above_0.5``), beside :func:`polyrot_utils.metrics.mean_max_cosine`."""
+    a = torch.as_tensor(np.asarray(D1.detach().cpu() if isinstance(D1, torch.Tensor) else D1), dtype=torch.float64)
+    b = torch.as_tensor(np.asarray(D2.detach().cpu() if isinstance(D2, torch.Tensor) else D2), dtype=torch.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(a.shape[0], b.shape[0]) == 0:
+        raise ValueError(f"D1 and D2 must be non-empty (n, d) dictionaries with the same d, got {tuple(a.shape)} and {tuple(b.shape)}")
+    a = a / a.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    b = b / b.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    return float(((a @ b.T).max(dim=1).values > float(threshold)).double().mean())

@@ -505,7 +505,7 @@ def stream_rotation(model_a: Any, model_b: Any, tokens: torch.Tensor, mask: torc
     from .activations import collect_activations, resid_sites
     from .procrustes import fit_rotation
 
-    sites = list(sites) if sites is not None else [s for s in resid_sites(model_a) if s != "ln_final.hook_normalized"]
+    sites = list(sites) if sites is not None else [s for s in resid_sites(model_a, include_final=False)]
     xa = collect_activations(model_a, tokens, sites, batch_size=batch_size, mask=mask, dtype=torch.float64)
     xb = collect_activations(model_b, tokens, sites, batch_size=batch_size, mask=mask, dtype=torch.float64)
     A = torch.cat([xa[s] - xa[s].mean(0) for s in sites])

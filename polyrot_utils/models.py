@@ -361,7 +361,12 @@ def planted_rotation_check(
     from .activations import collect_activations, resid_sites
     from .procrustes import fit_rotation
 
-    sites = sites or resid_sites(model)
+    if sites is None:
+        # the residual stream proper, plus the final norm *before* its gain: rotate_residual folds
+        # the gain into W_U, so the gained output (unembed.hook_in) maps by diag(1/w) R, not by R
+        sites = resid_sites(model, include_final=False)
+        if "ln_final.hook_normalized" in model.hook_dict:
+            sites.append("ln_final.hook_normalized")
     dtype = torch.float64 if float64 else next(model.parameters()).dtype
     base = to_float64(model) if float64 else model
     R64 = torch.as_tensor(R).double().cpu()

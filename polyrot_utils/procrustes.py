@@ -457,6 +457,7 @@ def fit_alignment(
     method: str = "rotation",
     *,
     allow_underdetermined: bool = False,
+    rcond: float | None = None,
 ) -> AlignmentMap:
     """Fit one alignment map ``source → target`` (rows paired). Returns an :class:`AlignmentMap`.
 
@@ -474,6 +475,11 @@ def fit_alignment(
 
     Sample sizes: rotations follow :func:`min_samples`; least-squares maps need ``n >= d_src``
     (``+1`` for affine) unless ``allow_underdetermined`` (then the minimum-norm solution).
+
+    ``rcond`` (least-squares methods only): drop source directions with singular value below
+    ``rcond`` × the largest. Residual streams are often rank-deficient; with the default
+    machine-precision cutoff least squares fits the float noise of near-null directions with huge
+    weights that blow up on held-out rows. 1e-3 drops < 1e-6 of the variance.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -511,16 +517,27 @@ def fit_alignment(
             f"source has n = {n} samples for d = {d}; a least-squares {method} map needs n >= {need} "
             f"(pass allow_underdetermined=True for the minimum-norm solution)"
         )
+    if rcond is not None and not 0 < rcond < 1:
+        raise ValueError(f"rcond must be in (0, 1) or None, got {rcond}")
     if center:
-        return AlignmentMap("affine", _lstsq(x - mx, y - my), mx, my)
-    return AlignmentMap("linear", _lstsq(x, y))
+        w, rank = _lstsq(x - mx, y - my, rcond)
+        return AlignmentMap("affine", w, mx, my, info={"rcond": rcond, "rank": rank})
+    w, rank = _lstsq(x, y, rcond)
+    return AlignmentMap("linear", w, info={"rcond": rcond, "rank": rank})
 
 
-def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Minimum-norm least squares ``argmin_W ‖a W − b‖`` in float64 through torch (``gelsd``,
-    rank-revealing). numpy's threaded LAPACK was ~100× slower on a loaded 2-core machine."""
+def _lstsq(a: np.ndarray, b: np.ndarray, rcond: float | None = None) -> tuple[np.ndarray, int]:
+    """Minimum-norm least squares ``argmin_W ‖a W − b‖`` in float64 through torch (numpy's
+    threaded LAPACK was ~100× slower on a loaded 2-core machine). Returns ``(W, rank)``.
+
+    ``rcond``: drop directions of ``a`` with singular value below ``rcond`` × the largest
+    (truncated SVD); ``None`` keeps everything above machine precision."""
     ta, tb = torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))
-    return torch.linalg.lstsq(ta, tb, driver="gelsd").solution.numpy()
+    u, sv, vh = torch.linalg.svd(ta, full_matrices=False)
+    cut = (rcond if rcond is not None else max(ta.shape) * torch.finfo(torch.float64).eps) * (sv[0] if sv.numel() else 0)
+    keep = sv > cut
+    w = vh[keep].T @ ((u[:, keep].T @ tb) / sv[keep, None])
+    return w.numpy(), int(keep.sum())
 
 
 # --------------------------------------------------------------------------------------------
