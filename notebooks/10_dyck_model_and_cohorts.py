@@ -255,3 +255,33 @@ print(f"Held-out accuracy, worst seed: type {held.acc_type.min():.4f}, depth {he
 print(f"Between seeds: top-1 agreement >= {top1_min:.4f}, mean KL <= {kl_max:.2e} nats (paper's bar 1e-4).")
 print(f"Planted rotation: max log-prob change {lp_err:.1e} (float64; {f32['logprob_err']:.1e} in float32); R recovered to {full_err:.1e} at the "
       f"{len(full)} full-rank sites and to {sub_err:.1e} on the activations' span at every site.")
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{admonition} Exercise 1 — Count the parameters
+# Without running anything, derive the paper's 104,448 parameters from the architecture: 2 blocks of attention ($4 \cdot 64 \cdot 64$ per matrix, four matrices) and MLP ($2 \cdot 64 \cdot 256$), RMSNorm gains, a $40 \times 64$ embedding, and one $64 \times 51$ unembedding for the three readouts.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# Per block: attention $4 \cdot 4096 = 16{,}384$, MLP $32{,}768$, two gains $128$: $49{,}280$. Two blocks: $98{,}560$. Embedding $2{,}560$, final gain $64$, unembedding $64 \cdot 51 = 3{,}264$ ($40$ token-type + $9$ depth + $2$ invalid columns). Total $104{,}448$. Biases and the structured positional table are fixed, not parameters.
+# :::
+#
+# :::{admonition} Exercise 2 — Why check the function first?
+# The chapter measures output agreement and KL between seeds *before* comparing interiors. Construct an argument for why a good Procrustes fit between two models' activations says nothing by itself about whether the models compute the same function.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# Procrustes finds the best rotation between any two point clouds; two models that compute different functions still have activations, and some rotation aligns them best. Only the outputs tell whether the functions agree; if they disagree, a rotation that aligns interiors well is aligning *different* computations, and its success is not evidence of polymorphism.
+# :::
+#
+# :::{admonition} Exercise 3 — An exactly rotated model
+# Why must `rotate_residual` fold the RMSNorm gains into the following weights before rotating, and why would a LayerNorm model additionally require $R$ to fix the all-ones direction?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# A gain multiplies coordinates one by one, $x \mapsto x \odot w$; a rotation does not commute with that, so the gain is folded into the next linear map (which a rotation can absorb). LayerNorm also subtracts the mean, i.e. projects off the all-ones vector; that projection commutes with $R$ only if $R$ maps the all-ones direction to itself.
+# :::

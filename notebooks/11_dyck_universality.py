@@ -219,3 +219,24 @@ if "shared_io" in suites:
 if demo is not None:
     print(f"Same-seed SAEs (all latents): matched cosine {demo['shared seed, all latents'].mean():.3f} vs "
           f"{demo['own seeds, all latents'].mean():.3f} with own seeds — identical dead latents inflate the metric.")
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{admonition} Exercise 1 — A metric's floor
+# Two *random* dictionaries of the same widths in $d = 64$ already have a matched cosine well above 0. Explain why, and why a universality number must be reported beside this floor.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# In low dimension, random unit vectors are not nearly orthogonal: with thousands of candidates, each row finds a partner with cosine of order $\sqrt{2 \log m / d}$. The matched cosine of unrelated dictionaries is therefore far from 0 at $d=64$, and a reported similarity only means something relative to that floor.
+# :::
+#
+# :::{admonition} Exercise 2 — Cosine without alignment
+# If seed B's activations were exactly seed A's times a Haar rotation $R$, what matched decoder cosine would you expect between A's and B's SAEs, before and after multiplying A's decoder by $R$?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# Before: about the random floor, because $R$ scatters every direction. After: close to the within-seed agreement of two SAEs trained on the same data (their own seed-to-seed variation), because $D_A R$ then lives in B's frame. A decoder cosine of 98% *without* alignment is therefore evidence *against* a Haar rotation between the seeds.
+# :::

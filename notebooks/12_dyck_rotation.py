@@ -228,3 +228,24 @@ print(f"Rotation minus signed permutation (SAE EV): smallest {beat_sp:.3f}, mean
       f"{float((by['rotation'].sae_ev - by['signed_permutation'].sae_ev).mean()):.3f}.")
 print(f"Affine minus rotation (map EV), largest: {aff_adv:.3f}; affine minus scaled rotation: {aff_adv_scaled:.3f}.")
 print(f"Positive control |gap| <= {pos_gap:.4f}; negative controls' smallest gap {neg_gap:.3f}.")
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{admonition} Exercise 1 — Rotation vs affine
+# The affine map has $d^2 + d$ free parameters, the rotation $d(d-1)/2$. Why can the affine map beat the rotation on map EV, yet transfer an SAE worse?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# It can also rescale and shear, so it fits activations that differ by more than a rotation (for example, a different overall scale). But it is fitted by least squares on activations, which amplifies directions with small variance; pulling back and pushing forward an SAE's reconstruction through such a map amplifies the reconstruction error too. An orthogonal map cannot amplify anything.
+# :::
+#
+# :::{admonition} Exercise 2 — Controls
+# What would it mean if the untrained-model control reached an SAE-transfer gap as small as the trained seeds?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# That the fit's success says nothing about shared structure learned in training: a rotation could align any two point clouds with similar covariance. The control's larger gap is what makes the trained seeds' small gap informative.
+# :::

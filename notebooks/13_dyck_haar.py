@@ -254,3 +254,24 @@ for c in cohorts:
           f"{sub.overlap_W_E.iloc[0]:.2f} of span(W_E) at {site_labels[0]}, {sub.overlap_W_U.iloc[-1]:.2f} of span(W_U) at {site_labels[-1]}.")
 if len(cyc):
     print("Cycle error / fit noise: " + ", ".join(f"{c} {g.ratio.median():.2f}" for c, g in cyc.groupby("cohort", sort=False)) + " (median over sites).")
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{admonition} Exercise 1 — Undetermined rotations
+# At a site where the activations span only 11 of 64 dimensions, how much of $R$ do the data determine, and what does the rest of the fitted matrix look like?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# Only how $R$ acts on the 11-dimensional span (and where it sends it). On the 53-dimensional complement, Procrustes returns whatever the SVD's arbitrary completion gives — often close to a fixed structure, not a random rotation — so a Haar test there tests the solver, not the models. That is why the chapter reports the rank beside each test.
+# :::
+#
+# :::{admonition} Exercise 2 — Cycle consistency
+# If $A \to B$ and $B \to C$ are exact rotations $R_{AB}$ and $R_{BC}$, show that $R_{AC} = R_{AB} R_{BC}$, and explain why the measured error must be compared with the fit noise rather than with 0.
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# $X_A R_{AB} = X_B$ and $X_B R_{BC} = X_C$ give $X_A R_{AB} R_{BC} = X_C$, so Procrustes on $(X_A, X_C)$ returns $R_{AB}R_{BC}$. With finite, noisy data each fit has its own error, so even a perfect rotation story leaves a cycle error of about the size of two refits' disagreement; only an error well above that refutes it.
+# :::

@@ -268,3 +268,15 @@ print(f"Paper: overlap with R's fixed subspace predicts the regime -> Spearman r
       f"cos(v_src, v_tgt) vs norm-matched ratio: rho = {rho_c:.2f}.")
 print(f"Rotation account: {clean_t:.0%} of transfers through R are clean ({clean_tn:.0%} norm-matched).")
 print(f"Wall time {results['wall_seconds']:.1f} s, CPU time {results['cpu_seconds']:.1f} s.")
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{admonition} Exercise 1 — Dose vs direction
+# A transferred vector has ratio 4 (transferred effect / native effect). Is that 'clean', 'partial' or 'inverted'? What single number would separate a dose difference from a direction difference?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# By sign it is a clean (same-direction) transfer with a larger dose. The cosine between the transferred vector and the target's native vector separates direction from dose: rescaling the transferred vector to the native norm (the chapter's *norm-matched* effects) removes the dose.
+# :::

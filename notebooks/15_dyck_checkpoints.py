@@ -218,3 +218,15 @@ if len(cs):
 print(f"Haar test, checkpoint {half} → final: smallest p = {pmin:.3f} over {n_tested} sites "
       f"({'consistent with Haar' if c['ckpt_half_to_final_haar_pmin']['passed'] else 'Haar rejected'}).")
 print(f"Wall time {results['wall_seconds']:.1f} s, CPU time {results['cpu_seconds']:.1f} s.")
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{admonition} Exercise 1 — Near identity
+# Why must the rotation between two late checkpoints of one run be near the identity, and what does that imply for a claim that it is Haar?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# Late in training the parameters move little between checkpoints, so the residual basis barely changes: activations at step $t$ and $t+\Delta$ are nearly equal and Procrustes returns nearly $I$. A Haar rotation is almost never near $I$ in high dimension ($\lVert R - I \rVert_F \approx \sqrt{2d}$), so checkpoint rotations cannot be Haar.
+# :::

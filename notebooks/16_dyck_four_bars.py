@@ -295,3 +295,15 @@ for k in trained:
 print(f"Within a seed, IG predicts patching with r ≥ {wc.r_ig.min():.4f} and mean ablation with r ≥ {wp.r_ig.min():.4f}; "
       f"attribution patching (first order) gives r in [{within.r_atp.min():.2f}, {within.r_atp.max():.2f}].")
 print(f"Wall time {results['wall_seconds']:.1f} s, CPU time {results['cpu_seconds']:.1f} s.")
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{admonition} Exercise 1 — Attribution patching at a trained model
+# Attribution patching is a first-order Taylor expansion of the effect of a patch. Why does it fail when the loss at the clean input is near its minimum?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# At a minimum the gradient is near zero, so the first-order term predicts almost no effect while the true effect is second order (curvature). Integrated gradients integrate the gradient along the path from clean to patched activations, capturing the curvature; hence its much higher correlation with measured effects.
+# :::
