@@ -1,0 +1,260 @@
+"""Tests for the Pythia rung's glue (polyrot_utils.pythia_suite) and the generic tables it feeds
+(analysis.steering_table, analysis.map_ev_table)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from polyrot_utils import analysis, book, haar
+from polyrot_utils.activations import collect_activations
+from polyrot_utils.neox import StandinConfig, SuiteConfig, standin_suite
+from polyrot_utils.pythia_suite import (
+    TEXT_CONTRASTS,
+    checkpoint_activations,
+    contrast_masks,
+    distinctive_next_tokens,
+    next_token_set_behaviour,
+    pythia_activations,
+    short_site,
+    steering_setup,
+    suite_config,
+    token_classes,
+)
+
+PYTHIA_CHAPTERS = ["21_pythia_universality", "22_pythia_rotation", "23_pythia_haar", "24_pythia_steering",
+                   "25_pythia_checkpoints"]
+SUITE_PARAMS = ["use_hub", "model_names", "revision", "allow_download", "n_seeds", "d_model", "n_layers", "n_heads",
+                "d_mlp", "n_ctx", "vocab_size", "batch_size", "n_steps", "lr", "train_fraction", "n_heldout_seqs", "seed",
+                "device"]
+# a tiny suite (trained once, then cached): 2 seeds + 2 controls, a few steps each
+TINY = dict(n_seeds=2, d_model=16, n_layers=1, n_heads=2, d_mlp=32, n_ctx=16, vocab_size=512, batch_size=4, n_steps=3,
+            train_fraction=0.05, n_heldout_seqs=4, device="cpu")
+
+
+# ----------------------------------------------------------------------------- parameters
+@pytest.mark.parametrize("stem", PYTHIA_CHAPTERS)
+def test_suite_parameters_match_chapter_20(stem):
+    """Every Pythia chapter declares chapter 20's suite parameters with the same defaults, so all
+    of them hit the same cached models."""
+    ref = book.declared_parameters("20_pythia_seeds")
+    mine = book.declared_parameters(stem)
+    for name in SUITE_PARAMS:
+        assert name in mine, f"{stem} lacks suite parameter {name}"
+        assert mine[name] == ref[name], f"{stem}: {name} = {mine[name]!r}, chapter 20 has {ref[name]!r}"
+
+
+def test_chapters_21_22_share_sae_settings():
+    """Chapter 22 reuses chapter 21's cached SAEs only if batches and SAE settings agree."""
+    a, b = book.declared_parameters("21_pythia_universality"), book.declared_parameters("22_pythia_rotation")
+    shared = ["anchor", "n_fit_seqs", "n_eval_seqs", "skip_positions", "sae_expansion", "sae_k", "sae_n_tokens", "sae_batch_size"]
+    assert {k: a[k] for k in shared} == {k: b[k] for k in shared}
+    for profile in ("smoke", "quick", "paper"):
+        prof = book.load_profile(profile)["notebooks"]
+        sa, sb = prof.get("21_pythia_universality", {}), prof.get("22_pythia_rotation", {})
+        assert {k: sa.get(k) for k in shared + SUITE_PARAMS} == {k: sb.get(k) for k in shared + SUITE_PARAMS}, profile
+
+
+def test_suite_config_is_chapter_20s():
+    p = book.declared_parameters("20_pythia_seeds")
+    cfg = suite_config(**{k: p[k] for k in SUITE_PARAMS})
+    base = StandinConfig(d_model=p["d_model"], n_layers=p["n_layers"], n_heads=p["n_heads"], d_mlp=p["d_mlp"],
+                         n_ctx=p["n_ctx"], vocab_size=p["vocab_size"], batch_size=p["batch_size"], n_steps=p["n_steps"],
+                         lr=p["lr"], train_fraction=p["train_fraction"])
+    expected = SuiteConfig(base=base, n_seeds=p["n_seeds"], seed_offset=p["seed"], n_heldout_seqs=p["n_heldout_seqs"],
+                           use_hub=p["use_hub"], model_names=tuple(p["model_names"]), revision=p["revision"],
+                           allow_download=p["allow_download"], device=p["device"])
+    assert cfg == expected
+    assert cfg.base.key() == expected.base.key()
+
+
+def test_short_site():
+    assert short_site("blocks.3.hook_resid_post") == "b3.resid_post"
+    assert short_site("unembed.hook_in") == "final_ln_out"
+
+
+# ----------------------------------------------------------------------------- text contrasts
+class FakeTokenizer:
+    def __init__(self, pieces):
+        self.pieces = pieces
+
+    def __len__(self):
+        return len(self.pieces)
+
+    def decode(self, ids):
+        return "".join(self.pieces[i] for i in ids)
+
+
+PIECES = ["<eos>", " the", " of", ".", " ?", "12", " 1990", " nation", " The", "The", " war", ",", " x1", " ."]
+
+
+def test_token_classes():
+    c = token_classes(FakeTokenizer(PIECES), len(PIECES) + 2)  # ids beyond the tokenizer: all False
+    assert np.flatnonzero(c["the"]).tolist() == [1]
+    assert np.flatnonzero(c["of"]).tolist() == [2]
+    assert np.flatnonzero(c["sentence_end"]).tolist() == [3, 4, 13]
+    assert np.flatnonzero(c["number"]).tolist() == [5, 6]
+    assert np.flatnonzero(c["word"]).tolist() == [1, 2, 7, 10]  # " The" is capitalised, " x1" has a digit
+    assert all(v.shape == (len(PIECES) + 2,) for v in c.values())
+    with pytest.raises(ValueError, match="vocab_size"):
+        token_classes(FakeTokenizer(PIECES), 0)
+
+
+def test_contrast_masks():
+    c = token_classes(FakeTokenizer(PIECES), len(PIECES))
+    toks = torch.tensor([[1, 7, 2, 1, 10], [3, 8, 5, 2, 7]])
+    a, b = contrast_masks(toks, c, "the_vs_of")
+    assert a.tolist() == [[True, False, False, True, False], [False] * 5]
+    assert b.tolist() == [[False, False, True, False, False], [False, False, False, True, False]]
+    a, b = contrast_masks(toks, c, "number_vs_word")
+    assert a[1, 2] and a.sum() == 1
+    with pytest.raises(ValueError, match="contrast"):
+        contrast_masks(toks, c, "nope")
+    with pytest.raises(ValueError, match="outside"):
+        contrast_masks(torch.tensor([[99]]), c, "the_vs_of")
+    assert set(TEXT_CONTRASTS) == {"the_vs_of", "sentence_end_vs_word", "number_vs_word"}
+
+
+def test_distinctive_next_tokens_planted():
+    # after token 1 comes 5 (or 6), after token 2 comes 7: S_A must start with 5, S_B with 7
+    toks = torch.tensor([[1, 5, 2, 7, 1, 5, 2, 7, 1, 6], [2, 7, 1, 5, 2, 7, 0, 0, 1, 5]])
+    a, b = toks == 1, toks == 2
+    sa, sb = distinctive_next_tokens(toks, a, b, k=3, vocab_size=10)
+    assert sa[0] == 5 and set(sa) == {5, 6}
+    assert sb == [7]
+    with pytest.raises(ValueError, match="mask_a"):
+        distinctive_next_tokens(toks, toks == 9, b)
+
+
+@settings(deadline=None, max_examples=20)
+@given(st.integers(0, 2**31 - 1))
+def test_next_token_set_behaviour_is_log_prob_difference(s):
+    g = torch.Generator().manual_seed(s)
+    logits = torch.randn(2, 5, 11, generator=g) * 3
+    mask = torch.rand(2, 5, generator=g) > 0.3
+    if not mask.any():
+        mask[0, 0] = True
+    sa, sb = [1, 4], [2, 3, 9]
+    got = next_token_set_behaviour(sa, sb, mask)(logits)
+    p = torch.softmax(logits.double(), -1)
+    want = (p[..., sa].sum(-1).log() - p[..., sb].sum(-1).log())[mask]
+    assert torch.allclose(got.double(), want, atol=1e-4)
+    with pytest.raises(ValueError):
+        next_token_set_behaviour([], sb)
+
+
+# ----------------------------------------------------------------------------- activations on a tiny suite
+@pytest.fixture(scope="module")
+def tiny():
+    torch.set_num_threads(1)
+    cfg = suite_config(**TINY)
+    return standin_suite(cfg), cfg
+
+
+def test_pythia_activations_paired_and_disjoint(tiny):
+    suite, cfg = tiny
+    acts = pythia_activations(suite, cfg, n_fit_seqs=6, n_eval_seqs=4)
+    assert acts.members == ["seed1", "seed2"]
+    assert set(acts.fit) == {"seed1", "seed2", "control:untrained", "control:shuffled"}
+    T = acts.fit_tokens.shape[1]
+    assert acts.fit_tokens.shape == (6, T) and acts.eval_tokens.shape == (4, T)
+    # fit and eval windows are different text
+    assert not any(torch.equal(f, e) for f in acts.fit_tokens for e in acts.eval_tokens)
+    for m in acts.fit:
+        for s in acts.sites:
+            assert acts.fit[m][s].shape == (6 * T, 16) and acts.eval[m][s].shape == (4 * T, 16)
+    # rows are the model's activations on exactly these tokens, in (sequence, position) order
+    direct = collect_activations(suite.models["seed2"], acts.eval_tokens, acts.sites)
+    for s in acts.sites:
+        assert torch.equal(direct[s], acts.eval["seed2"][s])
+    skipped = pythia_activations(suite, cfg, n_fit_seqs=6, n_eval_seqs=4, controls=(), skip_positions=2)
+    s0 = acts.sites[1]
+    assert torch.equal(skipped.fit["seed1"][s0], acts.fit["seed1"][s0].view(6, T, -1)[:, 2:].reshape(-1, 16))
+    with pytest.raises(KeyError, match="controls"):
+        pythia_activations(suite, cfg, n_fit_seqs=2, n_eval_seqs=2, controls=("nope",))
+    with pytest.raises(ValueError, match="skip_positions"):
+        pythia_activations(suite, cfg, n_fit_seqs=2, n_eval_seqs=2, controls=(), skip_positions=T)
+
+
+def test_checkpoint_activations(tiny):
+    suite, cfg = tiny
+    acts = pythia_activations(suite, cfg, n_fit_seqs=3, n_eval_seqs=2, controls=())
+    steps = sorted(suite.checkpoints["seed1"])
+    fit, ev = checkpoint_activations(suite, "seed1", acts.fit_tokens, acts.eval_tokens, acts.sites,
+                                     steps=[steps[0], steps[-1]], device="cpu")
+    assert sorted(fit) == [steps[0], steps[-1]]
+    # the final checkpoint is the suite's final model
+    for s in acts.sites:
+        assert torch.allclose(fit[steps[-1]][s], acts.fit["seed1"][s], atol=1e-5)
+        assert ev[steps[0]][s].shape == acts.eval["seed1"][s].shape
+    with pytest.raises(KeyError, match="no checkpoints"):
+        checkpoint_activations(suite, "seed1", acts.fit_tokens, acts.eval_tokens, acts.sites, steps=[10**6])
+    with pytest.raises(KeyError, match="seed_name"):
+        checkpoint_activations(suite, "seed9", acts.fit_tokens, acts.eval_tokens, acts.sites)
+
+
+def test_steering_setup_and_table_identity_rotation(tiny):
+    suite, cfg = tiny
+    site = "blocks.0.hook_resid_post"
+    acts = pythia_activations(suite, cfg, n_fit_seqs=8, n_eval_seqs=6, sites=[site], controls=())
+    vocab = int(suite.models["seed1"].cfg.d_vocab)
+    vectors, behaviours, info = steering_setup(acts, suite.tokenizer, vocab, site, min_count=1)
+    used = [r["contrast"] for r in info if r["used"]]
+    assert used and set(behaviours) == set(used)
+    # diff of means, by hand
+    c = used[0]
+    classes = token_classes(suite.tokenizer, vocab)
+    ma, mb = contrast_masks(acts.fit_tokens, classes, c)
+    x = acts.fit["seed1"][site]
+    want = x[ma.reshape(-1)].double().mean(0) - x[mb.reshape(-1)].double().mean(0)
+    assert torch.allclose(vectors[("seed1", c)].double(), want, atol=1e-5)
+    # with R = I the transferred vector is the unaligned one, and R fixes everything
+    d = x.shape[1]
+    rows = analysis.steering_table(suite.models, acts.eval_tokens, site, vectors, behaviours, [("seed1", "seed2")],
+                                   {("seed1", "seed2"): np.eye(d)}, alpha=2.0)
+    assert len(rows) == len(used)
+    for r in rows:
+        assert r["transferred"] == pytest.approx(r["unaligned"], abs=1e-6)
+        assert r["overlap"] == pytest.approx(1.0, abs=1e-5) and r["fixed_dim"] == d
+        assert r["rotation_cosine"] == pytest.approx(1.0, abs=1e-6)
+        assert "random" in r and "regime_random" in r
+    # a self-pair: the "transferred" vector is the native one
+    self_rows = analysis.steering_table(suite.models, acts.eval_tokens, site, vectors, behaviours, [("seed2", "seed2")],
+                                        {("seed2", "seed2"): np.eye(d)})
+    for r in self_rows:
+        assert r["transferred"] == pytest.approx(r["native"], abs=1e-6)
+        if abs(r["native"]) > 1e-6:
+            assert r["ratio_transferred"] == pytest.approx(1.0, abs=1e-4)
+    with pytest.raises(KeyError, match="rotations"):
+        analysis.steering_table(suite.models, acts.eval_tokens, site, vectors, behaviours, [("seed1", "seed2")], {})
+
+
+def test_steering_setup_min_count_drops_contrasts(tiny):
+    suite, cfg = tiny
+    site = "blocks.0.hook_resid_post"
+    acts = pythia_activations(suite, cfg, n_fit_seqs=2, n_eval_seqs=2, sites=[site], controls=())
+    vectors, behaviours, info = steering_setup(acts, suite.tokenizer, int(suite.models["seed1"].cfg.d_vocab), site,
+                                               min_count=10**6)
+    assert not vectors and not behaviours and not any(r["used"] for r in info)
+
+
+# ----------------------------------------------------------------------------- map_ev_table
+def test_map_ev_table_planted():
+    g = np.random.default_rng(0)
+    d, n = 12, 400
+    Q = haar.sample_haar(d, rng=g)
+    src = torch.as_tensor(g.normal(size=(2 * n, d)) * np.linspace(0.5, 3, d), dtype=torch.float32)
+    tgt = 2.5 * src @ torch.as_tensor(Q, dtype=torch.float32) + 1.0
+    fit = {"a": {"s": src[:n]}, "b": {"s": tgt[:n]}}
+    ev = {"a": {"s": src[n:]}, "b": {"s": tgt[n:]}}
+    rows = analysis.map_ev_table(fit, ev, [("a", "b")], ["s"], methods=("identity", "rotation", "rotation_scaled", "affine"))
+    by = {r["method"]: r for r in rows}
+    assert by["rotation_scaled"]["map_ev"] > 0.9999 and by["affine"]["map_ev"] > 0.9999
+    assert by["rotation_scaled"]["scale"] == pytest.approx(2.5, rel=1e-4)
+    assert by["rotation"]["map_ev"] < by["rotation_scaled"]["map_ev"] - 0.1  # a rotation cannot rescale
+    assert by["identity"]["map_ev"] < 0.5
+    with pytest.raises(ValueError, match="methods"):
+        analysis.map_ev_table(fit, ev, [("a", "b")], ["s"], methods=("nope",))
