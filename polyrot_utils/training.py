@@ -214,7 +214,7 @@ def _model_from_file(path: Path, config: ToyTrainConfig):
     model = _fresh_model(config, device="cpu")
     load_parameter_dict(model, cache.load_safetensors(path))
     model.eval()
-    return model.to(config.device if config.device != "auto" else default_device())
+    return model.to(config.device if config.device != "auto" else default_device(), print_details=False)
 
 
 def _fresh_model(config: ToyTrainConfig, device):
