@@ -24,9 +24,9 @@
 # the floor (one GEMM + one SVD), or an SAE trainer slower than SAELens at equal quality.
 
 # %% tags=["parameters"]
-n_fit_rows = 131072      # rows for the rotation-fit timing
+n_fit_rows = 65536       # rows for the rotation-fit timing
 d_fit = 512              # width for the rotation-fit timing (Pythia-70m's d_model)
-sae_tokens = 200000      # SAE training budget for the trainer comparison
+sae_tokens = 100000      # SAE training budget for the trainer comparison
 repeats = 3              # best of this many interleaved runs
 seed = 0
 device = "auto"

@@ -20,7 +20,8 @@ import torch
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
-__all__ = ["explained_variance", "mean_max_cosine", "matched_cosine", "kl_divergence", "top1_agreement"]
+__all__ = ["explained_variance", "mean_max_cosine", "matched_cosine", "kl_divergence", "top1_agreement",
+           "pairwise_agreement"]
 
 
 def _t64(x: Any, name: str, min_ndim: int = 1) -> torch.Tensor:
@@ -157,3 +158,36 @@ def top1_agreement(logits_p: ArrayLike, logits_q: ArrayLike, mask: ArrayLike | N
     p, q, m = _logits_pair(logits_p, logits_q, mask)
     agree = (p.argmax(-1) == q.argmax(-1)).to(torch.float64)
     return _masked_mean(agree, m)
+
+
+def pairwise_agreement(logits: list[ArrayLike], mask: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """KL and top-1 agreement of every ordered pair of several models' logits on the same inputs.
+
+    Equal to calling :func:`kl_divergence` and :func:`top1_agreement` for every pair, but each
+    model's log-softmax (float64) and argmax are computed once: ``m`` passes over the logits
+    instead of ``4 m (m − 1)``, which matters for a language model's ``(n, T, vocab)`` logits.
+
+    Returns ``(kl, top1)``, both ``(m, m)``: ``kl[i, j]`` = mean KL(p_i ‖ p_j) in nats (0 on the
+    diagonal), ``top1[i, j]`` the fraction of positions whose argmaxes agree (1 on the diagonal).
+    """
+    if len(logits) < 1:
+        raise ValueError("logits must hold at least one model's logits")
+    first = _t64(logits[0], "logits[0]", 1)
+    _, _, m = _logits_pair(first, first, mask)
+    lps, tops = [], []
+    for i, lg in enumerate(logits):
+        t = first if i == 0 else _t64(lg, f"logits[{i}]", 1).to(first.device)
+        if t.shape != first.shape:
+            raise ValueError(f"logits[{i}] has shape {tuple(t.shape)}, expected {tuple(first.shape)} like logits[0]")
+        lps.append(torch.log_softmax(t, dim=-1))
+        tops.append(t.argmax(-1))
+    k = len(logits)
+    kl = np.zeros((k, k))
+    top1 = np.ones((k, k))
+    for i in range(k):
+        p_i = lps[i].exp()
+        for j in range(k):
+            if i != j:
+                kl[i, j] = _masked_mean((p_i * (lps[i] - lps[j])).sum(-1).clamp_min(0.0), m)
+                top1[i, j] = _masked_mean((tops[i] == tops[j]).to(torch.float64), m)
+    return kl, top1

@@ -345,12 +345,12 @@ def evaluate_loss(model, tokens: torch.Tensor, *, byte_lengths: np.ndarray | Non
 def pairwise_output_agreement(models: dict[str, Any], tokens: torch.Tensor, batch_size: int = 16) -> dict[str, Any]:
     """KL and top-1 agreement of every ordered pair of models on the same tokens ``(n, T)``.
 
-    Uses :func:`polyrot_utils.metrics.kl_divergence` / ``top1_agreement`` batch by batch
+    Uses :func:`polyrot_utils.metrics.pairwise_agreement` batch by batch
     (weighted by positions). Returns ``{"names": list, "kl": (m, m) mean KL(p_row || p_col) in
     nats per token, "top1": (m, m) fraction of positions whose argmax tokens agree}``;
     diagonals are 0 and 1.
     """
-    from .metrics import kl_divergence, top1_agreement
+    from .metrics import pairwise_agreement
 
     names = list(models)
     m = len(names)
@@ -361,11 +361,9 @@ def pairwise_output_agreement(models: dict[str, Any], tokens: torch.Tensor, batc
         x = tokens[s : s + batch_size]
         logits = [models[k](x.to(next(models[k].parameters()).device)).float().cpu() for k in names]
         k = x.shape[0] * x.shape[1]
-        for i in range(m):
-            for j in range(m):
-                if i != j:
-                    kl[i, j] += k * kl_divergence(logits[i], logits[j])
-                    agree[i, j] += k * top1_agreement(logits[i], logits[j])
+        kl_b, agree_b = pairwise_agreement(logits)
+        kl += k * kl_b
+        agree += k * agree_b
         n += k
     agree = agree / n
     np.fill_diagonal(agree, 1.0)

@@ -87,3 +87,20 @@ def test_kl_and_agreement():
         top1_agreement(p, q[:, :3])
     with pytest.raises(ValueError, match="mask selects no positions"):
         top1_agreement(p, q, mask=np.zeros((4, 7), bool))
+
+
+def test_pairwise_agreement_equals_pairwise_calls():
+    import torch
+
+    from polyrot_utils.metrics import kl_divergence, pairwise_agreement, top1_agreement
+
+    g = torch.Generator().manual_seed(0)
+    logits = [torch.randn(3, 5, 11, generator=g) for _ in range(3)]
+    mask = torch.rand(3, 5, generator=g) > 0.3
+    kl, top1 = pairwise_agreement(logits, mask)
+    for i in range(3):
+        assert kl[i, i] == 0 and top1[i, i] == 1
+        for j in range(3):
+            if i != j:
+                assert abs(kl[i, j] - kl_divergence(logits[i], logits[j], mask)) < 1e-12
+                assert abs(top1[i, j] - top1_agreement(logits[i], logits[j], mask)) < 1e-12
