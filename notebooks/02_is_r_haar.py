@@ -219,36 +219,40 @@ results.claim(
     f"frobenius_within_0.1pct_signed_permutation_d{d_big}",
     value=abs(perm_big.frobenius_ratio - 1), threshold=1e-3, op="<=", paper_value=1e-3,
     description="A random signed permutation meets the paper's Haar criterion |‖R−I‖_F/√(2d) − 1| ≤ 0.1 %",
+    kind="check",
 )
 results.claim(
     f"iid_ks_accepts_signed_permutation_d{d_big}",
     value=perm_big.ks_pvalue_iid, threshold=alpha, op=">", paper_value=1.0,
     description="The paper's iid KS of eigenangles does not reject a signed permutation",
+    kind="check",
 )
 results.claim(
     f"iid_ks_accepts_two_haar_blocks_d{d_big}",
     value=blocks_big.ks_pvalue_iid, threshold=alpha, op=">", paper_value=1.0,
     description="The paper's iid KS does not reject a rotation with two invariant halves",
+    kind="check",
 )
 results.claim(
     f"paper_pooled_ks_accepts_signed_permutations_d{d_big}",
     value=paper_ks["signed_permutation"].pvalue, threshold=alpha, op=">", paper_value=1.0,
     description="The paper's pooled two-sample KS does not reject four signed permutations",
+    kind="check",
 )
 for d in dims:
     t = tables[d].set_index("alternative")
     slack = 2 * np.sqrt(alpha * (1 - alpha) * (1 / n_trials + 1 / n_null))
     results.claim(
         f"calibrated_size_d{d}", value=t.loc["haar", "combined"], threshold=alpha + slack, op="<=",
-        description=f"Calibrated verdict's rejection rate on Haar samples ≤ α + 2 s.e. ({n_trials} trials)",
+        description=f"Calibrated verdict's rejection rate on Haar samples ≤ α + 2 s.e. ({n_trials} trials)", kind="check",
     )
     results.claim(
         f"calibrated_power_signed_permutation_d{d}", value=t.loc["signed_permutation", "combined"], threshold=0.9,
-        op=">=", description="Calibrated verdict rejects signed permutations",
+        op=">=", description="Calibrated verdict rejects signed permutations", kind="check",
     )
     results.claim(
         f"calibrated_power_two_haar_blocks_d{d}", value=t.loc["two_haar_blocks", "combined"], threshold=0.9,
-        op=">=", description="Calibrated verdict rejects two-invariant-block rotations",
+        op=">=", description="Calibrated verdict rejects two-invariant-block rotations", kind="check",
     )
     results.record(f"iid_ks_power_signed_permutation_d{d}", t.loc["signed_permutation", "ks_iid"])
     results.record(f"frobenius_rejects_haar_d{d}", t.loc["haar", "frobenius_0.1pct"])

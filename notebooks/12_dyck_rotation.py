@@ -215,9 +215,9 @@ results.claim("dyck_affine_minus_rotation_map_ev_max", value=aff_adv, threshold=
               strict_description="ours: a rotation is (nearly) the whole map; margin = the paper's own tolerance")
 results.claim("dyck_positive_control_gap", value=pos_gap, threshold=gap_bar, op="<=",
               description="ours: an exactly rotated copy passes the paper's bar at every site (|gap|; what remains is "
-                          "the difference between two SAEs trained in two bases)")
+                          "the difference between two SAEs trained in two bases)", kind="check")
 results.claim("dyck_negative_control_gap_min", value=neg_gap, threshold=gap_bar, op=">",
-              description="ours: untrained-model and unpaired-row controls all fail the 0.025 bar (smallest gap)")
+              description="ours: untrained-model and unpaired-row controls all fail the 0.025 bar (smallest gap)", kind="check")
 results.record("affine_minus_rotation_scaled_map_ev_max", aff_adv_scaled)
 print(f"Rotation-moved SAE: largest gap {gap_max:.3f} (paper's bar {gap_bar}) at {worst[0]} {worst[1]}→{worst[2]} {worst[3]}; "
       f"mean gap {rot.gap.mean():.3f}.")

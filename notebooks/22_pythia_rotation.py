@@ -284,6 +284,7 @@ if controls:
         "controls_do_not_align", value=control_margin, threshold=0.0, op=">", paper_value=None,
         description="ours: at every site, the rotation onto each control model leaves a larger gap than onto any seed "
                     "(smallest margin over sites; else alignment proves nothing)",
+        kind="check",
     )
 pd.DataFrame({k: {"value": v["value"], "threshold": v["threshold"], "op": v["op"], "passed": v["passed"]}
               for k, v in results.data["claims"].items()}).T
