@@ -41,24 +41,39 @@ results = ChapterResults("90_four_bars", params=dict(profile=profile))
 
 # %% [markdown]
 # ## Every claim, by rung
-# Look at the *verdict* and *strict verdict* columns: a claim that passes the paper's bar but
-# fails ours is one the paper's own test could not have told apart from its alternatives.
+# One table per rung: the paper's claims first, then our own instrument checks (planted answers,
+# controls, the power of the tests) that the comparisons rest on. Look at the two verdict
+# columns: a claim that passes the paper's bar but fails ours is one the paper's own test could
+# not have told apart from its alternatives.
 
-# %%
+# %% tags=["hide-input"]
+from polyrot_utils.report import RUNGS, compact_claims
+
+
+def _style(frame):
+    def colour(v):
+        if isinstance(v, str) and v.startswith("FAIL"):
+            return "color: #b00020; font-weight: bold"
+        if isinstance(v, str) and v.startswith("pass"):
+            return "color: #1b5e20"
+        return ""
+    return frame.style.hide(axis="index").map(colour, subset=["paper's bar", "our stricter bar"])
+
+
 if table.empty:
     display(Markdown("*No chapter has recorded a claim yet: build the other chapters first.*"))
-else:
-    cols = ["rung", "kind", "chapter", "description", "paper", "ours", "criterion", "verdict",
-            "strict_criterion", "strict_verdict", "p_value"]
-    display(table[cols].style.hide(axis="index").map(
-        lambda v: "color: #b00020; font-weight: bold" if v == "FAIL" else ("color: #1b5e20" if v == "pass" else ""),
-        subset=["verdict", "strict_verdict"]))
+for _, rung in RUNGS:
+    for kind, title in (("paper", "the paper's claims"), ("check", "our instrument checks")):
+        part = compact_claims(rows, rung, kind)
+        if part:
+            display(Markdown(f"### {rung.capitalize()}: {title}"))
+            display(_style(pd.DataFrame(part)))
 
 # %% [markdown]
 # ## Counts
 # How many of each rung's claims clear the paper's bar, and ours.
 
-# %%
+# %% tags=["hide-input"]
 counts = verdict_counts(rows)
 display(pd.DataFrame(counts).T if counts else Markdown("*nothing recorded*"))
 
@@ -66,7 +81,7 @@ display(pd.DataFrame(counts).T if counts else Markdown("*nothing recorded*"))
 # The same counts as a picture: for each rung, how many claims clear the paper's bar (left bar)
 # and ours (right bar). Grey: claims that have no stricter version.
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 

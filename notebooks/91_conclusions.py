@@ -41,7 +41,7 @@ results.record("group_sizes", {k: len(v) for k, v in groups.items()})
 # %% [markdown]
 # At a glance: how the paper's claims, and our own instrument checks, fall into the groups below.
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 
 labels = {"replicated": "replicated", "paper_only": "paper's bar only", "failed": "did not replicate",
@@ -58,7 +58,7 @@ plt.show()
 # ## Replicated
 # Claims that hold in our data under the paper's criterion and under ours.
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(groups["replicated"] and "\n".join(f"- {r}" for r in groups["replicated"]) or "*None.*"))
 
 # %% [markdown]
@@ -66,14 +66,14 @@ display(Markdown(groups["replicated"] and "\n".join(f"- {r}" for r in groups["re
 # The paper's test is satisfied, but a calibrated test with measured power, a baseline, or a
 # control shows that this evidence does not single out the paper's explanation.
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(groups["paper_only"] and "\n".join(f"- {r}" for r in groups["paper_only"]) or "*None.*"))
 
 # %% [markdown]
 # ## Did not replicate
 # Claims our measurements contradict under the paper's own criterion.
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(groups["failed"] and "\n".join(f"- {r}" for r in groups["failed"]) or "*None.*"))
 
 # %% [markdown]
@@ -81,7 +81,7 @@ display(Markdown(groups["failed"] and "\n".join(f"- {r}" for r in groups["failed
 # Not claims of the paper: the planted answers and controls that must pass for the comparisons
 # above to mean anything. A failure here would undercut every verdict of its rung.
 
-# %%
+# %% tags=["hide-input"]
 checks = groups["checks_failed"] + groups["checks_passed"]
 display(Markdown("\n".join(f"- {r}" for r in checks) or "*None recorded.*"))
 
@@ -89,7 +89,7 @@ display(Markdown("\n".join(f"- {r}" for r in checks) or "*None recorded.*"))
 # ## Open
 # What this build did not or could not test.
 
-# %%
+# %% tags=["hide-input"]
 questions = open_questions(rows, profile=profile)
 results.record("open_questions", questions)
 display(Markdown("\n".join(f"- {q}" for q in questions)))

@@ -111,3 +111,22 @@ def open_questions(rows: list[dict[str, Any]], profile: str | None) -> list[str]
                "much weaker language models than Pythia-70m.")
     out.append("Frontier-scale (10B+) replication remains open, as the paper itself says.")
     return out
+
+
+def compact_claims(rows: list[dict[str, Any]], rung: str, kind: str = "paper") -> list[dict[str, str]]:
+    """The verdict table's rows for one rung and kind, with only the columns a reader needs:
+    the claim, the paper's value, ours, and each criterion with its verdict in one cell."""
+    out = []
+    for r in rows:
+        if r["rung"] != rung or r.get("kind", "paper") != kind:
+            continue
+        strict = "—" if r["strict_verdict"] == "—" else f"{r['strict_verdict']} ({r['strict_criterion']})"
+        out.append({
+            "claim": r["description"] or r["claim"],
+            "chapter": r["chapter"],
+            "paper": r["paper"],
+            "ours": r["ours"] + ("" if r["p_value"] == "—" else f" (p = {r['p_value']})"),
+            "paper's bar": f"{r['verdict']} ({r['criterion']})",
+            "our stricter bar": strict,
+        })
+    return out
