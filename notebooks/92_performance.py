@@ -44,7 +44,7 @@ from IPython.display import Markdown, display
 from polyrot_utils import perf
 from polyrot_utils.results import ChapterResults, results_dir
 
-torch.set_num_threads(1)  # stable, comparable timings on a shared machine
+# every method runs with the same threads (torch's and BLAS's defaults: all cores), so ratios compare like with like
 results = ChapterResults("92_performance", params=dict(n_fit_rows=n_fit_rows, d_fit=d_fit, sae_tokens=sae_tokens,
                                                        repeats=repeats, seed=seed))
 machine = perf.machine_info()
