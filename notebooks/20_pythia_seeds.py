@@ -190,6 +190,34 @@ for name, texts in samples.items():
 results.record("samples", samples)
 
 # %% [markdown]
+# ## Which basis? TransformerLens's weight processing, measured
+# `HookedTransformer.from_pretrained` folds LayerNorm gains into the weights that read them
+# (`fold_ln`), and by default also *centres the writing weights*: every vector written to the
+# residual stream is projected off the all-ones axis. That projection is not a rotation, so it
+# changes the basis whose rotation between seeds this book measures. We load two seeds' final
+# checkpoints three ways — untouched (`none`, our default), `fold_ln`, and TransformerLens's
+# defaults (`tl_default`) — and measure, per site, how much the activations change, how much of
+# their variance lies along the all-ones axis, and how far the fitted $R$ moves. Look for `fold_ln`
+# leaving every residual site untouched (0) and `tl_default` changing them; the final site
+# (`unembed.hook_in`, the final LayerNorm's output) changes under both, because folding moves the
+# LayerNorm's gain out of it.
+
+# %%
+from polyrot_utils.pythia_suite import processing_comparison
+
+if len(seed_names) >= 2 and not use_hub:
+    pair = {n: max(suite.checkpoints[n].items())[1] for n in seed_names[:2]}
+    proc_rows = pd.DataFrame(processing_comparison(pair, suite.heldout_tokens[:16], pythia_sites(suite.models[seed_names[0]]),
+                                                   device=device))
+    results.record("weight_processing", proc_rows.to_dict(orient="records"))
+    from IPython.display import display
+
+    display(proc_rows.pivot_table(index="site", columns="processing",
+                                  values=["act_change", "ones_component", "R_change"], sort=False).round(4))
+else:
+    print("needs two local seeds with checkpoints (stand-ins)")
+
+# %% [markdown]
 # ## Are they the same function?
 #
 # KL(row ‖ column) in nats per token and top-1 agreement on the same held-out text, for every

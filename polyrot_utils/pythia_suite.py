@@ -358,3 +358,60 @@ def steering_setup(acts: PythiaActs, tokenizer: Any, vocab_size: int, site: str,
         behaviours[c] = next_token_set_behaviour(sa, sb, eb)
         info.append(row)
     return vectors, behaviours, info
+
+
+def processing_comparison(
+    checkpoints: Mapping[str, tuple[Any, str]],
+    tokens: Tensor,
+    sites: Sequence[str],
+    *,
+    processings: Sequence[str] = ("none", "fold_ln", "tl_default"),
+    reference: str = "none",
+    device: str | None = "auto",
+    batch_size: int = 16,
+) -> list[dict[str, Any]]:
+    """How TransformerLens's weight processing changes the residual basis and the fitted R.
+
+    ``checkpoints``: two models as ``{name: (path, revision)}`` (e.g. two seeds' final
+    checkpoints, loaded with :func:`polyrot_utils.loading.load_model`). For each processing and
+    site: ``act_change`` = ‖acts_proc − acts_ref‖_F / ‖acts_ref − mean‖_F for the first model
+    (0: the residual stream is untouched), ``ones_component`` = the fraction of the activations'
+    centred variance along the all-ones axis (``center_writing_weights`` removes it), ``R_change`` =
+    ‖R_proc − R_ref‖_F / √(2d) between the two models' Procrustes fits, and ``map_ev`` of that fit.
+    """
+    from . import metrics, procrustes
+    from .activations import collect_activations
+    from .loading import load_model
+
+    if len(checkpoints) != 2:
+        raise ValueError(f"checkpoints must name exactly two models, got {list(checkpoints)}")
+    if reference not in processings:
+        raise ValueError(f"reference {reference!r} must be one of processings {list(processings)}")
+    names = list(checkpoints)
+    acts: dict[str, dict[str, dict[str, Tensor]]] = {}
+    for proc in processings:
+        acts[proc] = {}
+        for name in names:
+            path, revision = checkpoints[name]
+            model = load_model(path, revision=revision, processing=proc, device=device)
+            acts[proc][name] = collect_activations(model, tokens, list(sites), batch_size=batch_size)
+            del model
+    rows = []
+    for site in sites:
+        ref_a = acts[reference][names[0]][site].double()
+        ref_scale = float((ref_a - ref_a.mean(0)).norm())
+        fits = {}
+        for proc in [reference] + [p for p in processings if p != reference]:
+            xa, xb = acts[proc][names[0]][site].double(), acts[proc][names[1]][site].double()
+            fits[proc] = procrustes.fit_alignment(xa, xb, method="rotation")
+            d = xa.shape[1]
+            ones = torch.ones(d, dtype=torch.float64) / d**0.5
+            xc = xa - xa.mean(0)
+            rows.append({
+                "site": site, "processing": proc,
+                "act_change": float((xa - ref_a).norm()) / ref_scale,
+                "ones_component": float(((xc @ ones) ** 2).sum() / (xc**2).sum()),
+                "R_change": float(np.linalg.norm(fits[proc].matrix - fits[reference].matrix) / np.sqrt(2 * d)),
+                "map_ev": float(metrics.explained_variance(xb, torch.as_tensor(fits[proc].apply(xa)))),
+            })
+    return rows
