@@ -315,3 +315,24 @@ print(f"Held-out loss {seed_nats.mean():.3f} nats/token (spread {seed_nats.max()
 print(f"Cross-seed KL {cross_kl:.4f} nats/token and top-1 agreement {cross_top1:.3f}; "
       f"seed-to-control KL: " + ", ".join(f"{c} {v:.3f}" for c, v in control_kl.items()) + ".")
 print("Bar-B-strict claim (cross-seed KL <= 1.74e-4):", results.data["claims"]["cross_seed_kl_bar_B"]["passed"])
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{admonition} Exercise 1 — Bits per byte
+# Why does the chapter report loss in bits per byte beside nats per token?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# Nats per token depend on the tokenizer: a vocabulary with longer tokens packs more text into each prediction, so its per-token loss is higher for the same model quality. Dividing the total loss (converted to bits) by the number of UTF-8 bytes gives a tokenizer-independent figure that can be compared across vocabularies, e.g. with Pythia's own.
+# :::
+#
+# :::{admonition} Exercise 2 — Same function?
+# The stand-ins disagree on the top-1 next token about a third of the time. Would you expect two Pythia-70m seeds to agree more? What does the answer imply for the rest of this rung?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# Better-trained models agree more, because both approach the same data distribution; the PolyPythias are trained on 300B tokens. The stand-ins are weak models, so every interior comparison here is between models that are measurably *not* the same function — which bounds how well any alignment can work, and is why each later chapter states this caveat.
+# :::

@@ -321,3 +321,15 @@ print(f"Unaligned cross-seed EV: mean {ev_unaligned_mean:.3f} over {len(seed_row
 for name, c in claims.items():
     print(f"  claim {name}: value {c['value']:.3f} {c['op']} {c['threshold']} -> {'PASS' if c['passed'] else 'FAIL'}")
 print(f"chapter time: {wall_s:.1f} s wall, {cpu_s:.1f} s CPU")
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{admonition} Exercise 1 — The paper's 98 %
+# The paper's public code computes its '98 %' as the fraction of latents whose best decoder match exceeds 0.5. Why can that fraction be high while the mean matched cosine is modest?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# A threshold statistic counts every latent above 0.5 the same, whether its match is 0.51 or 0.99, and in moderate dimension many random pairs already exceed modest cosines. The mean matched cosine and the random-dictionary floor show how much of the number is structure.
+# :::

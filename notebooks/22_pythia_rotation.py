@@ -310,3 +310,15 @@ print(f"Rows to come within 0.01 EV of the full fit: {stable_n}.")
 for name, c in results.data["claims"].items():
     print(f"  claim {name}: value {c['value']:.3f} {c['op']} {c['threshold']} -> {'PASS' if c['passed'] else 'FAIL'}")
 print(f"chapter time: {wall_s:.1f} s wall, {cpu_s:.1f} s CPU")
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{admonition} Exercise 1 — Tokens per fit
+# The fit-size curve flattens after a few times $d$ rows. Why is 'one batch' of 256 sequences × 256 tokens (the paper's) far more than enough at $d = 512$?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# A rotation needs a few times $d$ independent rows to be pinned down ($d$ equations per row against $d(d-1)/2$ unknowns); 65,536 tokens is over 100$d$. The limit on the fit is then not the number of tokens but how far the two models' activations are from an exact rotation.
+# :::

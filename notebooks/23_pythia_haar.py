@@ -333,3 +333,15 @@ print(f"Outlier dimensions: max kurtosis per seed (over sites) "
 for name, c in results.data["claims"].items():
     print(f"  claim {name}: value {c['value']:.4g} {c['op']} {c['threshold']} -> {'PASS' if c['passed'] else 'FAIL'}")
 print(f"chapter time: {wall_s:.1f} s wall, {cpu_s:.1f} s CPU")
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{admonition} Exercise 1 — Outlier dimensions
+# Suppose seed A's residual dimension 17 and seed B's dimension 301 carry huge, heavy-tailed activations. What does a Haar $R$ predict for $|R_{17, 301}|$, and what would a basis-privileging optimizer predict?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# A Haar $R$ spreads $e_{17}$ evenly: $|R_{17,301}| \approx 1/\sqrt{d} \approx 0.04$ at $d = 512$. If both seeds' outlier dimensions come from the same optimizer-induced mechanism, $R$ must map one onto the other, so $|R_{17,301}|$ near 1 — a signed-permutation-like block, and a decisive rejection of Haar.
+# :::

@@ -289,3 +289,15 @@ print(f"Spearman with the unaligned ratio: overlap {rho_overlap:.3f}, cos(v, vR)
 for name, c in results.data["claims"].items():
     print(f"  claim {name}: value {c['value']:.3f} {c['op']} {c['threshold']} -> {'PASS' if c['passed'] else 'FAIL'}")
 print(f"chapter time: {wall_s:.1f} s wall, {cpu_s:.1f} s CPU")
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{admonition} Exercise 1 — A random control
+# Why compare the unaligned transfer's effect with that of a random direction of the same length?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# If the source vector, applied unchanged to the target, moves the behaviour no more than a random vector of the same norm, then what looks like a 'partial' or 'inverted' transfer is just noise from an unrelated direction: the vector carries no information in the target's frame.
+# :::

@@ -268,3 +268,15 @@ print(f"Successive pairs: affine − rotation EV at most {affine_deficit:.3f}; a
 for name, c in results.data["claims"].items():
     print(f"  claim {name}: value {c['value']:.3f} {c['op']} {c['threshold']} -> {'PASS' if c['passed'] else 'FAIL'}")
 print(f"chapter time: {wall_s:.1f} s wall, {cpu_s:.1f} s CPU")
+
+# %% [markdown]
+# ## Exercises
+#
+# :::{admonition} Exercise 1 — Rotation plus scale
+# Residual norms grow during training. Why does a rotation alone then fail to map an early checkpoint onto a late one, and what one extra parameter fixes much of it?
+# :::
+#
+# :::{admonition} Solution
+# :class: dropdown
+# A rotation preserves norms, so it cannot map small early activations onto large late ones; the EV it reaches is capped. A single global scale factor (rotation × scalar) absorbs the norm growth, which is why `rotation_scaled` closes most of the gap to the affine map.
+# :::
