@@ -15,8 +15,8 @@
 #
 # Before we ask whether two trained transformers differ by a rotation, we check the instrument.
 # We **plant** an answer: draw a rotation $R_\star$ uniformly from $\mathrm{SO}(d)$, rotate a
-# batch of synthetic "activations" with it, and ask the orthogonal Procrustes fit
-# (DESIGN convention: row vectors, $X_\text{src} R \approx X_\text{tgt}$) to give it back.
+# batch of synthetic "activations" with it, and ask the orthogonal {term}`Procrustes` fit
+# ({term}`Procrustes`; the book's convention: row vectors, $X_\text{src} R \approx X_\text{tgt}$) to give it back.
 #
 # **What would falsify the instrument:** a recovered $\hat R$ that differs from $R_\star$ by
 # more than float precision on noiseless data, or a fit that needs far more samples than

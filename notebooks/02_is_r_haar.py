@@ -13,7 +13,7 @@
 # %% [markdown]
 # # Is R Haar? Testing a rotation honestly
 #
-# The paper says the rotation $R$ between two seeds is *Haar-distributed* on
+# The paper says the rotation $R$ between two seeds is *Haar-distributed* ({term}`Haar measure`) on
 # $\mathrm{SO}(d)$, on two pieces of evidence: $\|R - I\|_F$ matches $\sqrt{2d}$ to 0.1 %, and a
 # Kolmogorov–Smirnov test of $R$'s eigenangles against the Haar one-angle density returns
 # $p \approx 1$. This chapter tests the **tests**, before any trained model is involved: we

@@ -13,8 +13,8 @@
 # %% [markdown]
 # # The universality paradox
 #
-# The paper's paradox: the standard SAE-universality metric (decoder rows matched across seeds
-# by cosine) reads **98 %**, while an SAE trained on one seed reconstructs another seed's
+# The paper's paradox: the standard SAE-universality metric ({term}`Decoder cosine`: decoder rows
+# of two {term}`sparse autoencoders <Sparse autoencoder>` matched across seeds by cosine) reads **98 %**, while an SAE trained on one seed reconstructs another seed's
 # activations at **negative** explained variance. Its resolution: the dictionaries agree, but
 # the residual bases differ by a rotation $R$, so the encoder of seed A reads seed B's stream in
 # the wrong frame.

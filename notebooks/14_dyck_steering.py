@@ -13,7 +13,7 @@
 # %% [markdown]
 # # Steering vectors across seeds
 #
-# A diff-of-means steering vector $v = \bar x_A - \bar x_B$ (residual activations at one site,
+# A diff-of-means {term}`steering vector <Steering vector>` $v = \bar x_A - \bar x_B$ (residual activations at one site,
 # positions of class A minus class B) pushes a model's readout from B towards A when
 # $\alpha v$ is added to its residual stream. The paper moves such vectors between seeds and
 # reports **three regimes** in the shared-I/O cohort: *clean* when the vector is pinned by the
