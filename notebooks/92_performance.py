@@ -93,6 +93,14 @@ print(f"streaming / floor = {fit['streaming_over_floor']:.2f}, streaming / scipy
 results.record("rotation_fit", fit)
 results.record("gemm_gflops_float32", gemm)
 
+fig, ax = plt.subplots(figsize=(6, 2.4))
+labels = {"streaming": "streaming CrossCovariance", "scipy": "scipy, data in memory", "floor": "floor: one GEMM + one SVD"}
+ax.barh([labels[k] for k in labels], [fit["seconds"][k] for k in labels], color=["#1565c0", "#9e9e9e", "#424242"])
+ax.invert_yaxis()
+ax.set_xlabel("seconds (best of repeats)")
+ax.set_title(f"Fitting one rotation: n = {fit['n']:,} rows, d = {fit['d']}")
+plt.show()
+
 # %% [markdown]
 # ## Collecting activations
 # Hooks on the requested residual sites only, stopping after the last block a site needs,
