@@ -244,15 +244,15 @@ for d in dims:
     slack = 2 * np.sqrt(alpha * (1 - alpha) * (1 / n_trials + 1 / n_null))
     results.claim(
         f"calibrated_size_d{d}", value=t.loc["haar", "combined"], threshold=alpha + slack, op="<=",
-        description=f"Calibrated verdict's rejection rate on Haar samples ≤ α + 2 s.e. ({n_trials} trials)", kind="check",
+        description=f"Calibrated verdict's rejection rate on Haar samples ≤ α + 2 s.e. (d = {d}, {n_trials} trials)", kind="check",
     )
     results.claim(
         f"calibrated_power_signed_permutation_d{d}", value=t.loc["signed_permutation", "combined"], threshold=0.9,
-        op=">=", description="Calibrated verdict rejects signed permutations", kind="check",
+        op=">=", description=f"Calibrated verdict rejects signed permutations (d = {d})", kind="check",
     )
     results.claim(
         f"calibrated_power_two_haar_blocks_d{d}", value=t.loc["two_haar_blocks", "combined"], threshold=0.9,
-        op=">=", description="Calibrated verdict rejects two-invariant-block rotations", kind="check",
+        op=">=", description=f"Calibrated verdict rejects two-invariant-block rotations (d = {d})", kind="check",
     )
     results.record(f"iid_ks_power_signed_permutation_d{d}", t.loc["signed_permutation", "ks_iid"])
     results.record(f"frobenius_rejects_haar_d{d}", t.loc["haar", "frobenius_0.1pct"])
