@@ -61,31 +61,19 @@ import pandas as pd
 from polyrot_utils import corpus
 from polyrot_utils.loading import describe, pythia_sites
 from polyrot_utils.neox import (
-    StandinConfig,
-    SuiteConfig,
     checkpoint_losses,
     evaluate_loss,
     pairwise_output_agreement,
     sample_continuations,
     standin_suite,
 )
+from polyrot_utils.pythia_suite import suite_config, suite_params
 from polyrot_utils.results import ChapterResults
 
-params = dict(
-    use_hub=use_hub, model_names=list(model_names), revision=revision, n_seeds=n_seeds, d_model=d_model,
-    n_layers=n_layers, n_heads=n_heads, d_mlp=d_mlp, n_ctx=n_ctx, vocab_size=vocab_size,
-    batch_size=batch_size, n_steps=n_steps, lr=lr, train_fraction=train_fraction, n_heldout_seqs=n_heldout_seqs,
-    seed=seed, device=device,
-)
+params = suite_params(globals())
 results = ChapterResults("20_pythia_seeds", params=params)
-base = StandinConfig(
-    d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_mlp=d_mlp, n_ctx=n_ctx, vocab_size=vocab_size,
-    batch_size=batch_size, n_steps=n_steps, lr=lr, train_fraction=train_fraction,
-)
-suite_cfg = SuiteConfig(
-    base=base, n_seeds=n_seeds, seed_offset=seed, n_heldout_seqs=n_heldout_seqs, use_hub=use_hub,
-    model_names=tuple(model_names), revision=revision, allow_download=allow_download, device=device,
-)
+suite_cfg = suite_config(**params)
+base = suite_cfg.base
 
 # %% [markdown]
 # ## The corpus and the tokenizer

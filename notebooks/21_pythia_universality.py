@@ -82,20 +82,15 @@ import pandas as pd
 
 from polyrot_utils import analysis
 from polyrot_utils.neox import standin_suite
-from polyrot_utils.pythia_suite import pythia_activations, short_site, suite_config
+from polyrot_utils.pythia_suite import pythia_activations, short_site, suite_config, suite_params
 from polyrot_utils.results import ChapterResults
 
 t_start, cpu_start = time.perf_counter(), time.process_time()
-suite_params = dict(
-    use_hub=use_hub, model_names=list(model_names), revision=revision, allow_download=allow_download, n_seeds=n_seeds,
-    d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_mlp=d_mlp, n_ctx=n_ctx, vocab_size=vocab_size,
-    batch_size=batch_size, n_steps=n_steps, lr=lr, train_fraction=train_fraction, n_heldout_seqs=n_heldout_seqs,
-    seed=seed, device=device,
-)
-params = dict(suite_params, anchor=anchor, n_fit_seqs=n_fit_seqs, n_eval_seqs=n_eval_seqs, skip_positions=skip_positions,
+suite_kwargs = suite_params(globals())
+params = dict(suite_kwargs, anchor=anchor, n_fit_seqs=n_fit_seqs, n_eval_seqs=n_eval_seqs, skip_positions=skip_positions,
               sae_expansion=sae_expansion, sae_k=sae_k, sae_n_tokens=sae_n_tokens, sae_batch_size=sae_batch_size)
 results = ChapterResults("21_pythia_universality", params=params)
-suite_cfg = suite_config(**suite_params)
+suite_cfg = suite_config(**suite_kwargs)
 
 # %% [markdown]
 # ## The seeds and their residual streams

@@ -76,21 +76,16 @@ import pandas as pd
 
 from polyrot_utils import analysis, checkpoints
 from polyrot_utils.neox import standin_suite
-from polyrot_utils.pythia_suite import checkpoint_activations, pythia_activations, short_site, suite_config
+from polyrot_utils.pythia_suite import checkpoint_activations, pythia_activations, short_site, suite_config, suite_params
 from polyrot_utils.results import ChapterResults
 
 t_start, cpu_start = time.perf_counter(), time.process_time()
-suite_params = dict(
-    use_hub=use_hub, model_names=list(model_names), revision=revision, allow_download=allow_download, n_seeds=n_seeds,
-    d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_mlp=d_mlp, n_ctx=n_ctx, vocab_size=vocab_size,
-    batch_size=batch_size, n_steps=n_steps, lr=lr, train_fraction=train_fraction, n_heldout_seqs=n_heldout_seqs,
-    seed=seed, device=device,
-)
-params = dict(suite_params, ckpt_seed=ckpt_seed, ckpt_steps=list(ckpt_steps), hub_steps=list(hub_steps),
+suite_kwargs = suite_params(globals())
+params = dict(suite_kwargs, ckpt_seed=ckpt_seed, ckpt_steps=list(ckpt_steps), hub_steps=list(hub_steps),
               reference_seed=reference_seed, n_fit_seqs=n_fit_seqs, n_eval_seqs=n_eval_seqs, skip_positions=skip_positions,
               n_null=n_null, alpha=alpha, affine_margin=affine_margin, paper_fraction=paper_fraction)
 results = ChapterResults("25_pythia_checkpoints", params=params)
-suite_cfg = suite_config(**suite_params)
+suite_cfg = suite_config(**suite_kwargs)
 
 # %% [markdown]
 # ## Checkpoints and their activations

@@ -29,6 +29,7 @@ S_B), with S_A / S_B the tokens that follow group A / group B most distinctively
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import inspect
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -85,6 +86,26 @@ def suite_config(
         base=base, n_seeds=n_seeds, seed_offset=seed, n_heldout_seqs=n_heldout_seqs, use_hub=use_hub,
         model_names=tuple(model_names), revision=revision, allow_download=allow_download, device=device,
     )
+
+
+def suite_params(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The suite's parameters, read by name from a notebook's namespace (``globals()``).
+
+    Every Pythia chapter declares chapter 20's suite parameters in its own ``parameters`` cell
+    (papermill needs each notebook to declare what it accepts); this turns them into the keyword
+    arguments of :func:`suite_config`, so no chapter spells the list out again.
+    """
+    missing = [name for name in SUITE_PARAMETERS if name not in namespace]
+    if missing:
+        raise KeyError(f"the notebook's parameters cell lacks the suite parameters {missing}; "
+                       f"every Pythia chapter declares all of {list(SUITE_PARAMETERS)}")
+    out = {name: namespace[name] for name in SUITE_PARAMETERS}
+    out["model_names"] = list(out["model_names"])
+    return out
+
+
+#: the names :func:`suite_config` takes, i.e. chapter 20's suite parameters
+SUITE_PARAMETERS: tuple[str, ...] = tuple(inspect.signature(suite_config).parameters)
 
 
 def short_site(site: str) -> str:

@@ -258,3 +258,17 @@ def test_map_ev_table_planted():
     assert by["identity"]["map_ev"] < 0.5
     with pytest.raises(ValueError, match="methods"):
         analysis.map_ev_table(fit, ev, [("a", "b")], ["s"], methods=("nope",))
+
+
+def test_suite_params_reads_the_namespace_and_names_what_is_missing():
+    from polyrot_utils.book import declared_parameters
+    from polyrot_utils.pythia_suite import SUITE_PARAMETERS, suite_config, suite_params
+
+    declared = declared_parameters("20_pythia_seeds")
+    kwargs = suite_params(dict(declared, unrelated=1))
+    assert set(kwargs) == set(SUITE_PARAMETERS) and "unrelated" not in kwargs
+    assert suite_config(**kwargs) == suite_config()  # chapter 20's defaults are suite_config's defaults
+    namespace = dict(declared)
+    del namespace["d_model"]
+    with pytest.raises(KeyError, match="d_model"):
+        suite_params(namespace)
