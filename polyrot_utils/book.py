@@ -32,6 +32,7 @@ import ast
 import difflib
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -441,6 +442,22 @@ def run_notebook(
         staged.unlink()
     os.replace(partial_output, output)
     return RunRecord(stem, seconds, output, params)
+
+
+class _DropPapermillParameterNoise(logging.Filter):
+    """papermill re-parses the parameters cell with a regex that gives up on lines holding more
+    than one ``=`` (our ``[int >= 2]`` specs) and then warns that every such parameter is
+    unknown. The runner has already checked names and values against the specs, so drop those
+    two warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not (msg.startswith("Unable to parse line") or msg.startswith("Passed unknown parameter"))
+
+
+_PM_FILTER = _DropPapermillParameterNoise()
+for _name in ("papermill", "papermill.translators"):
+    logging.getLogger(_name).addFilter(_PM_FILTER)
 
 
 class ChapterInterrupted(BookError):
