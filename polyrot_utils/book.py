@@ -387,6 +387,8 @@ def run_notebook(
     output = out_dir / f"{stem}.ipynb"
     partial_output = partial / f"{stem}.ipynb"
     partial_output.unlink(missing_ok=True)
+    kernel_log = partial / f"{stem}.kernel.log"
+    kernel_log.unlink(missing_ok=True)
     untouched = f"previous complete outputs ({output}, {results_final / (stem + '.json')}) are untouched"
 
     env_keys = ("POLYROT_RESULTS_DIR", "POLYROT_RESULTS_WRITE_DIR", "POLYROT_PROFILE", "PYTHONPATH", "TQDM_DISABLE")
@@ -409,6 +411,7 @@ def run_notebook(
             progress_bar=False,
             log_output=log_output,
             start_timeout=120,
+            kernel_manager_class=_kernel_manager_class(kernel_log),
         )
     except PapermillExecutionError as err:
         if err.ename == "KeyboardInterrupt":
@@ -424,7 +427,8 @@ def run_notebook(
     except Exception as err:  # the kernel died (killed, out of memory), timed out, or failed to start
         raise BookError(
             f"notebook {stem!r} did not finish under profile {profile!r}: the kernel stopped "
-            f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}); {untouched}"
+            f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}; the kernel's own log is "
+            f"{kernel_log}); {untouched}"
         ) from None
     finally:
         for k, v in env_backup.items():
@@ -458,6 +462,25 @@ class _DropPapermillParameterNoise(logging.Filter):
 _PM_FILTER = _DropPapermillParameterNoise()
 for _name in ("papermill", "papermill.translators"):
     logging.getLogger(_name).addFilter(_PM_FILTER)
+
+
+def _kernel_manager_class(log_path: Path) -> type:
+    """A kernel manager whose kernel writes its own stdout/stderr (IPKernelApp warnings, the
+    tracebacks of a kernel torn down by Ctrl-C) to ``log_path`` instead of the runner's
+    terminal, so an interrupted or failed run ends with the runner's one-line message."""
+    from jupyter_client.manager import AsyncKernelManager, KernelManager
+
+    class _LoggedKernelManager(AsyncKernelManager):
+        async def _launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:  # type: ignore[override]
+            log = open(log_path, "ab")  # noqa: SIM115 - the kernel process holds it
+            kw["stdout"] = log
+            kw["stderr"] = log
+            try:
+                await KernelManager._async_launch_kernel(self, kernel_cmd, **kw)
+            finally:
+                log.close()  # the child has its own copy of the descriptor
+
+    return _LoggedKernelManager
 
 
 class ChapterInterrupted(BookError):
