@@ -6,6 +6,12 @@ produced it. Writes are atomic: a file is written to a temporary name in the sam
 and renamed into place, so an interrupted run never leaves a half-written artifact that a later
 run would trust.
 
+Entries built through :func:`cached_entry` end with ``manifest.json`` (each file's size and
+SHA-256), written last and checked whenever the entry is used: a damaged or partial entry is
+reported once (:class:`CacheRepairWarning`, naming the path) and rebuilt; an exclusive file lock
+(``<entry>/.lock``) makes concurrent builds of one entry do the work once. Files are created with
+the user's umask (``0666 & ~umask``), so a cache shared between users stays readable.
+
 Formats: safetensors for tensors, npz for numpy arrays, json for everything else. Never pickle.
 
 The cache root is ``$POLYROT_CACHE`` if set, else ``<repo>/.cache/polyrot`` when running from a
@@ -249,16 +255,29 @@ def verify_entry(entry: Path | str, required: Iterable[str] = ()) -> str | None:
     for name in required:
         if name not in files:
             return f"{man} does not list {name}"
+    stats = []
     for name, rec in files.items():
         f = entry / name
         if not f.is_file():
             return f"{f} is missing"
-        size = f.stat().st_size
-        if size != rec.get("size"):
-            return f"{f} has {size} bytes where the manifest records {rec.get('size')} (truncated or overwritten)"
+        st = f.stat()
+        if st.st_size != rec.get("size"):
+            return f"{f} has {st.st_size} bytes where the manifest records {rec.get('size')} (truncated or overwritten)"
+        stats.append((name, st.st_size, st.st_mtime_ns, st.st_ino))
+    mst = man.stat()
+    signature = (mst.st_mtime_ns, mst.st_ino, tuple(stats))
+    if _VERIFIED.get(str(entry)) == signature:  # hashed already in this process, nothing changed since
+        return None
+    for name, rec in files.items():
+        f = entry / name
         if file_digest(f)["sha256"] != rec.get("sha256"):
             return f"{f} does not match its SHA-256 in the manifest (corrupted)"
+    _VERIFIED[str(entry)] = signature
     return None
+
+
+#: entries whose hashes matched in this process, with the stat signature they had then
+_VERIFIED: dict[str, tuple] = {}
 
 
 def _has_content(entry: Path) -> bool:
