@@ -445,6 +445,7 @@ def run_notebook(
         atomic_write_json(results_final / f"{stem}.json", data)
         staged.unlink()
     os.replace(partial_output, output)
+    kernel_log.unlink(missing_ok=True)
     return RunRecord(stem, seconds, output, params)
 
 
@@ -468,17 +469,19 @@ def _kernel_manager_class(log_path: Path) -> type:
     """A kernel manager whose kernel writes its own stdout/stderr (IPKernelApp warnings, the
     tracebacks of a kernel torn down by Ctrl-C) to ``log_path`` instead of the runner's
     terminal, so an interrupted or failed run ends with the runner's one-line message."""
-    from jupyter_client.manager import AsyncKernelManager, KernelManager
+    from jupyter_client.manager import AsyncKernelManager
 
     class _LoggedKernelManager(AsyncKernelManager):
-        async def _launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:  # type: ignore[override]
-            log = open(log_path, "ab")  # noqa: SIM115 - the kernel process holds it
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            log = open(log_path, "ab")  # noqa: SIM115 - the kernel process holds its own copy
             kw["stdout"] = log
             kw["stderr"] = log
             try:
-                await KernelManager._async_launch_kernel(self, kernel_cmd, **kw)
+                await super()._async_launch_kernel(kernel_cmd, **kw)
             finally:
-                log.close()  # the child has its own copy of the descriptor
+                log.close()
+
+        _launch_kernel = _async_launch_kernel
 
     return _LoggedKernelManager
 
