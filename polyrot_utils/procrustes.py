@@ -208,9 +208,9 @@ class CrossCovariance:
     ``mean_target`` ``(d,)``; the centred co-moment ``comoment = Σ_i (x_i − x̄)ᵀ (y_i − ȳ)``
     ``(d, d)`` (rows index source dimensions, columns target dimensions).
 
-    Each batch is centred on its own mean (column sums accumulated in float64) before its one
-    GEMM (in the input precision, float32 at least: float16/bfloat16 are widened), the rounding of
-    that mean is corrected exactly in float64 (``C_b = (X−m̃)ᵀ(Y−ñ) − r_x r_yᵀ / b`` with
+    Each batch is centred on its own mean before its one GEMM (in the input precision, float32 at
+    least: float16/bfloat16 are widened, so their sums cannot overflow), the rounding of that mean
+    is corrected exactly in float64 (``C_b = (X−m̃)ᵀ(Y−ñ) − r_x r_yᵀ / b`` with
     ``r = Σ(x − m̃)``), and batches are merged in float64 with Chan et al.'s pairwise formula:
     ``C ← C_a + C_b + (n_a n_b / n)(x̄_a − x̄_b)(ȳ_a − ȳ_b)ᵀ``. So large constant offsets cost
     nothing (no cancellation within or across batches) and finite float16 data cannot overflow.
@@ -291,24 +291,32 @@ class CrossCovariance:
             return self
         s = s.to(self.device)
         t = t.to(self.device)
-        # Exact for any finite input of any float dtype: column means in float64 (no float16
-        # overflow, no cancellation), each batch centred on its own mean before the GEMM, the
-        # GEMM in float32 at least (half types are widened so b·σ² cannot overflow), and the
-        # centring residual corrected in float64; batches merge with Chan et al.'s formula.
-        gemm_dtype = torch.promote_types(torch.promote_types(s.dtype, t.dtype), torch.float32)
-        sx = s.sum(0, dtype=torch.float64)
-        sy = t.sum(0, dtype=torch.float64)
-        # A NaN/inf anywhere in a column makes that column's float64 sum non-finite: an O(d) check.
-        if not bool(torch.isfinite(sx).all()):
-            raise ValueError("source_batch contains NaN or infinite values")
-        if not bool(torch.isfinite(sy).all()):
-            raise ValueError("target_batch contains NaN or infinite values")
-        mx = sx / b
-        my = sy / b
-        sc = s.to(gemm_dtype) - mx.to(gemm_dtype)  # centred on m̃ = mean rounded to gemm precision
-        tc = t.to(gemm_dtype) - my.to(gemm_dtype)
-        rx = sc.sum(0, dtype=torch.float64)  # = b (x̄ − m̃): makes the result exact for any m̃
-        ry = tc.sum(0, dtype=torch.float64)
+        # Exact for any finite input of any float dtype: each batch is centred on its own mean m̃
+        # (in the working precision: float32 at least, so float16/bfloat16 sums cannot overflow)
+        # before the GEMM, and the rounding of m̃ is corrected exactly in float64:
+        #     C_b = (X − m̃)ᵀ(Y − ñ) − r_x r_yᵀ / b,   r = Σ(x − m̃),   x̄ = m̃ + r_x / b.
+        # No cancellation against the offsets, however large; batches merge with Chan et al.
+        work = torch.promote_types(torch.promote_types(s.dtype, t.dtype), torch.float32)
+        s = s.to(work)
+        t = t.to(work)
+        sx = s.sum(0)
+        sy = t.sum(0)
+        # A NaN/inf anywhere in a column makes that column's sum non-finite: an O(d) check.
+        if not (bool(torch.isfinite(sx).all()) and bool(torch.isfinite(sy).all())):
+            if not bool(torch.isfinite(s).all()):
+                raise ValueError("source_batch contains NaN or infinite values")
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError("target_batch contains NaN or infinite values")
+            s, t = s.double(), t.double()  # finite values whose column sums overflow: widen
+            sx, sy = s.sum(0), t.sum(0)
+        mx_w = sx / b
+        my_w = sy / b
+        sc = s - mx_w
+        tc = t - my_w
+        rx = sc.sum(0).to(torch.float64)
+        ry = tc.sum(0).to(torch.float64)
+        mx = mx_w.to(torch.float64) + rx / b
+        my = my_w.to(torch.float64) + ry / b
         c = (sc.T @ tc).to(torch.float64) - torch.outer(rx, ry) / b
         self._merge_stats(b, mx, my, c)
         return self

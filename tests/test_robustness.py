@@ -522,3 +522,17 @@ def test_math_functions_accept_array_likes():
     assert explained_variance(b.tolist(), b.tolist()) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="real numeric array_like"):
         fit_rotation([["a", "b"], ["c", "d"]], b)
+
+
+def test_cross_covariance_finite_float32_whose_sums_overflow():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((200, 3))
+    q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    q *= np.sign(np.linalg.det(q))
+    big = (3e36 + 1e35 * x).astype(np.float32)  # finite, but 200 of them overflow a float32 sum
+    tgt = (3e36 + 1e35 * (x @ q)).astype(np.float32)
+    acc = CrossCovariance().update(big, tgt)
+    ref = fit_rotation(big.astype(np.float64), tgt.astype(np.float64))
+    np.testing.assert_allclose(acc.rotation().numpy(), ref, atol=1e-5)
+    with pytest.raises(ValueError, match="source_batch contains NaN"):
+        CrossCovariance().update(np.full((4, 3), np.nan, np.float32), tgt[:4])
