@@ -317,7 +317,10 @@ class CrossCovariance:
         ry = tc.sum(0).to(torch.float64)
         mx = mx_w.to(torch.float64) + rx / b
         my = my_w.to(torch.float64) + ry / b
-        c = (sc.T @ tc).to(torch.float64) - torch.outer(rx, ry) / b
+        gemm = sc.T @ tc
+        if not bool(torch.isfinite(gemm).all()):  # finite data whose co-moments overflow: widen
+            gemm = sc.double().T @ tc.double()
+        c = gemm.to(torch.float64) - torch.outer(rx, ry) / b
         self._merge_stats(b, mx, my, c)
         return self
 

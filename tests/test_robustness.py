@@ -534,5 +534,8 @@ def test_cross_covariance_finite_float32_whose_sums_overflow():
     acc = CrossCovariance().update(big, tgt)
     ref = fit_rotation(big.astype(np.float64), tgt.astype(np.float64))
     np.testing.assert_allclose(acc.rotation().numpy(), ref, atol=1e-5)
+    wide = (1e20 * x).astype(np.float32)  # centred, but b·σ² overflows a float32 GEMM
+    acc = CrossCovariance().update(wide, (1e20 * (x @ q)).astype(np.float32))
+    assert np.isfinite(acc.rotation().numpy()).all()
     with pytest.raises(ValueError, match="source_batch contains NaN"):
         CrossCovariance().update(np.full((4, 3), np.nan, np.float32), tgt[:4])
