@@ -21,8 +21,17 @@ already carry their outputs) into ``<build>/html``, Sphinx warnings treated as e
 
 Each chapter records its numbers into ``<build>/results/<stem>.json`` (see
 :mod:`polyrot_utils.results`); the runner writes ``<build>/timings.json`` (wall seconds per
-notebook and in total, and the profile). A failing cell stops the build with a message naming
-the notebook and the cell; the executed notebook, traceback included, is kept for reading.
+notebook and in total, and the profile).
+
+Parameters are checked before any kernel starts, against the spec declared beside each one in
+the ``parameters`` cell (see :func:`parameter_specs`): wrong types, out-of-range values and
+unknown names are refused in one line. A chapter's executed notebook and results file are
+written under ``<build>/partial/`` and moved into place, marked complete (notebook metadata
+``polyrot.complete``, results key ``"complete": true``), only when it finishes. A failing cell
+stops the build with a message naming the notebook and the cell (the executed notebook, traceback
+included, is kept at ``<build>/partial/<stem>.ipynb``); Ctrl-C ends with one line and exit code
+130; a kernel that dies ends with one line. In every case the previous complete outputs are left
+untouched, and :func:`render` refuses outputs that are not marked complete.
 """
 
 from __future__ import annotations
