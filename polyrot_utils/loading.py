@@ -159,6 +159,12 @@ def _not_available(name: str, revision: str | None, detail: str, allow_download:
         mode = "allow_download=True, but " + ("HF_HUB_OFFLINE is set" if _offline_env() else "the download failed")
     else:
         mode = "allow_download=False" + (", HF_HUB_OFFLINE is set" if _offline_env() else "")
+    if not allow_download:
+        retry = "call load_model(..., allow_download=True) with network access"
+    elif _offline_env():
+        retry = "unset HF_HUB_OFFLINE and retry with network access"
+    else:
+        retry = "check the name and the network, then retry"
     local = (
         f"There is no local directory {name!r} (relative to {Path.cwd()}), and the "
         if not Path(name).expanduser().is_absolute() else f"There is no local directory {name!r}, and the "
@@ -168,7 +174,7 @@ def _not_available(name: str, revision: str | None, detail: str, allow_download:
         f"cache {hf_hub_cache_dir()} ({mode}). To proceed: (1) if you meant a local model, pass the path of a "
         f"directory written by save_pretrained (check the spelling and the current directory); or (2) on a machine "
         f"with network, populate an HF cache with `huggingface-cli download {name} --revision {rev}` and point "
-        f"HF_HOME at it; or (3) call load_model(..., allow_download=True) with network access; or (4) use the "
+        f"HF_HOME at it; or (3) {retry}; or (4) use the "
         f"offline stand-ins (polyrot_utils.neox.standin_suite, use_hub=False)."
     )
 

@@ -427,6 +427,7 @@ def test_mistyped_local_path_gets_one_message_for_both_readings(tmp_path, monkey
     with pytest.raises(ModelNotAvailableError) as info:
         load_model("models/pythia-mine", allow_download=True)
     assert "allow_download=True" in str(info.value) and "allow_download=False" not in str(info.value)
+    assert "unset HF_HUB_OFFLINE" in str(info.value) and "call load_model(..., allow_download=True)" not in str(info.value)
     with pytest.raises(ModelNotAvailableError, match="neither an existing directory"):
         load_model("not a name")
 
