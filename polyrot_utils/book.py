@@ -462,11 +462,11 @@ class _DropPapermillParameterNoise(logging.Filter):
     """papermill re-parses the parameters cell with a regex that gives up on lines holding more
     than one ``=`` (our ``[int >= 2]`` specs) and then warns that every such parameter is
     unknown. The runner has already checked names and values against the specs, so drop those
-    two warnings."""
+    warnings; and nbclient's "Kernel died while waiting" (the runner says it in its own line)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
-        return not (msg.startswith("Unable to parse line") or msg.startswith("Passed unknown parameter"))
+        return not msg.startswith(("Unable to parse line", "Passed unknown parameter", "Kernel died while waiting"))
 
 
 _PM_FILTER = _DropPapermillParameterNoise()
