@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,10 +87,22 @@ def artifact_dir(kind: str, config: Any) -> Path:
     return path
 
 
+_UMASK_LOCK = threading.Lock()
+
+
 def _umask() -> int:
-    """The process umask (read without changing it for longer than two system calls)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
+    """The process umask: read from ``/proc/self/status`` (Linux) without changing it, else by
+    setting and restoring it under a lock (``os.umask`` is process-wide)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
     return mask
 
 
@@ -285,13 +298,15 @@ def _has_content(entry: Path) -> bool:
 
 
 def clear_entry(entry: Path | str) -> None:
-    """Remove an entry's content (its files and manifest), keeping ``config.json`` and the lock."""
+    """Remove an entry's content (its files and manifest), keeping ``config.json``, the lock and
+    hidden files (another writer's temporary files: they are renamed into place or removed by
+    their writer)."""
     import shutil
 
     entry = Path(entry)
     (entry / MANIFEST_FILENAME).unlink(missing_ok=True)
     for p in sorted(entry.iterdir()):
-        if p.name in ("config.json", _LOCK_FILENAME):
+        if p.name == "config.json" or p.name.startswith("."):
             continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)

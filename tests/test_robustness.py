@@ -373,13 +373,22 @@ def test_concurrent_builds_of_one_entry_run_once(tmp_cache):
         time.sleep(0.3)
         cache.atomic_write_json(entry / "out.json", {"v": 1})
 
-    threads = [threading.Thread(target=cache.cached_entry, args=("race", {"k": 1}, build, ("out.json",)))
-               for _ in range(4)]
+    errors, paths = [], []
+
+    def worker() -> None:
+        try:
+            paths.append(cache.cached_entry("race", {"k": 1}, build, ("out.json",)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(calls) == 1
+    assert not errors, errors
+    assert len(calls) == 1 and len(set(paths)) == 1 and len(paths) == 6
+    assert cache.verify_entry(paths[0], ("out.json",)) is None
 
 
 def test_cache_files_follow_the_umask(tmp_cache):
