@@ -549,3 +549,23 @@ def test_cross_covariance_finite_float32_whose_sums_overflow():
     assert np.isfinite(acc.rotation().numpy()).all()
     with pytest.raises(ValueError, match="source_batch contains NaN"):
         CrossCovariance().update(np.full((4, 3), np.nan, np.float32), tgt[:4])
+
+
+def test_concurrent_builds_in_separate_processes_run_once(tmp_cache, tmp_path):
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from polyrot_utils import cache\n"
+        "def build(entry):\n"
+        "    with open(sys.argv[1], 'a') as fh: fh.write('built\\n')\n"
+        "    time.sleep(1.0)\n"
+        "    cache.atomic_write_json(entry / 'out.json', {'v': 1})\n"
+        "print(cache.cached_entry('race_proc', {'k': 2}, build, ('out.json',)))\n"
+    )
+    log = tmp_path / "builds.txt"
+    env = {**os.environ, "POLYROT_CACHE": str(tmp_cache), "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(log)], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert len(set(outs)) == 1 and log.read_text().count("built") == 1
