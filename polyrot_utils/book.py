@@ -747,6 +747,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("list", help="list the chapters in _toc.yml order")
     p_params = sub.add_parser("params", help="show a notebook's parameters and their defaults")
     p_params.add_argument("notebook")
+    p_params.add_argument("--specs", action="store_true", help="also show what each parameter accepts")
 
     args = parser.parse_args(argv)
     if getattr(args, "cache_dir", None) is not None:
@@ -782,7 +783,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(stem)
         elif args.command == "params":
             stem = resolve_notebook(args.notebook)
-            print(json.dumps(declared_parameters(stem), indent=2, default=str))
+            if args.specs:
+                specs = parameter_specs(stem)
+                print(json.dumps({n: {"default": sp.default, "accepts": sp.describe()} for n, sp in specs.items()},
+                                 indent=2, default=str))
+            else:
+                print(json.dumps(declared_parameters(stem), indent=2, default=str))
     except ChapterInterrupted as err:
         print(f"polyrot book: {err}", file=sys.stderr)
         return 130

@@ -109,6 +109,14 @@ def test_unknown_name_refused_in_every_p_form(tmp_path):
     assert not (tmp_path / "executed").exists()
 
 
+def test_params_specs_lists_what_each_parameter_accepts():
+    proc = _cli("params", "10_dyck_model_and_cohorts", "--specs")
+    assert proc.returncode == 0, proc.stderr
+    specs = json.loads(proc.stdout)
+    assert specs["n_seeds"] == {"default": 3, "accepts": "int >= 2"}
+    assert specs["device"]["accepts"] == "str"
+
+
 def test_run_accepts_the_build_form_of_p_for_its_own_notebook():
     # parsed (then refused for its value, so no kernel starts): the form itself is understood
     proc = _cli("run", "01_planted_rotations", "--profile", "smoke", "-p", "01_planted_rotations", "d", "1")
