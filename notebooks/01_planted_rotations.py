@@ -23,12 +23,12 @@
 # dimensions. If that happened, nothing later in the book could be trusted.
 
 # %% tags=["parameters"]
-seed = 0            # governs the planted rotation, the data and the noise
-d = 64              # dimension of the "residual stream"
-n_fit = 2000        # samples used to fit R
-n_eval = 2000       # held-out samples used to score it
-noise_levels = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]  # target noise, relative to the signal's scale
-sample_sizes_factor = [1.1, 1.5, 2, 4, 16]         # fit sizes, as multiples of d (for the curve)
+seed = 0            # [int >= 0] governs the planted rotation, the data and the noise
+d = 64              # [int >= 2] dimension of the "residual stream"
+n_fit = 2000        # [int >= 1] samples used to fit R
+n_eval = 2000       # [int >= 1] held-out samples used to score it
+noise_levels = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]  # [list[float] >= 0] target noise, relative to the signal's scale
+sample_sizes_factor = [1.1, 1.5, 2, 4, 16]         # [list[float] > 0] fit sizes, as multiples of d (for the curve)
 device = "auto"
 
 # %%

@@ -28,11 +28,11 @@
 # no better.
 
 # %% tags=["parameters"]
-seed = 0               # seeds every null sample, alternative and trial
-dims = [64, 512]       # dimensions to study (512 is Pythia-70m's d_model)
-n_null = 150           # Haar samples per d used to calibrate every test
-n_trials = 24          # matrices per row of the size/power table
-alpha = 0.05           # test level
+seed = 0               # [int >= 0] seeds every null sample, alternative and trial
+dims = [64, 512]       # [list[int] >= 2] dimensions to study (512 is Pythia-70m's d_model)
+n_null = 150           # [int >= 1] Haar samples per d used to calibrate every test
+n_trials = 24          # [int >= 1] matrices per row of the size/power table
+alpha = 0.05           # [float > 0, < 1] test level
 device = "auto"        # unused: everything here is CPU linear algebra on d x d matrices
 
 # %%

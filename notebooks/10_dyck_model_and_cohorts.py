@@ -31,14 +31,14 @@
 # that changes outputs or cannot be recovered.
 
 # %% tags=["parameters"]
-seed = 0                                   # seed of the planted Haar rotation
-toy_profile = "quick"                      # training recipe: polyrot_utils.cohorts.TOY_PROFILES
-cohorts = ["shared_io", "independent"]     # cohort kinds to train (also: "same_init", "sgd")
-n_seeds = 3                                # seeds per cohort (paper: 5)
-steps = None                               # None = the profile's value (quick: 400)
-batch_size = None                          # None = the profile's value (quick: 64)
-max_len = None                             # content tokens; None = the profile's (quick: 24)
-n_eval_strings = 1000                      # held-out strings for agreement, KL and the planted demo
+seed = 0                                   # [int >= 0] seed of the planted Haar rotation
+toy_profile = "quick"                      # [str in {smoke, quick, paper}] training recipe: polyrot_utils.cohorts.TOY_PROFILES
+cohorts = ["shared_io", "independent"]     # [list[str] in {shared_io, independent, same_init, sgd}] cohort kinds to train (also: "same_init", "sgd")
+n_seeds = 3                                # [int >= 2] seeds per cohort (paper: 5)
+steps = None                               # [int|None >= 1] None = the profile's value (quick: 400)
+batch_size = None                          # [int|None >= 1] None = the profile's value (quick: 64)
+max_len = None                             # [int|None >= 1] content tokens; None = the profile's (quick: 24)
+n_eval_strings = 1000                      # [int >= 1] held-out strings for agreement, KL and the planted demo
 device = "auto"
 
 # %%

@@ -36,16 +36,16 @@
 # frame, not in the raw one.
 
 # %% tags=["parameters"]
-seed = 0                                   # string sampling and SAE seeds
-toy_profile = "quick"                      # training recipe (polyrot_utils.cohorts.TOY_PROFILES)
-cohorts = ["shared_io", "independent"]     # cohort kinds compared
-n_seeds = 3                                # models per cohort (paper: 5)
-n_fit = 8192                               # held-out tokens the SAEs and R are fitted on
-n_eval = 4096                              # other held-out tokens everything is scored on
-d_sae = 128                                # SAE width (2 × d_model)
-k = 8                                      # TopK: latents active per token
-sae_tokens = 16_384                        # tokens each SAE sees in training
-sae_batch = 256
+seed = 0                                   # [int >= 0] string sampling and SAE seeds
+toy_profile = "quick"                      # [str in {smoke, quick, paper}] training recipe (polyrot_utils.cohorts.TOY_PROFILES)
+cohorts = ["shared_io", "independent"]     # [list[str] in {shared_io, independent, same_init, sgd}] cohort kinds compared
+n_seeds = 3                                # [int >= 2] models per cohort (paper: 5)
+n_fit = 8192                               # [int >= 1] held-out tokens the SAEs and R are fitted on
+n_eval = 4096                              # [int >= 1] other held-out tokens everything is scored on
+d_sae = 128                                # [int >= 1] SAE width (2 × d_model)
+k = 8                                      # [int >= 1] TopK: latents active per token
+sae_tokens = 16_384                        # [int >= 1] tokens each SAE sees in training
+sae_batch = 256  # [int >= 1]
 shared_seed_demo = True                    # also train same-seed SAEs for one cohort (init artefact)
 device = "auto"
 

@@ -37,19 +37,19 @@
 # control that also clears the bar (then the bar cannot tell alignment from its absence).
 
 # %% tags=["parameters"]
-seed = 0                                   # string sampling, SAE seeds, control rotation
-toy_profile = "quick"
-cohorts = ["shared_io", "independent"]
-n_seeds = 3
-n_fit = 8192                               # tokens the maps (and SAEs) are fitted on
-n_eval = 4096                              # other tokens everything is scored on
-d_sae = 128                                # as in the universality chapter (the SAEs come from the cache)
-k = 8
-sae_tokens = 16_384
-sae_batch = 256
-fit_sizes = [32, 65, 128, 256, 512, 1024, 2048, 4096, 8192]   # rows for the fit-size curve
-gap_bar = 0.025                            # the paper's bar
-affine_margin = 0.025                      # ours: rotation's map EV within this of the affine map's
+seed = 0                                   # [int >= 0] string sampling, SAE seeds, control rotation
+toy_profile = "quick"  # [str in {smoke, quick, paper}]
+cohorts = ["shared_io", "independent"]  # [list[str] in {shared_io, independent, same_init, sgd}]
+n_seeds = 3  # [int >= 2]
+n_fit = 8192                               # [int >= 1] tokens the maps (and SAEs) are fitted on
+n_eval = 4096                              # [int >= 1] other tokens everything is scored on
+d_sae = 128                                # [int >= 1] as in the universality chapter (the SAEs come from the cache)
+k = 8  # [int >= 1]
+sae_tokens = 16_384  # [int >= 1]
+sae_batch = 256  # [int >= 1]
+fit_sizes = [32, 65, 128, 256, 512, 1024, 2048, 4096, 8192]   # [list[int] >= 2] rows for the fit-size curve
+gap_bar = 0.025                            # [float >= 0] the paper's bar
+affine_margin = 0.025                      # [float >= 0] ours: rotation's map EV within this of the affine map's
 device = "auto"
 
 # %%

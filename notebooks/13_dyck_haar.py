@@ -33,16 +33,16 @@
 # activations, so we report each site's rank beside its test.
 
 # %% tags=["parameters"]
-seed = 0
-toy_profile = "quick"
-cohorts = ["shared_io", "independent", "sgd"]
-n_seeds = 3                                # 3 seeds: 3 pairs and one cycle per cohort
-n_fit = 8192                               # tokens each R is fitted on
-n_null = 200                               # Haar samples calibrating every test
-alpha = 0.05
-power_trials = 12      # matrices per row of the size/power table at this chapter's d
-fixed_tol = 0.1                            # angle (rad) below which an invariant plane counts as fixed
-full_rank_frac = 0.9                       # a site is "identified" if its activations' rank >= this × d
+seed = 0  # [int >= 0]
+toy_profile = "quick"  # [str in {smoke, quick, paper}]
+cohorts = ["shared_io", "independent", "sgd"]  # [list[str] in {shared_io, independent, same_init, sgd}]
+n_seeds = 3                                # [int >= 2] 3 seeds: 3 pairs and one cycle per cohort
+n_fit = 8192                               # [int >= 1] tokens each R is fitted on
+n_null = 200                               # [int >= 1] Haar samples calibrating every test
+alpha = 0.05  # [float > 0, < 1]
+power_trials = 12      # [int >= 1] matrices per row of the size/power table at this chapter's d
+fixed_tol = 0.1                            # [float > 0] angle (rad) below which an invariant plane counts as fixed
+full_rank_frac = 0.9                       # [float > 0, <= 1] a site is "identified" if its activations' rank >= this × d
 device = "auto"
 
 # %%

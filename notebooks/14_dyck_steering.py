@@ -41,21 +41,21 @@
 # vectors $vR$ that steer much less than, or opposite to, the target's own vector.
 
 # %% tags=["parameters"]
-seed = 0                                               # (no randomness beyond the cached models; kept for the runner)
-toy_profile = "quick"                                  # training recipe: polyrot_utils.cohorts.TOY_PROFILES
-cohorts = ["shared_io", "independent"]                 # cohort kinds (the paper's Cohort A and B)
-n_seeds = 3                                            # seeds per cohort (paper: 5)
-steps = None                                           # None means the value of the profile
-batch_size = None                                      # None means the value of the profile
-max_len = None                                         # None means the value of the profile
+seed = 0                                               # [int >= 0] (no randomness beyond the cached models; kept for the runner)
+toy_profile = "quick"                                  # [str in {smoke, quick, paper}] training recipe: polyrot_utils.cohorts.TOY_PROFILES
+cohorts = ["shared_io", "independent"]                 # [list[str] in {shared_io, independent, same_init, sgd}] cohort kinds (the paper's Cohort A and B)
+n_seeds = 3                                            # [int >= 2] seeds per cohort (paper: 5)
+steps = None                                           # [int|None >= 1] None means the value of the profile
+batch_size = None                                      # [int|None >= 1] None means the value of the profile
+max_len = None                                         # [int|None >= 1] None means the value of the profile
 sites = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_mid"]  # the paper steers at resid_mid of layer 1
 contrasts = ["closer", "depth", "invalid"]             # keys of polyrot_utils.steering.DYCK_CONTRASTS
-n_fit_strings = 400                                    # held-out strings for the vectors and for R
-n_eval_strings = 128                                   # other held-out strings to measure steering on
-alpha = 1.0                                            # steering strength, in units of the vector
-fixed_tol = 0.5                                        # fixed subspace of R: directions moved by at most this fraction
-clean_ratio = 0.7                                      # classify_transfer thresholds
-none_ratio = 0.2
+n_fit_strings = 400                                    # [int >= 1] held-out strings for the vectors and for R
+n_eval_strings = 128                                   # [int >= 1] other held-out strings to measure steering on
+alpha = 1.0                                            # [float] steering strength, in units of the vector
+fixed_tol = 0.5                                        # [float > 0] fixed subspace of R: directions moved by at most this fraction
+clean_ratio = 0.7                                      # [float >= 0, <= 1] classify_transfer thresholds
+none_ratio = 0.2  # [float >= 0, <= 1]
 device = "auto"
 
 # %%

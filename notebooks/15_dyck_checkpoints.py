@@ -36,16 +36,16 @@
 # above the identity EV.
 
 # %% tags=["parameters"]
-seed = 0                     # seeds the Haar null sample
-toy_profile = "quick"        # training recipe: polyrot_utils.cohorts.TOY_PROFILES
-cohort = "independent"       # cohort kind of the run (its first seed) and of the cross-seed reference
-n_seeds = 2                  # members of the cohort loaded (the first is the run; two give the cross-seed reference)
-steps = None                 # None means the value of the profile
-batch_size = None            # None means the value of the profile
-max_len = None               # None means the value of the profile
-n_fit_strings = 150          # held-out strings to fit R on
-n_eval_strings = 100         # other held-out strings to evaluate the maps on
-n_null = 200                 # Haar samples calibrating each test, the smallest p is 1 over n_null plus 1
+seed = 0                     # [int >= 0] seeds the Haar null sample
+toy_profile = "quick"        # [str in {smoke, quick, paper}] training recipe: polyrot_utils.cohorts.TOY_PROFILES
+cohort = "independent"       # [str in {shared_io, independent, same_init, sgd}] cohort kind of the run (its first seed) and of the cross-seed reference
+n_seeds = 2                  # [int >= 2] members of the cohort loaded (the first is the run; two give the cross-seed reference)
+steps = None                 # [int|None >= 1] None means the value of the profile
+batch_size = None            # [int|None >= 1] None means the value of the profile
+max_len = None               # [int|None >= 1] None means the value of the profile
+n_fit_strings = 150          # [int >= 1] held-out strings to fit R on
+n_eval_strings = 100         # [int >= 1] other held-out strings to evaluate the maps on
+n_null = 200                 # [int >= 1] Haar samples calibrating each test, the smallest p is 1 over n_null plus 1
 device = "auto"
 
 # %%

@@ -46,18 +46,18 @@
 # symmetries are aligned.
 
 # %% tags=["parameters"]
-seed = 0                               # seeds the corruption of the causal strings
-toy_profile = "quick"                  # training recipe: polyrot_utils.cohorts.TOY_PROFILES
-cohorts = ["shared_io", "independent"] # cohort kinds (the paper's Cohort A and B)
-n_seeds = 3                            # seeds per cohort; the first is the anchor of every pair (paper: 5)
-steps = None                           # None means the value of the profile
-batch_size = None                      # None means the value of the profile
-max_len = None                         # None means the value of the profile
-n_agreement_strings = 1000             # held-out strings for bar B
-n_rotation_strings = 300               # held-out strings to fit the residual rotation R
-n_causal_strings = 32                  # held-out strings for bars C and Pr
-n_mean_strings = 256                   # held-out strings for the mean activations of mean ablation
-ig_steps = 4                           # integrated-gradients points per component
+seed = 0                               # [int >= 0] seeds the corruption of the causal strings
+toy_profile = "quick"                  # [str in {smoke, quick, paper}] training recipe: polyrot_utils.cohorts.TOY_PROFILES
+cohorts = ["shared_io", "independent"] # [list[str] in {shared_io, independent, same_init, sgd}] cohort kinds (the paper's Cohort A and B)
+n_seeds = 3                            # [int >= 2] seeds per cohort; the first is the anchor of every pair (paper: 5)
+steps = None                           # [int|None >= 1] None means the value of the profile
+batch_size = None                      # [int|None >= 1] None means the value of the profile
+max_len = None                         # [int|None >= 1] None means the value of the profile
+n_agreement_strings = 1000             # [int >= 1] held-out strings for bar B
+n_rotation_strings = 300               # [int >= 1] held-out strings to fit the residual rotation R
+n_causal_strings = 32                  # [int >= 1] held-out strings for bars C and Pr
+n_mean_strings = 256                   # [int >= 1] held-out strings for the mean activations of mean ablation
+ig_steps = 4                           # [int >= 1] integrated-gradients points per component
 device = "auto"
 
 # %%

@@ -34,21 +34,21 @@ use_hub = False          # True: the real PolyPythias from the HF cache (or hub,
 model_names = []         # hub names; empty means EleutherAI/pythia-70m-seed1..9
 revision = None          # hub revision, e.g. "step143000"; None means main
 allow_download = False   # fetch uncached hub models (needs network)
-n_seeds = 4
-d_model = 128
-n_layers = 2
-n_heads = 4
-d_mlp = 512
-n_ctx = 128
-vocab_size = 4096
-batch_size = 16
-n_steps = 150
-lr = 4e-3
-train_fraction = 1.0     # < 1: train the tokenizer and models on every k-th speech only (smoke)
-n_heldout_seqs = 64
-n_ckpt_eval_seqs = 16
-n_sample_tokens = 30
-seed = 0
+n_seeds = 4  # [int >= 2]
+d_model = 128  # [int >= 1]
+n_layers = 2  # [int >= 1]
+n_heads = 4  # [int >= 1]
+d_mlp = 512  # [int >= 1]
+n_ctx = 128  # [int >= 1]
+vocab_size = 4096  # [int >= 1]
+batch_size = 16  # [int >= 1]
+n_steps = 150  # [int >= 1]
+lr = 4e-3  # [float > 0]
+train_fraction = 1.0     # [float > 0, <= 1] < 1: train the tokenizer and models on every k-th speech only (smoke)
+n_heldout_seqs = 64  # [int >= 1]
+n_ckpt_eval_seqs = 16  # [int >= 1]
+n_sample_tokens = 30  # [int >= 1]
+seed = 0  # [int >= 0]
 device = "auto"
 
 # %%

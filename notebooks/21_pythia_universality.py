@@ -49,29 +49,29 @@ use_hub = False          # True: the real PolyPythias from the HF cache (or hub,
 model_names = []         # hub names; empty means EleutherAI/pythia-70m-seed1..9
 revision = None          # hub revision, e.g. "step143000"; None means main
 allow_download = False   # fetch uncached hub models (needs network)
-n_seeds = 4
-d_model = 128
-n_layers = 2
-n_heads = 4
-d_mlp = 512
-n_ctx = 128
-vocab_size = 4096
-batch_size = 16
-n_steps = 150
-lr = 4e-3
-train_fraction = 1.0     # < 1: train the tokenizer and models on every k-th speech only (smoke)
-n_heldout_seqs = 64
-seed = 0
+n_seeds = 4  # [int >= 2]
+d_model = 128  # [int >= 1]
+n_layers = 2  # [int >= 1]
+n_heads = 4  # [int >= 1]
+d_mlp = 512  # [int >= 1]
+n_ctx = 128  # [int >= 1]
+vocab_size = 4096  # [int >= 1]
+batch_size = 16  # [int >= 1]
+n_steps = 150  # [int >= 1]
+lr = 4e-3  # [float > 0]
+train_fraction = 1.0     # [float > 0, <= 1] < 1: train the tokenizer and models on every k-th speech only (smoke)
+n_heldout_seqs = 64  # [int >= 1]
+seed = 0  # [int >= 0]
 device = "auto"
 # this chapter
 anchor = "seed1"         # pairs (anchor, seedk), as the paper
-n_fit_seqs = 64          # held-out windows for SAE training / map fitting
-n_eval_seqs = 32         # further held-out windows, for every number reported
-skip_positions = 0       # drop each window's first positions (0: keep all, as the paper)
-sae_expansion = 2        # SAE width in units of d_model
-sae_k = 16               # TopK
-sae_n_tokens = 40_000    # rows seen per SAE
-sae_batch_size = 512
+n_fit_seqs = 64          # [int >= 1] held-out windows for SAE training / map fitting
+n_eval_seqs = 32         # [int >= 1] further held-out windows, for every number reported
+skip_positions = 0       # [int >= 0] drop each window's first positions (0: keep all, as the paper)
+sae_expansion = 2        # [int >= 1] SAE width in units of d_model
+sae_k = 16               # [int >= 1] TopK
+sae_n_tokens = 40_000    # [int >= 1] rows seen per SAE
+sae_batch_size = 512  # [int >= 1]
 
 # %%
 import time

@@ -40,32 +40,32 @@ use_hub = False          # True: the real PolyPythias from the HF cache (or hub,
 model_names = []         # hub names; empty means EleutherAI/pythia-70m-seed1..9
 revision = None          # hub revision, e.g. "step143000"; None means main
 allow_download = False   # fetch uncached hub models (needs network)
-n_seeds = 4
-d_model = 128
-n_layers = 2
-n_heads = 4
-d_mlp = 512
-n_ctx = 128
-vocab_size = 4096
-batch_size = 16
-n_steps = 150
-lr = 4e-3
-train_fraction = 1.0     # < 1: train the tokenizer and models on every k-th speech only (smoke)
-n_heldout_seqs = 64
-seed = 0
+n_seeds = 4  # [int >= 2]
+d_model = 128  # [int >= 1]
+n_layers = 2  # [int >= 1]
+n_heads = 4  # [int >= 1]
+d_mlp = 512  # [int >= 1]
+n_ctx = 128  # [int >= 1]
+vocab_size = 4096  # [int >= 1]
+batch_size = 16  # [int >= 1]
+n_steps = 150  # [int >= 1]
+lr = 4e-3  # [float > 0]
+train_fraction = 1.0     # [float > 0, <= 1] < 1: train the tokenizer and models on every k-th speech only (smoke)
+n_heldout_seqs = 64  # [int >= 1]
+seed = 0  # [int >= 0]
 device = "auto"
 # this chapter
 anchor = "seed1"         # pairs (anchor, seedk), as the paper
-n_fit_seqs = 64          # held-out windows for fitting R (the same batch as chapters 21-22)
-n_eval_seqs = 32         # (loaded with the fit batch; unused here)
-skip_positions = 0       # drop each window's first positions (0: keep all, as the paper)
-n_null = 200             # Haar samples calibrating every per-matrix test
-n_resample = 2000        # resamples calibrating the pooled Fisher statistic
-n_outliers = 4           # outlier dimensions per seed: the largest activation kurtosis
-outlier_null = 500       # Haar samples calibrating the outlier-alignment test
-outlier_kurtosis = 10.0  # a dimension with kurtosis above this counts as an outlier dimension
-alpha = 0.05
-power_trials = 12      # matrices per row of the size/power table at this chapter's d             # test level
+n_fit_seqs = 64          # [int >= 1] held-out windows for fitting R (the same batch as chapters 21-22)
+n_eval_seqs = 32         # [int >= 1] (loaded with the fit batch; unused here)
+skip_positions = 0       # [int >= 0] drop each window's first positions (0: keep all, as the paper)
+n_null = 200             # [int >= 1] Haar samples calibrating every per-matrix test
+n_resample = 2000        # [int >= 1] resamples calibrating the pooled Fisher statistic
+n_outliers = 4           # [int >= 1] outlier dimensions per seed: the largest activation kurtosis
+outlier_null = 500       # [int >= 1] Haar samples calibrating the outlier-alignment test
+outlier_kurtosis = 10.0  # [float > 0] a dimension with kurtosis above this counts as an outlier dimension
+alpha = 0.05  # [float > 0, < 1]
+power_trials = 12      # [int >= 1] matrices per row of the size/power table at this chapter's d             # test level
 
 # %%
 import time

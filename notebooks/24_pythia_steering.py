@@ -48,31 +48,31 @@ use_hub = False          # True: the real PolyPythias from the HF cache (or hub,
 model_names = []         # hub names; empty means EleutherAI/pythia-70m-seed1..9
 revision = None          # hub revision, e.g. "step143000"; None means main
 allow_download = False   # fetch uncached hub models (needs network)
-n_seeds = 4
-d_model = 128
-n_layers = 2
-n_heads = 4
-d_mlp = 512
-n_ctx = 128
-vocab_size = 4096
-batch_size = 16
-n_steps = 150
-lr = 4e-3
-train_fraction = 1.0     # < 1: train the tokenizer and models on every k-th speech only (smoke)
-n_heldout_seqs = 64
-seed = 0
+n_seeds = 4  # [int >= 2]
+d_model = 128  # [int >= 1]
+n_layers = 2  # [int >= 1]
+n_heads = 4  # [int >= 1]
+d_mlp = 512  # [int >= 1]
+n_ctx = 128  # [int >= 1]
+vocab_size = 4096  # [int >= 1]
+batch_size = 16  # [int >= 1]
+n_steps = 150  # [int >= 1]
+lr = 4e-3  # [float > 0]
+train_fraction = 1.0     # [float > 0, <= 1] < 1: train the tokenizer and models on every k-th speech only (smoke)
+n_heldout_seqs = 64  # [int >= 1]
+seed = 0  # [int >= 0]
 device = "auto"
 # this chapter
 anchor = "seed1"         # pairs (anchor, seedk), as the paper
-n_fit_seqs = 64          # held-out windows: vectors, next-token sets and R come from these
-n_eval_seqs = 32         # further held-out windows: effects are measured here
-skip_positions = 0       # drop each window's first positions (0: keep all, as the paper)
+n_fit_seqs = 64          # [int >= 1] held-out windows: vectors, next-token sets and R come from these
+n_eval_seqs = 32         # [int >= 1] further held-out windows: effects are measured here
+skip_positions = 0       # [int >= 0] drop each window's first positions (0: keep all, as the paper)
 steer_site = "blocks.0.hook_resid_post"   # where the vector is added (and R is fitted)
-alphas = [1.0, 4.0]      # steering strengths (multiples of the diff-of-means vector)
-k_next = 10              # size of the next-token sets S_A, S_B
-min_count = 20           # least positions per group (fit and eval) for a contrast to be used
-fixed_tol = 0.5          # R's fixed subspace: directions it moves by at most this fraction of their length
-min_native = 0.02        # least native effect (nats) for a transfer ratio to be read
+alphas = [1.0, 4.0]      # [list[float]] steering strengths (multiples of the diff-of-means vector)
+k_next = 10              # [int >= 1] size of the next-token sets S_A, S_B
+min_count = 20           # [int >= 1] least positions per group (fit and eval) for a contrast to be used
+fixed_tol = 0.5          # [float > 0] R's fixed subspace: directions it moves by at most this fraction of their length
+min_native = 0.02        # [float >= 0] least native effect (nats) for a transfer ratio to be read
 
 # %%
 import time

@@ -40,32 +40,32 @@ use_hub = False          # True: the real PolyPythias from the HF cache (or hub,
 model_names = []         # hub names; empty means EleutherAI/pythia-70m-seed1..9
 revision = None          # hub revision, e.g. "step143000"; None means main
 allow_download = False   # fetch uncached hub models (needs network)
-n_seeds = 4
-d_model = 128
-n_layers = 2
-n_heads = 4
-d_mlp = 512
-n_ctx = 128
-vocab_size = 4096
-batch_size = 16
-n_steps = 150
-lr = 4e-3
-train_fraction = 1.0     # < 1: train the tokenizer and models on every k-th speech only (smoke)
-n_heldout_seqs = 64
-seed = 0
+n_seeds = 4  # [int >= 2]
+d_model = 128  # [int >= 1]
+n_layers = 2  # [int >= 1]
+n_heads = 4  # [int >= 1]
+d_mlp = 512  # [int >= 1]
+n_ctx = 128  # [int >= 1]
+vocab_size = 4096  # [int >= 1]
+batch_size = 16  # [int >= 1]
+n_steps = 150  # [int >= 1]
+lr = 4e-3  # [float > 0]
+train_fraction = 1.0     # [float > 0, <= 1] < 1: train the tokenizer and models on every k-th speech only (smoke)
+n_heldout_seqs = 64  # [int >= 1]
+seed = 0  # [int >= 0]
 device = "auto"
 # this chapter
 ckpt_seed = "seed1"      # the run whose checkpoints are compared
-ckpt_steps = []          # checkpoint steps; empty: every saved one (hub: hub_steps)
-hub_steps = [0, 1000, 3000, 10000, 33000, 143000]   # with use_hub and no ckpt_steps
+ckpt_steps = []          # [list[int] >= 0] checkpoint steps; empty: every saved one (hub: hub_steps)
+hub_steps = [0, 1000, 3000, 10000, 33000, 143000]   # [list[int] >= 0] with use_hub and no ckpt_steps
 reference_seed = "seed2" # another seed's final model, for scale: R between two seeds
-n_fit_seqs = 32          # held-out windows for fitting
-n_eval_seqs = 16         # further held-out windows for every EV
-skip_positions = 0       # drop each window's first positions (0: keep all, as the paper)
-n_null = 200             # Haar samples calibrating the test
-alpha = 0.05             # test level
-affine_margin = 0.05     # ours: a rotation "accounts" for a change if its EV is within this of the affine map's
-paper_fraction = 0.021   # the paper's early checkpoint, as a fraction of training (3000 / 143000)
+n_fit_seqs = 32          # [int >= 1] held-out windows for fitting
+n_eval_seqs = 16         # [int >= 1] further held-out windows for every EV
+skip_positions = 0       # [int >= 0] drop each window's first positions (0: keep all, as the paper)
+n_null = 200             # [int >= 1] Haar samples calibrating the test
+alpha = 0.05             # [float > 0, < 1] test level
+affine_margin = 0.05     # [float >= 0] ours: a rotation "accounts" for a change if its EV is within this of the affine map's
+paper_fraction = 0.021   # [float >= 0, <= 1] the paper's early checkpoint, as a fraction of training (3000 / 143000)
 
 # %%
 import time

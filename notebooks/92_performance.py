@@ -24,11 +24,11 @@
 # the floor (one GEMM + one SVD), or an SAE trainer slower than SAELens at equal quality.
 
 # %% tags=["parameters"]
-n_fit_rows = 65536       # rows for the rotation-fit timing
-d_fit = 512              # width for the rotation-fit timing (Pythia-70m's d_model)
-sae_tokens = 100000      # SAE training budget for the trainer comparison
-repeats = 3              # best of this many interleaved runs
-seed = 0
+n_fit_rows = 65536       # [int >= 1] rows for the rotation-fit timing
+d_fit = 512              # [int >= 1] width for the rotation-fit timing (Pythia-70m's d_model)
+sae_tokens = 100000      # [int >= 1] SAE training budget for the trainer comparison
+repeats = 3              # [int >= 1] best of this many interleaved runs
+seed = 0  # [int >= 0]
 device = "auto"
 
 # %%

@@ -21,20 +21,35 @@ already carry their outputs) into ``<build>/html``, Sphinx warnings treated as e
 
 Each chapter records its numbers into ``<build>/results/<stem>.json`` (see
 :mod:`polyrot_utils.results`); the runner writes ``<build>/timings.json`` (wall seconds per
-notebook and in total, and the profile). A failing cell stops the build with a message naming
-the notebook and the cell; the executed notebook, traceback included, is kept for reading.
+notebook and in total, and the profile).
+
+Parameters are checked before any kernel starts, against the spec declared beside each one in
+the ``parameters`` cell (see :func:`parameter_specs`): wrong types, out-of-range values and
+unknown names are refused in one line. A chapter's executed notebook and results file are
+written under ``<build>/partial/`` and moved into place, marked complete (notebook metadata
+``polyrot.complete``, results key ``"complete": true``), only when it finishes. A failing cell
+stops the build with a message naming the notebook and the cell (the executed notebook, traceback
+included, is kept at ``<build>/partial/<stem>.ipynb``); Ctrl-C ends with one line and exit code
+130; a kernel that dies ends with one line. In every case the previous complete outputs are left
+untouched, and :func:`render` refuses outputs that are not marked complete.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import difflib
+import io
 import json
+import logging
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -101,7 +116,11 @@ def resolve_notebook(name: str, root: Path = REPO_ROOT) -> str:
 
 # ----------------------------------------------------------------------------- parameters
 def load_profile(profile: str, root: Path = REPO_ROOT) -> dict[str, Any]:
-    """Read ``params/<profile>.yaml`` (keys ``defaults`` and ``notebooks``)."""
+    """Read ``params/<profile>.yaml`` (keys ``defaults`` and ``notebooks``). A profile is a name
+    (letters, digits, ``_``, ``-``), never a path."""
+    have = sorted(p.stem for p in (root / "params").glob("*.yaml"))
+    if not isinstance(profile, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", profile):
+        raise BookError(f"profile must be a name like 'quick' (not a path), got {profile!r}; available profiles: {', '.join(have)}")
     path = root / "params" / f"{profile}.yaml"
     if not path.exists():
         have = sorted(p.stem for p in (root / "params").glob("*.yaml"))
@@ -123,24 +142,172 @@ def notebook_source(stem: str, root: Path = REPO_ROOT) -> Path:
     return root / "notebooks" / f"{stem}.py"
 
 
-def declared_parameters(stem: str, root: Path = REPO_ROOT) -> dict[str, Any]:
-    """Names and default values in the notebook's cell tagged ``parameters``."""
+def _parameters_cell(stem: str, root: Path = REPO_ROOT) -> str:
     nb = read_notebook(stem, root)
     for cell in nb.cells:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
-            values: dict[str, Any] = {}
-            tree = ast.parse(cell.source)
-            for node in tree.body:
-                if isinstance(node, (ast.Assign, ast.AnnAssign)):
-                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                    for target in targets:
-                        if isinstance(target, ast.Name):
-                            try:
-                                values[target.id] = ast.literal_eval(node.value)
-                            except ValueError:
-                                values[target.id] = ast.unparse(node.value)
-            return values
+            return cell.source
     raise BookError(f"notebook {stem!r} has no cell tagged 'parameters'")
+
+
+def declared_parameters(stem: str, root: Path = REPO_ROOT) -> dict[str, Any]:
+    """Names and default values in the notebook's cell tagged ``parameters``."""
+    return {name: spec.default for name, spec in parameter_specs(stem, root).items()}
+
+
+# A parameter's accepted values are declared beside it, in the parameters cell, as a bracketed
+# spec opening its trailing comment:
+#
+#     n_seeds = 3          # [int >= 2] seeds per cohort (paper: 5)
+#     alpha = 0.05         # [float > 0, < 1] test level
+#     steps = None         # [int|None >= 1] None = the profile's value
+#     dims = [64, 512]     # [list[int] >= 2] bounds apply to every element
+#     device = "auto"      # [str in {auto, cpu, cuda, mps}]
+#
+# Without a spec the type is the default's (int, float — ints accepted —, bool, str, list);
+# a default of None accepts anything. Checked by the runner before a kernel starts.
+_SPEC_RE = re.compile(r"^\[((?:[^\[\]]|\[[^\]]*\])*)\]")
+_TYPE_RE = re.compile(r"^\s*(int|float|bool|str|list|any)(?:\[(int|float|bool|str)\])?(\|None)?\s*")
+_BOUND_RE = re.compile(r"^\s*,?\s*(>=|<=|>|<)\s*([-+0-9.eE_]+)\s*")
+_CHOICE_RE = re.compile(r"^\s*,?\s*in\s*\{([^}]*)\}\s*")
+
+
+@dataclass
+class ParamSpec:
+    """What one notebook parameter accepts (see the comment above :func:`parameter_specs`)."""
+
+    name: str
+    default: Any
+    type: str = "any"            # int, float, bool, str, list, any
+    item_type: str | None = None  # for list[...]
+    nullable: bool = False
+    bounds: list[tuple[str, float]] = field(default_factory=list)
+    choices: list[str] | None = None
+    text: str = ""               # the declaration as written, for messages
+
+    def describe(self) -> str:
+        if self.text:
+            return self.text
+        return f"{self.type}" + ("|None" if self.nullable else "")
+
+    def problem(self, value: Any) -> str | None:
+        """``None`` when ``value`` is accepted, else a short reason."""
+        if self.type == "any":
+            return None
+        if value is None:
+            return None if self.nullable else "None is not accepted"
+        if self.type == "list":
+            if not isinstance(value, list):
+                return f"expected a list, got {type(value).__name__}"
+            for item in value:
+                why = self._scalar_problem(item, self.item_type)
+                if why:
+                    return f"element {item!r}: {why}"
+            return None
+        return self._scalar_problem(value, self.type)
+
+    def _scalar_problem(self, value: Any, typ: str | None) -> str | None:
+        if typ == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"expected an integer, got {type(value).__name__}"
+        if typ == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"expected a number, got {type(value).__name__}"
+        if typ == "bool" and not isinstance(value, bool):
+            return f"expected true or false, got {type(value).__name__}"
+        if typ == "str" and not isinstance(value, str):
+            return f"expected a string, got {type(value).__name__}"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                return "not a finite number"
+            for op, bound in self.bounds:
+                if not _BOUND_OPS[op](value, bound):
+                    return "out of range"
+        if self.choices is not None and str(value) not in self.choices:
+            return "not one of the choices"
+        return None
+
+
+_BOUND_OPS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
+
+
+def _parse_spec(name: str, default: Any, comment: str, where: str) -> ParamSpec:
+    m = _SPEC_RE.match(comment.lstrip("#").strip())
+    if m is None:
+        if default is None:
+            return ParamSpec(name, default)
+        typ = ("bool" if isinstance(default, bool) else "int" if isinstance(default, int)
+               else "float" if isinstance(default, float) else "str" if isinstance(default, str)
+               else "list" if isinstance(default, list) else "any")
+        return ParamSpec(name, default, typ)
+    text = m.group(1).strip()
+    t = _TYPE_RE.match(text)
+    if t is None:
+        raise BookError(f"{where}: parameter {name}: cannot read the spec [{text}] (expected e.g. [int >= 2])")
+    spec = ParamSpec(name, default, t.group(1), t.group(2), bool(t.group(3)), text=text)
+    rest = text[t.end():]
+    while rest.strip():
+        b = _BOUND_RE.match(rest)
+        c = _CHOICE_RE.match(rest)
+        if b:
+            spec.bounds.append((b.group(1), float(b.group(2))))
+            rest = rest[b.end():]
+        elif c:
+            spec.choices = [x.strip().strip("'\"") for x in c.group(1).split(",") if x.strip()]
+            rest = rest[c.end():]
+        else:
+            raise BookError(f"{where}: parameter {name}: cannot read {rest.strip()!r} in the spec [{text}]")
+    if spec.problem(default) is not None:
+        raise BookError(f"{where}: parameter {name}: its default {default!r} violates its own spec [{text}]")
+    return spec
+
+
+def parameter_specs(stem: str, root: Path = REPO_ROOT) -> dict[str, ParamSpec]:
+    """Every parameter of the notebook's ``parameters`` cell: default, type and bounds."""
+    source = _parameters_cell(stem, root)
+    comments: dict[int, str] = {}
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                comments[tok.start[0]] = tok.string
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    specs: dict[str, ParamSpec] = {}
+    tree = ast.parse(source)
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if node.value is None:
+                continue
+            try:
+                default = ast.literal_eval(node.value)
+            except ValueError:  # an expression: its value is known only in the kernel
+                for target in targets:
+                    if isinstance(target, ast.Name):
+                        specs[target.id] = ParamSpec(target.id, ast.unparse(node.value))
+                continue
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    specs[target.id] = _parse_spec(
+                        target.id, default, comments.get(node.end_lineno or node.lineno, ""), f"notebooks/{stem}.py"
+                    )
+    return specs
+
+
+def check_parameters(stem: str, params: Mapping[str, Any], source: str, root: Path = REPO_ROOT) -> None:
+    """Raise :class:`BookError` (one line: notebook, parameter, value, what is accepted) for an
+    unknown name or a value its spec refuses."""
+    specs = parameter_specs(stem, root)
+    for name, value in params.items():
+        if name not in specs:
+            close = difflib.get_close_matches(name, list(specs), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise BookError(
+                f"{source}: notebook {stem} has no parameter {name!r}{hint}; its parameters are: {', '.join(sorted(specs))}"
+            )
+        why = specs[name].problem(value)
+        if why is not None:
+            raise BookError(
+                f"{source}: notebook {stem}, parameter {name} = {value!r} is refused ({why}); accepted: {specs[name].describe()}"
+            )
 
 
 def coerce_cli_value(text: str) -> Any:
@@ -166,14 +333,10 @@ def resolve_parameters(
     prof = load_profile(profile, root)
     declared = declared_parameters(stem, root)
     params = {k: v for k, v in prof["defaults"].items() if k in declared}
+    check_parameters(stem, params, f"params/{profile}.yaml, defaults", root)
     for source, values in ((f"params/{profile}.yaml, section {stem}", prof["notebooks"].get(stem, {})),
                            ("command line", overrides or {})):
-        unknown = sorted(set(values) - set(declared))
-        if unknown:
-            raise BookError(
-                f"{source}: notebook {stem!r} has no parameter(s) {unknown}; "
-                f"its parameters are: {', '.join(sorted(declared))}"
-            )
+        check_parameters(stem, values, source, root)
         params.update(values)
     if "profile" in declared:
         params.setdefault("profile", profile)
@@ -215,20 +378,34 @@ def run_notebook(
     from papermill.exceptions import PapermillExecutionError
 
     build = Path(build_dir) if build_dir else root / "_build"
-    params = resolve_parameters(stem, profile, overrides, root)
+    params = resolve_parameters(stem, profile, overrides, root)  # refuses bad values before any kernel
     nb = read_notebook(stem, root)
     out_dir = build / "executed" / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    (build / "results").mkdir(parents=True, exist_ok=True)
+    results_final = build / "results"
+    results_final.mkdir(parents=True, exist_ok=True)
+    # Outputs go to <build>/partial/ first and are moved into place only when the chapter has
+    # finished: an interrupted or failed chapter leaves the previous complete outputs untouched.
+    partial = build / "partial"
+    partial_results = partial / "results"
+    partial_results.mkdir(parents=True, exist_ok=True)
+    (partial_results / f"{stem}.json").unlink(missing_ok=True)
     source_ipynb = build / "executed" / "sources" / f"{stem}.ipynb"
     source_ipynb.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(source_ipynb))
     output = out_dir / f"{stem}.ipynb"
+    partial_output = partial / f"{stem}.ipynb"
+    partial_output.unlink(missing_ok=True)
+    kernel_log = partial / f"{stem}.kernel.log"
+    kernel_log.unlink(missing_ok=True)
+    untouched = f"previous complete outputs ({output}, {results_final / (stem + '.json')}) are untouched"
 
-    env_backup = {k: os.environ.get(k) for k in ("POLYROT_RESULTS_DIR", "POLYROT_PROFILE", "PYTHONPATH", "TQDM_DISABLE")}
+    env_keys = ("POLYROT_RESULTS_DIR", "POLYROT_RESULTS_WRITE_DIR", "POLYROT_PROFILE", "PYTHONPATH", "TQDM_DISABLE")
+    env_backup = {k: os.environ.get(k) for k in env_keys}
     # progress bars are noise in a rendered page (and a researcher reading a live kernel can unset it)
     os.environ.setdefault("TQDM_DISABLE", "1")
-    os.environ["POLYROT_RESULTS_DIR"] = str((build / "results").resolve())
+    os.environ["POLYROT_RESULTS_DIR"] = str(results_final.resolve())          # where chapters read
+    os.environ["POLYROT_RESULTS_WRITE_DIR"] = str(partial_results.resolve())  # where this one writes
     os.environ["POLYROT_PROFILE"] = profile
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env_backup["PYTHONPATH"]]))
     os.environ.pop("MPLBACKEND", None)  # papermill + MPLBACKEND=Agg silently drops inline figures
@@ -236,20 +413,31 @@ def run_notebook(
     try:
         papermill.execute_notebook(
             str(source_ipynb),
-            str(output),
+            str(partial_output),
             parameters=params,
             kernel_name="python3",
             cwd=str(root),
             progress_bar=False,
             log_output=log_output,
             start_timeout=120,
+            kernel_manager_class=_kernel_manager_class(kernel_log),
         )
     except PapermillExecutionError as err:
+        if err.ename == "KeyboardInterrupt":
+            raise ChapterInterrupted(f"interrupted while executing {stem}; {untouched}") from None
         raise BookError(
             f"notebook {stem!r} failed in cell {err.cell_index} (execution count {err.exec_count}) "
             f"under profile {profile!r}: {err.ename}: {err.evalue}\n"
             f"--- cell source ---\n{err.source}\n--- end ---\n"
-            f"The executed notebook, with the traceback, is kept at {output}"
+            f"The executed notebook, with the traceback, is kept at {partial_output}; {untouched}"
+        ) from None
+    except KeyboardInterrupt:
+        raise ChapterInterrupted(f"interrupted while executing {stem}; {untouched}") from None
+    except Exception as err:  # the kernel died (killed, out of memory), timed out, or failed to start
+        raise BookError(
+            f"notebook {stem!r} did not finish under profile {profile!r}: the kernel stopped "
+            f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}; the kernel's own log is "
+            f"{kernel_log}); {untouched}"
         ) from None
     finally:
         for k, v in env_backup.items():
@@ -258,8 +446,79 @@ def run_notebook(
             else:
                 os.environ[k] = v
     seconds = time.perf_counter() - start
-    _tag_parameter_cells(output)
+    _finish_notebook(partial_output, stem, profile)
+    staged = partial_results / f"{stem}.json"
+    if staged.exists():
+        data = json.loads(staged.read_text())
+        data["complete"] = True  # written last: the chapter ran to its end
+        atomic_write_json(results_final / f"{stem}.json", data)
+        staged.unlink()
+    os.replace(partial_output, output)
+    kernel_log.unlink(missing_ok=True)
     return RunRecord(stem, seconds, output, params)
+
+
+class _DropPapermillParameterNoise(logging.Filter):
+    """papermill re-parses the parameters cell with a regex that gives up on lines holding more
+    than one ``=`` (our ``[int >= 2]`` specs) and then warns that every such parameter is
+    unknown. The runner has already checked names and values against the specs, so drop those
+    warnings; and nbclient's "Kernel died while waiting" (the runner says it in its own line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not msg.startswith(("Unable to parse line", "Passed unknown parameter", "Kernel died while waiting"))
+
+
+_PM_FILTER = _DropPapermillParameterNoise()
+for _name in ("papermill", "papermill.translators"):
+    logging.getLogger(_name).addFilter(_PM_FILTER)
+
+
+def _kernel_manager_class(log_path: Path) -> type:
+    """A kernel manager whose kernel writes its own stdout/stderr (IPKernelApp warnings, the
+    tracebacks of a kernel torn down by Ctrl-C) to ``log_path`` instead of the runner's
+    terminal, so an interrupted or failed run ends with the runner's one-line message."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _LoggedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            log = open(log_path, "ab")  # noqa: SIM115 - the kernel process holds its own copy
+            kw["stdout"] = log
+            kw["stderr"] = log
+            try:
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+            finally:
+                log.close()
+
+        _launch_kernel = _async_launch_kernel
+
+    return _LoggedKernelManager
+
+
+class ChapterInterrupted(BookError):
+    """The user interrupted a chapter (Ctrl-C / SIGINT); nothing of it was moved into place."""
+
+
+def notebook_is_complete(path: Path) -> bool:
+    """Whether an executed notebook carries the runner's completion marker."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception:
+        return False
+    return bool(nb.metadata.get("polyrot", {}).get("complete"))
+
+
+def _finish_notebook(path: Path, stem: str, profile: str) -> None:
+    """Mark a notebook that ran to its end (metadata ``polyrot.complete``) and fold its
+    parameter cells."""
+    import nbformat
+
+    _tag_parameter_cells(path)
+    nb = nbformat.read(str(path), as_version=4)
+    nb.metadata["polyrot"] = {"complete": True, "chapter": stem, "profile": profile}
+    nbformat.write(nb, str(path))
 
 
 def _tag_parameter_cells(path: Path) -> None:
@@ -294,6 +553,22 @@ def stage_sources(build: Path, root: Path = REPO_ROOT) -> Path:
         executed = build / "executed" / "notebooks" / f"{stem}.ipynb"
         if not executed.exists():
             raise BookError(f"notebook {stem!r} has not been executed (expected {executed}); run the build first")
+        if not notebook_is_complete(executed):
+            raise BookError(
+                f"notebook {stem!r}: {executed} is not marked complete (an interrupted or older run); "
+                f"rerun it: python -m polyrot_utils.book run {stem} --profile <profile>"
+            )
+        res = build / "results" / f"{stem}.json"
+        if res.exists():
+            try:
+                ok = json.loads(res.read_text()).get("complete") is True
+            except ValueError:
+                ok = False
+            if not ok:
+                raise BookError(
+                    f"chapter {stem!r}: results file {res} is not marked complete (an interrupted or older run); "
+                    f"rerun it: python -m polyrot_utils.book run {stem} --profile <profile>"
+                )
         shutil.copy2(executed, nb_dir / f"{stem}.ipynb")
     return src
 
@@ -365,6 +640,26 @@ def build_book(
     for key in overrides:
         if key != "*":
             resolve_notebook(key, root)
+    # Every value is checked before the first kernel starts: a '*' name some selected notebook
+    # declares, per-notebook names and all values against the notebooks' specs.
+    star = overrides.get("*", {})
+    if star:
+        declared_any = {stem: declared_parameters(stem, root) for stem in stems}
+        for name in star:
+            if not any(name in d for d in declared_any.values()):
+                every = sorted({n for d in declared_any.values() for n in d})
+                close = difflib.get_close_matches(name, every, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise BookError(
+                    f"command line: -p '*' {name}: no notebook of this build has a parameter {name!r}{hint}"
+                )
+    plans: dict[str, dict[str, Any]] = {}
+    for stem in stems:
+        declared = declared_parameters(stem, root)
+        nb_over = {k: v for k, v in star.items() if k in declared}
+        nb_over.update(overrides.get(stem, {}))
+        resolve_parameters(stem, profile, nb_over, root)
+        plans[stem] = nb_over
     from .cache import cache_root
 
     timings: dict[str, Any] = {
@@ -377,9 +672,7 @@ def build_book(
     }
     total_start = time.perf_counter()
     for stem in stems:
-        declared = declared_parameters(stem, root)
-        nb_over = {k: v for k, v in overrides.get("*", {}).items() if k in declared}
-        nb_over.update(overrides.get(stem, {}))
+        nb_over = plans[stem]
         print(f"[polyrot] executing {stem} (profile {profile}) ...", flush=True)
         try:
             rec = run_notebook(stem, profile, nb_over, build, root)
@@ -440,7 +733,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="execute one chapter (no rendering)")
     p_run.add_argument("notebook")
     p_run.add_argument("--profile", default="quick")
-    p_run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    p_run.add_argument("-p", "--parameter", nargs="+", action="append", default=[], metavar="NAME VALUE",
+                       help="override a parameter: -p NAME VALUE (the build form -p NOTEBOOK NAME VALUE also works "
+                            "when NOTEBOOK is this chapter)")
     p_run.add_argument("--build-dir", type=Path, default=None)
     p_run.add_argument("--log-output", action="store_true", help="stream the notebook's output")
     p_run.add_argument("--cache-dir", type=Path, default=None, help="artifact cache (default $POLYROT_CACHE or .cache/polyrot)")
@@ -452,6 +747,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("list", help="list the chapters in _toc.yml order")
     p_params = sub.add_parser("params", help="show a notebook's parameters and their defaults")
     p_params.add_argument("notebook")
+    p_params.add_argument("--specs", action="store_true", help="also show what each parameter accepts")
 
     args = parser.parse_args(argv)
     if getattr(args, "cache_dir", None) is not None:
@@ -468,7 +764,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[polyrot] total {timings['total_seconds']:.1f} s; timings in {(args.build_dir or REPO_ROOT / '_build') / 'timings.json'}")
         elif args.command == "run":
             stem = resolve_notebook(args.notebook)
-            rec = run_notebook(stem, args.profile, _parse_overrides(args.parameter), args.build_dir, log_output=args.log_output)
+            pairs = []
+            for item in args.parameter:
+                if len(item) == 3:
+                    if item[0] != "*" and resolve_notebook(item[0]) != stem:
+                        raise BookError(f"-p {' '.join(item)}: this command runs {stem}, not {item[0]}; use -p NAME VALUE")
+                    item = item[1:]
+                if len(item) != 2:
+                    raise BookError(f"-p takes NAME VALUE (or {stem} NAME VALUE), got -p {' '.join(item)}")
+                pairs.append(item)
+            load_profile(args.profile)
+            rec = run_notebook(stem, args.profile, _parse_overrides(pairs), args.build_dir, log_output=args.log_output)
             print(f"[polyrot] {stem}: {rec.seconds:.1f} s -> {rec.output}")
         elif args.command == "render":
             print(render(args.build_dir or REPO_ROOT / "_build", strict=not args.no_strict))
@@ -477,7 +783,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(stem)
         elif args.command == "params":
             stem = resolve_notebook(args.notebook)
-            print(json.dumps(declared_parameters(stem), indent=2, default=str))
+            if args.specs:
+                specs = parameter_specs(stem)
+                print(json.dumps({n: {"default": sp.default, "accepts": sp.describe()} for n, sp in specs.items()},
+                                 indent=2, default=str))
+            else:
+                print(json.dumps(declared_parameters(stem), indent=2, default=str))
+    except ChapterInterrupted as err:
+        print(f"polyrot book: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("polyrot book: interrupted; no chapter output was moved into place", file=sys.stderr)
+        return 130
     except BookError as err:
         print(f"polyrot book: error: {err}", file=sys.stderr)
         return 2

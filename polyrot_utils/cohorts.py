@@ -114,8 +114,11 @@ def cohort_config(kind: str, profile: str = "quick", n_seeds: int | None = None,
     ``overrides`` as in :func:`toy_train_config`."""
     if kind not in COHORT_KINDS:
         raise ValueError(f"kind must be one of {COHORT_KINDS}, got {kind!r}")
+    if n_seeds is not None and (isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1):
+        # 0 used to mean "all five" and a negative number sliced silently; both are refused now
+        raise ValueError(f"n_seeds must be a positive integer (or None for the kind's default seeds), got {n_seeds!r}")
     if seeds is None:
-        seeds = DEFAULT_SEEDS[kind][: (n_seeds or len(DEFAULT_SEEDS[kind]))]
+        seeds = DEFAULT_SEEDS[kind][: (len(DEFAULT_SEEDS[kind]) if n_seeds is None else n_seeds)]
         if n_seeds is not None and n_seeds > len(DEFAULT_SEEDS[kind]):
             seeds = tuple(DEFAULT_SEEDS[kind][0] + i for i in range(n_seeds))
     return CohortConfig(kind=kind, seeds=tuple(int(s) for s in seeds), train=toy_train_config(profile, **overrides),

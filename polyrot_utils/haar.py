@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -364,20 +365,23 @@ def null_features(
     Seeded by ``(seed, d)``; cached as ``features.npz`` under
     ``artifact_dir("haar_null", {"d", "n_null", "seed", "n_powers", "fixed_tol", "version"})``.
     """
-    from .cache import artifact_dir, atomic_save_npz, load_npz
+    from .cache import atomic_save_npz, cached_entry, load_npz
 
     d = _check_d(d)
     if n_null < 1:
         raise ValueError(f"n_null must be >= 1, got {n_null}")
     cfg = {"d": d, "n_null": int(n_null), "seed": int(seed), "n_powers": int(n_powers), "fixed_tol": float(fixed_tol), "version": _NULL_VERSION}
-    if cache:
-        path = artifact_dir("haar_null", cfg) / "features.npz"
-        if path.exists():
-            return load_npz(path)
-    feats = _haar_features(d, n_null, np.random.default_rng([int(seed), d, 7]), n_powers, fixed_tol)
-    if cache:
-        atomic_save_npz(path, **feats)
-    return feats
+    if not cache:
+        return _haar_features(d, n_null, np.random.default_rng([int(seed), d, 7]), n_powers, fixed_tol)
+    built: dict[str, np.ndarray] = {}
+
+    def build(entry: Path) -> None:
+        built.update(_haar_features(d, n_null, np.random.default_rng([int(seed), d, 7]), n_powers, fixed_tol))
+        atomic_save_npz(entry / "features.npz", **built)
+
+    # manifest-checked; a damaged features.npz is reported and recomputed (same seed, same numbers)
+    entry = cached_entry("haar_null", cfg, build, ("features.npz",), legacy_check=lambda e: load_npz(e / "features.npz"))
+    return built if built else load_npz(entry / "features.npz")
 
 
 # --------------------------------------------------------------------------------------------

@@ -153,16 +153,44 @@ def _has_weights(path: Path) -> bool:
     ) or any(path.glob("pytorch_model-*.bin"))
 
 
-def _not_available(name: str, revision: str | None, detail: str) -> ModelNotAvailableError:
+def _not_available(name: str, revision: str | None, detail: str, allow_download: bool = False) -> ModelNotAvailableError:
     rev = revision or "main"
-    return ModelNotAvailableError(
-        f"model {name!r} (revision {rev!r}) is not available: {detail}. This machine is treated as offline "
-        f"(allow_download=False{', HF_HUB_OFFLINE is set' if _offline_env() else ''}) and the weights are not "
-        f"in the local HF cache {hf_hub_cache_dir()}. To proceed: (1) on a machine with network, populate an HF "
-        f"cache with `huggingface-cli download {name} --revision {rev}` and point HF_HOME at it; or "
-        f"(2) pass a local directory written by save_pretrained; or (3) call load_model(..., allow_download=True) "
-        f"with network access; or (4) use the offline stand-ins (polyrot_utils.neox.standin_suite, use_hub=False)."
+    if allow_download:
+        mode = "allow_download=True, but " + ("HF_HUB_OFFLINE is set" if _offline_env() else "the download failed")
+    else:
+        mode = "allow_download=False" + (", HF_HUB_OFFLINE is set" if _offline_env() else "")
+    if not allow_download:
+        retry = "call load_model(..., allow_download=True) with network access"
+    elif _offline_env():
+        retry = "unset HF_HUB_OFFLINE and retry with network access"
+    else:
+        retry = "check the name and the network, then retry"
+    local = (
+        f"There is no local directory {name!r} (relative to {Path.cwd()}), and the "
+        if not Path(name).expanduser().is_absolute() else f"There is no local directory {name!r}, and the "
     )
+    return ModelNotAvailableError(
+        f"model {name!r} (revision {rev!r}) is not available: {detail}. {local}weights are not in the local HF "
+        f"cache {hf_hub_cache_dir()} ({mode}). To proceed: (1) if you meant a local model, pass the path of a "
+        f"directory written by save_pretrained (check the spelling and the current directory); or (2) on a machine "
+        f"with network, populate an HF cache with `huggingface-cli download {name} --revision {rev}` and point "
+        f"HF_HOME at it; or (3) {retry}; or (4) use the "
+        f"offline stand-ins (polyrot_utils.neox.standin_suite, use_hub=False)."
+    )
+
+
+def _local_revisions(path: Path) -> list[str]:
+    """Subdirectories of a local model directory that hold a checkpoint (config + weights)."""
+    return sorted((p.name for p in path.iterdir() if p.is_dir() and _is_neox_dir(p) and _has_weights(p)),
+                  key=lambda n: (not n[4:].isdigit(), int(n[4:]) if n[4:].isdigit() else 0, n))
+
+
+def _damaged(file: Path, exc: BaseException) -> ValueError:
+    """A model file that exists but does not load: name it and say how to remove it."""
+    repo = next((p for p in file.parents if p.name.startswith("models--")), None)
+    how = (f"delete the cached model (rm -r {repo}, or `huggingface-cli delete-cache`) and download it again"
+           if repo is not None else f"write the model again with save_pretrained (or delete {file.parent})")
+    return ValueError(f"{file} is damaged and cannot be read ({type(exc).__name__}: {str(exc).strip()[:200]}); {how}")
 
 
 def _from_hf_cache(name: str, revision: str | None) -> Path | None:
@@ -206,9 +234,14 @@ def resolve_model_dir(
             sub = path / revision
             if sub.is_dir():
                 path = sub
-            elif not _is_neox_dir(path):
-                have = sorted(p.name for p in path.iterdir() if p.is_dir())
-                raise ValueError(f"revision {revision!r} is not a subdirectory of {path}; found {have[:12]}")
+            elif not (revision == "main" and _is_neox_dir(path)):
+                # never fall back to the top-level weights: they would be labelled with this revision
+                have = _local_revisions(path)
+                raise ValueError(
+                    f"revision {revision!r} does not exist in {path}: no subdirectory {revision!r}; its revisions are "
+                    f"{', '.join(have) if have else '(none: it holds no checkpoint subdirectories)'}"
+                    + ("; pass revision=None (or 'main') for its top-level weights" if _is_neox_dir(path) else "")
+                )
         if not _is_neox_dir(path):
             raise FileNotFoundError(
                 f"{path} has no config.json; expected a directory written by save_pretrained "
@@ -219,7 +252,10 @@ def resolve_model_dir(
         return path
     name = str(name_or_path)
     if not _HUB_NAME.match(name):
-        raise FileNotFoundError(f"{name!r} is neither an existing directory nor a hub name like 'EleutherAI/pythia-70m-seed1'")
+        raise ModelNotAvailableError(
+            f"{name!r} is neither an existing directory (relative to {Path.cwd()}) nor a hub name like "
+            "'EleutherAI/pythia-70m-seed1'; pass the path of a directory written by save_pretrained, or a hub name"
+        )
     validate_revision(name, revision)
     found = _from_hf_cache(name, revision)
     if found is not None:
@@ -227,7 +263,7 @@ def resolve_model_dir(
     if not allow_download:
         raise _not_available(name, revision, "no snapshot with config.json and weights in the HF cache")
     if _offline_env():
-        raise _not_available(name, revision, "allow_download=True but HF_HUB_OFFLINE is set")
+        raise _not_available(name, revision, "HF_HUB_OFFLINE is set, so nothing can be downloaded", allow_download=True)
     from huggingface_hub import snapshot_download
 
     try:
@@ -238,14 +274,19 @@ def resolve_model_dir(
             allow_patterns=["*.json", "*.safetensors", "*.bin", "*.txt", "*.model"],
         )
     except Exception as exc:  # network errors, missing repo, gated repo
-        raise _not_available(name, revision, f"download failed ({type(exc).__name__}: {exc})") from exc
+        raise _not_available(name, revision, f"download failed ({type(exc).__name__}: {exc})", allow_download=True) from exc
     return Path(snap)
 
 
 def _read_hf_config(path: Path):
     from transformers import AutoConfig
 
-    raw = json.loads((path / "config.json").read_text())
+    try:
+        raw = json.loads((path / "config.json").read_text())
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _damaged(path / "config.json", exc) from None
     archs = raw.get("architectures") or []
     if raw.get("model_type") != "gpt_neox" or (archs and _NEOX_ARCH not in archs):
         raise ValueError(
@@ -375,8 +416,13 @@ def load_model(
     from transformers import GPTNeoXForCausalLM  # after resolving: a missing model fails before this import
 
     hf_config = _read_hf_config(path)
+    _check_weight_files(path)
     with quiet_hf_progress():  # no "Loading weights" bar per checkpoint
-        hf = GPTNeoXForCausalLM.from_pretrained(str(path), config=hf_config, local_files_only=True, dtype=torch.float32)
+        try:
+            hf = GPTNeoXForCausalLM.from_pretrained(str(path), config=hf_config, local_files_only=True, dtype=torch.float32)
+        except (OSError, ValueError, RuntimeError) as exc:  # e.g. a truncated pytorch_model.bin
+            weights = next((path / f for f in ("model.safetensors", "pytorch_model.bin") if (path / f).exists()), path)
+            raise _damaged(weights, exc) from None
     hf.eval()
     tokenizer = None
     if (path / "tokenizer.json").exists():
@@ -393,6 +439,34 @@ def load_model(
         "processing": processing,
     }
     return model
+
+
+def _check_weight_files(path: Path) -> None:
+    """Open every safetensors file's header (cheap) and, for files in the HF cache whose blob is
+    named by its SHA-256, compare size and hash: a truncated or corrupted file raises naming it."""
+    from safetensors import safe_open
+
+    for f in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(f), framework="pt") as fh:
+                keys = list(fh.keys())
+                if keys:
+                    fh.get_slice(keys[-1])  # its offsets lie past the end of a truncated file
+            size = f.stat().st_size
+            with open(f, "rb") as raw:
+                header = int.from_bytes(raw.read(8), "little")
+                meta = json.loads(raw.read(header))
+            end = max((int(v["data_offsets"][1]) for k, v in meta.items() if k != "__metadata__"), default=0)
+            if 8 + header + end != size:
+                raise ValueError(f"file has {size} bytes, its header describes {8 + header + end}")
+        except Exception as exc:
+            raise _damaged(f, exc) from None
+        real = f.resolve()
+        if re.fullmatch(r"[0-9a-f]{64}", real.name):
+            from .cache import file_digest
+
+            if file_digest(real)["sha256"] != real.name:
+                raise _damaged(f, ValueError("its SHA-256 differs from the hub's (the blob name)"))
 
 
 def pythia_sites(model) -> list[str]:

@@ -31,8 +31,14 @@ def _t64(x: Any, name: str, min_ndim: int = 1) -> torch.Tensor:
         if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
             raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
         t = torch.from_numpy(np.ascontiguousarray(x))
-    else:
-        raise ValueError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
+    else:  # any array_like (nested lists, tuples), as scipy accepts
+        try:
+            arr = np.asarray(x)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be array_like, got {type(x).__name__} ({exc})") from None
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+            raise ValueError(f"{name} must be a real numeric array_like, got {type(x).__name__} converting to dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
     if t.is_complex() or t.dtype == torch.bool:
         raise ValueError(f"{name} must be real-valued, got dtype {t.dtype}")
     if t.ndim < min_ndim:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .cache import artifact_dir, atomic_write_json
+from .cache import artifact_dir, atomic_write_json, cached_entry
 from .tokenizer import TokenizerConfig, encode_corpus, load_tokenizer, token_byte_lengths, train_tokenizer
 
 __all__ = [
@@ -231,9 +231,23 @@ def train_standin(cfg: StandinConfig, *, verbose: bool = False) -> Path:
     """
     from .device import default_device
 
-    run = _run_dir(cfg)
-    if (run / "done.json").exists():
-        return run
+    def legacy_check(entry: Path) -> None:  # runs written before manifests: every file must load
+        from safetensors import safe_open
+
+        for s in json.loads((entry / "done.json").read_text())["steps"]:
+            with safe_open(str(entry / f"step{s}" / "model.safetensors"), framework="pt") as fh:
+                for key in fh.keys():
+                    fh.get_tensor(key)
+            json.loads((entry / f"step{s}" / "config.json").read_text())
+
+    # size + SHA-256 manifest checked on load; a damaged run is reported and retrained, once (file lock)
+    return cached_entry("standin", cfg.key(), lambda run: _train_standin(cfg, run, verbose), ("done.json",),
+                        legacy_check=legacy_check)
+
+
+def _train_standin(cfg: StandinConfig, run: Path, verbose: bool) -> None:
+    from .device import default_device
+
     tok_dir = train_tokenizer(cfg.tokenizer_config)
     tokenizer = load_tokenizer(tok_dir)
     train = encode_corpus(cfg.tokenizer_config)["train"]
@@ -278,7 +292,6 @@ def train_standin(cfg: StandinConfig, *, verbose: bool = False) -> Path:
         },
     )
     atomic_write_json(run / "done.json", {"steps": sorted(save_at), "device": str(dev)})
-    return run
 
 
 def standin_checkpoints(cfg: StandinConfig) -> dict[int, Path]:

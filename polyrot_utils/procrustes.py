@@ -76,7 +76,17 @@ def _to_torch(x: Any, name: str) -> tuple[torch.Tensor, bool]:
             raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
         t = torch.from_numpy(np.ascontiguousarray(x))
     else:
-        raise ValueError(f"{name} must be a numpy array or torch tensor of shape (n, d), got {type(x).__name__}")
+        # any array_like (nested lists, tuples, objects with __array__), as scipy accepts
+        try:
+            arr = np.asarray(x)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be array_like of shape (n, d), got {type(x).__name__} ({exc})") from None
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+            raise ValueError(
+                f"{name} must be a real numeric array_like of shape (n, d) (rows are samples), got {type(x).__name__} "
+                f"converting to dtype {arr.dtype}"
+            )
+        return _to_torch(arr, name)
     if t.is_complex() or t.dtype == torch.bool:
         raise ValueError(f"{name} must be real-valued, got dtype {t.dtype}")
     if t.ndim != 2:
@@ -198,23 +208,13 @@ class CrossCovariance:
     ``mean_target`` ``(d,)``; the centred co-moment ``comoment = Σ_i (x_i − x̄)ᵀ (y_i − ȳ)``
     ``(d, d)`` (rows index source dimensions, columns target dimensions).
 
-    Each batch costs one GEMM *in the input precision* (float32 for float32 activations — that
-    GEMM is the whole cost) whose result is added, in float64, to the running statistics with a
-    Chan et al. pairwise merge: ``C ← C_a + C_b + (n_a n_b / n)(x̄_a − x̄_b)(ȳ_a − ȳ_b)ᵀ``. So
-    there is no cancellation *across* batches, however many tokens are streamed. Within a batch
-    of b rows, two ways to get its centred co-moment ``C_b``:
-
-    - ``precise_centering=False`` (default, fastest): ``C_b = X_bᵀ Y_b − b x̄_b ȳ_bᵀ`` from the
-      raw GEMM and the column sums (Σx, Σy, Σxᵀy per batch, centred at the end of the batch).
-      **Cancellation caveat:** the raw GEMM rounds at the input precision relative to
-      ``b·|x̄||ȳ|``, so the centred result carries a relative error of order
-      ``ε·(1 + |x̄|/σ_x)(1 + |ȳ|/σ_y)`` (ε ≈ 6e-8 for float32). Harmless for activations whose
-      means are comparable with their spread; with large constant offsets (|mean|/std ≳ 30 in
-      some dimension, e.g. massive activations) use ``precise_centering=True`` or float64 input.
-    - ``precise_centering=True``: the source batch is centred first (one extra pass over it) and
-      ``C_b = (X_b − m̃)ᵀ Y_b − (Σ(x − m̃)) ȳ_bᵀ``, exact for any shift m̃; the error is then
-      ``ε·(1 + |ȳ|/σ_y)``, linear rather than quadratic in the offsets. Costs ~10–35 % more
-      per batch on a CPU (memory-bound passes), little on a GPU.
+    Each batch is centred on its own mean before its one GEMM (in the input precision, float32 at
+    least: float16/bfloat16 are widened, so their sums cannot overflow), the rounding of that mean
+    is corrected exactly in float64 (``C_b = (X−m̃)ᵀ(Y−ñ) − r_x r_yᵀ / b`` with
+    ``r = Σ(x − m̃)``), and batches are merged in float64 with Chan et al.'s pairwise formula:
+    ``C ← C_a + C_b + (n_a n_b / n)(x̄_a − x̄_b)(ȳ_a − ȳ_b)ᵀ``. So large constant offsets cost
+    nothing (no cancellation within or across batches) and finite float16 data cannot overflow.
+    ``precise_centering`` is accepted for compatibility; centring is now always precise.
 
     Precision otherwise: for float64 input everything is float64 and :meth:`rotation` equals
     :func:`fit_rotation` on the concatenated data to ~1e-12.
@@ -291,26 +291,36 @@ class CrossCovariance:
             return self
         s = s.to(self.device)
         t = t.to(self.device)
-        # One precision for the GEMM: the wider of the two inputs (float32 stays float32).
-        gemm_dtype = torch.promote_types(s.dtype, t.dtype)
-        s = s.to(gemm_dtype)
-        t = t.to(gemm_dtype)
+        # Exact for any finite input of any float dtype: each batch is centred on its own mean m̃
+        # (in the working precision: float32 at least, so float16/bfloat16 sums cannot overflow)
+        # before the GEMM, and the rounding of m̃ is corrected exactly in float64:
+        #     C_b = (X − m̃)ᵀ(Y − ñ) − r_x r_yᵀ / b,   r = Σ(x − m̃),   x̄ = m̃ + r_x / b.
+        # No cancellation against the offsets, however large; batches merge with Chan et al.
+        work = torch.promote_types(torch.promote_types(s.dtype, t.dtype), torch.float32)
+        s = s.to(work)
+        t = t.to(work)
         sx = s.sum(0)
         sy = t.sum(0)
         # A NaN/inf anywhere in a column makes that column's sum non-finite: an O(d) check.
-        if not bool(torch.isfinite(sx).all()):
-            raise ValueError("source_batch contains NaN or infinite values")
-        if not bool(torch.isfinite(sy).all()):
-            raise ValueError("target_batch contains NaN or infinite values")
-        my = sy.to(torch.float64) / b
-        if self.precise_centering:
-            sc = s - sx / b  # centred on an approximate (input-precision) mean m̃
-            resid = sc.sum(0).to(torch.float64)  # Σ(x − m̃), makes the result exact for any m̃
-            mx = (sx / b).to(torch.float64) + resid / b
-            c = (sc.T @ t).to(torch.float64) - torch.outer(resid, my)
-        else:
-            mx = sx.to(torch.float64) / b
-            c = (s.T @ t).to(torch.float64) - b * torch.outer(mx, my)
+        if not (bool(torch.isfinite(sx).all()) and bool(torch.isfinite(sy).all())):
+            if not bool(torch.isfinite(s).all()):
+                raise ValueError("source_batch contains NaN or infinite values")
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError("target_batch contains NaN or infinite values")
+            s, t = s.double(), t.double()  # finite values whose column sums overflow: widen
+            sx, sy = s.sum(0), t.sum(0)
+        mx_w = sx / b
+        my_w = sy / b
+        sc = s - mx_w
+        tc = t - my_w
+        rx = sc.sum(0).to(torch.float64)
+        ry = tc.sum(0).to(torch.float64)
+        mx = mx_w.to(torch.float64) + rx / b
+        my = my_w.to(torch.float64) + ry / b
+        gemm = sc.T @ tc
+        if not bool(torch.isfinite(gemm).all()):  # finite data whose co-moments overflow: widen
+            gemm = sc.double().T @ tc.double()
+        c = gemm.to(torch.float64) - torch.outer(rx, ry) / b
         self._merge_stats(b, mx, my, c)
         return self
 

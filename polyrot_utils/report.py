@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .results import load_all_results
+from .results import _check_complete, load_all_results, results_dir
 
 RUNGS = (("0", "planted / foundations"), ("1", "Dyck-3 toy"), ("2", "Pythia architecture"), ("9", "synthesis"))
 
@@ -32,13 +32,20 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def claims_table(directory: Path | str | None = None, exclude: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def claims_table(
+    directory: Path | str | None = None, exclude: tuple[str, ...] = (), *, require_complete: bool = True
+) -> list[dict[str, Any]]:
     """One row per recorded claim of every chapter: rung, chapter, claim, paper's value, ours,
-    the paper's criterion and verdict, our stricter criterion and verdict, p-value."""
+    the paper's criterion and verdict, our stricter criterion and verdict, p-value.
+
+    Refuses (:class:`~polyrot_utils.results.IncompleteResultsError`) a results file its chapter
+    did not finish, unless ``require_complete=False``."""
     rows = []
     for chapter, data in load_all_results(directory).items():
         if chapter in exclude:
             continue
+        if require_complete:
+            _check_complete(data, Path(directory or results_dir()) / f"{chapter}.json")
         for name, c in data.get("claims", {}).items():
             rows.append({
                 "rung": rung_of(chapter),

@@ -8,15 +8,19 @@ A notebook records its headline numbers through one object::
     results.claim("aligned_ev_gap", value=gap, threshold=0.025, op="<=",
                   paper_value=0.025, description="aligned EV within 0.025 of ceiling")
 
-Every ``record``/``claim`` rewrites ``<results_dir>/<chapter>.json`` atomically, so a chapter
-that fails halfway still leaves what it had measured. ``results_dir`` is
-``$POLYROT_RESULTS_DIR`` when set (the book runner sets it), else ``<repo>/_build/results``.
+Every ``record``/``claim`` rewrites ``<write_dir>/<chapter>.json`` atomically, so a chapter
+that fails halfway still leaves what it had measured. Under the book runner ``write_dir`` is a
+staging folder (``<build>/partial/results``): the runner moves the file into
+``<build>/results`` (``$POLYROT_RESULTS_DIR``, where chapters read) with ``"complete": true``
+only when the chapter has finished, so an interrupted chapter never replaces a complete file.
+Outside the runner both are ``<repo>/_build/results`` and files stay ``"complete": false``.
 
 File layout (plain JSON)::
 
     {"chapter": str, "profile": str | null, "params": {...},
      "values": {name: number | list | dict},
-     "claims": {name: {"value", "threshold", "op", "passed", "paper_value", "description"}}}
+     "claims": {name: {"value", "threshold", "op", "passed", "paper_value", "description"}},
+     "complete": bool}
 
 Other chapters (the four-bar table) read them with :func:`load_results`.
 """
@@ -44,10 +48,28 @@ _OPS = {
 
 
 def results_dir() -> Path:
+    """Where chapters' results are read from (``$POLYROT_RESULTS_DIR``, else ``_build/results``)."""
     env = os.environ.get("POLYROT_RESULTS_DIR")
     path = Path(env) if env else _REPO_ROOT / "_build" / "results"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def results_write_dir() -> Path:
+    """Where a running chapter writes its own results: ``$POLYROT_RESULTS_WRITE_DIR`` (the book
+    runner's staging folder, moved into :func:`results_dir` only when the chapter finishes),
+    else :func:`results_dir`."""
+    env = os.environ.get("POLYROT_RESULTS_WRITE_DIR")
+    if not env:
+        return results_dir()
+    path = Path(env)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class IncompleteResultsError(RuntimeError):
+    """A results file lacks ``"complete": true``: its chapter was interrupted, failed, or ran
+    outside the book runner, so its numbers may be partial."""
 
 
 def _plain(value: Any) -> Any:
@@ -78,13 +100,15 @@ class ChapterResults:
         if not chapter or "/" in chapter:
             raise ValueError(f"chapter must be a notebook stem like '01_planted_rotations', got {chapter!r}")
         self.chapter = chapter
-        self.path = results_dir() / f"{chapter}.json"
+        self.path = results_write_dir() / f"{chapter}.json"
         self.data: dict[str, Any] = {
             "chapter": chapter,
             "profile": profile if profile is not None else os.environ.get("POLYROT_PROFILE"),
             "params": _plain(dict(params or {})),
             "values": {},
             "claims": {},
+            # the book runner sets this to true when the chapter has run to its end
+            "complete": False,
         }
         self._write()
 
@@ -157,8 +181,18 @@ class ChapterResults:
         atomic_write_json(self.path, self.data)
 
 
-def load_results(chapter: str, directory: Path | str | None = None) -> dict[str, Any]:
-    """Read a chapter's results file; a clear error if that chapter has not run yet."""
+def _check_complete(data: dict[str, Any], path: Path) -> None:
+    if data.get("complete") is not True:
+        chapter = data.get("chapter", path.stem)
+        raise IncompleteResultsError(
+            f"{path} is not marked complete (chapter {chapter} was interrupted, failed, or ran outside the book "
+            f"runner); rerun it with: python -m polyrot_utils.book run {chapter} --profile <profile>"
+        )
+
+
+def load_results(chapter: str, directory: Path | str | None = None, *, require_complete: bool = False) -> dict[str, Any]:
+    """Read a chapter's results file; a clear error if that chapter has not run yet, and
+    :class:`IncompleteResultsError` if ``require_complete`` and it did not finish."""
     base = Path(directory) if directory is not None else results_dir()
     path = base / f"{chapter}.json"
     if not path.exists():
@@ -166,9 +200,23 @@ def load_results(chapter: str, directory: Path | str | None = None) -> dict[str,
         raise FileNotFoundError(
             f"no results for chapter {chapter!r} in {base} (run that chapter first); results present: {have}"
         )
-    return json.loads(path.read_text())
+    data = json.loads(path.read_text())
+    if require_complete:
+        _check_complete(data, path)
+    return data
 
 
-def load_all_results(directory: Path | str | None = None) -> dict[str, dict[str, Any]]:
+def load_all_results(directory: Path | str | None = None, *, require_complete: bool = False) -> dict[str, dict[str, Any]]:
+    """Every ``<chapter>.json`` in the folder; with ``require_complete``, an
+    :class:`IncompleteResultsError` naming any that did not finish."""
     base = Path(directory) if directory is not None else results_dir()
-    return {p.stem: json.loads(p.read_text()) for p in sorted(base.glob("*.json"))}
+    out = {}
+    for p in sorted(base.glob("*.json")):
+        try:
+            data = json.loads(p.read_text())
+        except ValueError as exc:
+            raise IncompleteResultsError(f"{p} is not valid JSON ({exc}); rerun chapter {p.stem}") from None
+        if require_complete:
+            _check_complete(data, p)
+        out[p.stem] = data
+    return out

@@ -47,6 +47,7 @@ from torch import Tensor, nn
 
 from polyrot_utils.cache import (
     artifact_dir,
+    cached_entry,
     atomic_save_safetensors,
     atomic_write_json,
     config_hash,
@@ -664,16 +665,28 @@ def train_sae_cached(
         "d_in": int(x.shape[1]),
         "format": 1,
     }
-    path = artifact_dir(kind, key)
-    hist_path = path / HISTORY_FILENAME
-    if hist_path.exists() and (path / SAE_WEIGHTS_FILENAME).exists():
+    trained: list[tuple[SAE, dict[str, Any]]] = []
+
+    def build(entry: Path) -> None:
+        sae_, history_ = _train_from_config(x, cfg, device=device, eval_activations=eval_activations)
+        save_sae(sae_, entry)
+        atomic_write_json(entry / HISTORY_FILENAME, history_)
+        trained.append((sae_, history_))
+
+    def legacy_check(entry: Path) -> None:
+        load_sae(entry)
+        json.loads((entry / HISTORY_FILENAME).read_text())
+
+    # manifest-checked (size + SHA-256); a damaged entry is reported and retrained, once (file lock)
+    path = cached_entry(
+        kind, key, build, (SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, HISTORY_FILENAME), legacy_check=legacy_check
+    )
+    if not trained:
         sae = load_sae(path)
-        history = json.loads(hist_path.read_text())
+        history = json.loads((path / HISTORY_FILENAME).read_text())
         history["cache_hit"] = True
         return sae, history
-    sae, history = _train_from_config(x, cfg, device=device, eval_activations=eval_activations)
-    save_sae(sae, path)
-    atomic_write_json(hist_path, history)
+    sae, history = trained[0]
     history = dict(history)
     history["cache_hit"] = False
     history["cache_key"] = config_hash(key)
@@ -804,7 +817,14 @@ def load_sae(directory: str | Path, device: str | torch.device = "cpu") -> SAE:
         raise FileNotFoundError(f"no {SAE_CFG_FILENAME} in {path}")
     if not w_path.exists():
         raise FileNotFoundError(f"no {SAE_WEIGHTS_FILENAME} in {path}")
-    raw = json.loads(cfg_path.read_text())
+    try:
+        raw = json.loads(cfg_path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"{cfg_path} is damaged (not valid JSON: {exc}); delete {path} and save or download the SAE again"
+        ) from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{cfg_path} must hold a JSON object, got {type(raw).__name__}; delete {path} and save the SAE again")
     meta = dict(raw.get("metadata") or {})
     arch = raw.get("architecture")
     k = raw.get("k")
@@ -825,18 +845,25 @@ def load_sae(directory: str | Path, device: str | torch.device = "cpu") -> SAE:
         raise ValueError(f"cfg.json normalize_activations={norm!r} is not supported (only 'none')")
     if raw.get("reshape_activations", "none") not in ("none", None):
         raise ValueError(f"cfg.json reshape_activations={raw.get('reshape_activations')!r} is not supported")
-    tensors = load_safetensors(w_path)
+    dtype_name = str(raw.get("dtype", "float32")).replace("torch.", "")
+    if dtype_name not in _DTYPES:
+        raise ValueError(f"{cfg_path}: dtype {raw.get('dtype')!r} is not supported; expected one of {sorted(_DTYPES)}")
+    try:
+        tensors = load_safetensors(w_path)
+    except Exception as exc:  # safetensors raises its own SafetensorError for a truncated file
+        raise ValueError(
+            f"{w_path} is damaged ({type(exc).__name__}: {exc}); delete {path} and save or download the SAE again"
+        ) from None
     missing = {"W_enc", "W_dec", "b_dec"} - set(tensors)
     if missing:
         raise KeyError(f"{w_path} lacks tensors {sorted(missing)}")
-    dtype_name = str(raw.get("dtype", "float32")).replace("torch.", "")
     known = {"model_name", "hook_name", "sae_lens_version", "sae_lens_training_version", "written_by"}
     cfg = SAEConfig(
         d_in=int(raw["d_in"]),
         d_sae=int(raw["d_sae"]),
         architecture=arch,
         k=int(k) if (arch == "topk" and k is not None) else None,
-        dtype=dtype_name if dtype_name in _DTYPES else "float32",
+        dtype=dtype_name,
         apply_b_dec_to_input=bool(raw.get("apply_b_dec_to_input", True)),
         hook_name=meta.get("hook_name"),
         model_name=meta.get("model_name"),

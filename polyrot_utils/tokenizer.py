@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cache import artifact_dir, atomic_save_safetensors, atomic_write_json, load_safetensors
+from .cache import artifact_dir, atomic_save_safetensors, atomic_write_json, cached_entry, load_safetensors
 from .corpus import split_corpus
 
 EOS_TOKEN = "<|endoftext|>"
@@ -65,8 +65,12 @@ def _train_texts(cfg: TokenizerConfig) -> list[str]:
     return list(load_speeches(ids).values())
 
 
+def _tok_key(cfg: TokenizerConfig) -> dict:
+    return {"kind": "bytelevel_bpe_v1", **asdict(cfg)}
+
+
 def _tok_dir(cfg: TokenizerConfig) -> Path:
-    return artifact_dir("tokenizer", {"kind": "bytelevel_bpe_v1", **asdict(cfg)})
+    return artifact_dir("tokenizer", _tok_key(cfg))
 
 
 def train_tokenizer(cfg: TokenizerConfig = TokenizerConfig()) -> Path:
@@ -75,9 +79,14 @@ def train_tokenizer(cfg: TokenizerConfig = TokenizerConfig()) -> Path:
     Deterministic: the ``tokenizers`` BPE trainer is deterministic for a fixed input order, and
     the input is the training speeches in sorted order.
     """
-    out = _tok_dir(cfg)
-    if (out / "tokenizer.json").exists() and (out / "tokenizer_config.json").exists():
-        return out
+    # size + SHA-256 manifest checked on load; a damaged entry is reported and retrained, once
+    return cached_entry(
+        "tokenizer", _tok_key(cfg), lambda out: _train_tokenizer(cfg, out), ("tokenizer.json", "tokenizer_config.json"),
+        legacy_check=lambda out: load_tokenizer(out),
+    )
+
+
+def _train_tokenizer(cfg: TokenizerConfig, out: Path) -> None:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -100,7 +109,6 @@ def train_tokenizer(cfg: TokenizerConfig = TokenizerConfig()) -> Path:
         pad_token=PAD_TOKEN,
     )
     fast.save_pretrained(str(out))  # writes tokenizer.json + tokenizer_config.json
-    return out
 
 
 def load_tokenizer(path: Path | str):
@@ -119,9 +127,14 @@ def encode_corpus(cfg: TokenizerConfig = TokenizerConfig()) -> dict[str, torch.T
     Returns ``{"train": (n_train,), "heldout": (n_heldout,)}`` int64 tensors: each part's speeches
     in sorted order, each followed by ``<|endoftext|>`` (id 0).
     """
-    path = _tok_dir(cfg) / "tokens.safetensors"
-    if path.exists():
-        return {k: v.long() for k, v in load_safetensors(path).items()}
+    # its own entry (kind "tokens"), so the tokenizer's manifest stays exact
+    entry = cached_entry("tokens", _tok_key(cfg), lambda e: _encode_corpus(cfg, e), ("tokens.safetensors",),
+                         legacy_check=lambda e: load_safetensors(e / "tokens.safetensors"))
+    return {k: v.long() for k, v in load_safetensors(entry / "tokens.safetensors").items()}
+
+
+def _encode_corpus(cfg: TokenizerConfig, entry: Path) -> None:
+    path = entry / "tokens.safetensors"
     tok = load_tokenizer(train_tokenizer(cfg))
     split = split_corpus(cfg.heldout_fraction, cfg.split_seed)
     eos = tok.convert_tokens_to_ids(EOS_TOKEN)
@@ -133,11 +146,7 @@ def encode_corpus(cfg: TokenizerConfig = TokenizerConfig()) -> dict[str, torch.T
             ids.append(eos)
         out[name] = torch.tensor(ids, dtype=torch.int32)
     atomic_save_safetensors(path, out, metadata={"tokenizer": str(_tok_dir(cfg))})
-    atomic_write_json(
-        _tok_dir(cfg) / "token_counts.json",
-        {k: int(v.numel()) for k, v in out.items()},
-    )
-    return {k: v.long() for k, v in out.items()}
+    atomic_write_json(entry / "token_counts.json", {k: int(v.numel()) for k, v in out.items()})
 
 
 def token_byte_lengths(tokenizer) -> np.ndarray:

@@ -16,7 +16,9 @@ then cosine decay to ``min_lr_ratio · lr``, gradient clipping at 1.0 — the pa
 fewer steps — or SGD with momentum (``optimizer="sgd"``).
 
 Cache: ``artifact_dir("dyck_toy", config)`` holds ``model.safetensors`` (named parameters),
-``ckpt_XXXXXX.safetensors`` and ``history.json``. A second call with the same config loads.
+``ckpt_XXXXXX.safetensors`` and ``history.json``, then ``manifest.json`` (sizes and SHA-256s,
+checked on every load). A second call with the same config loads; a damaged entry is reported
+and retrained (see :func:`polyrot_utils.cache.cached_entry`).
 """
 
 from __future__ import annotations
@@ -230,16 +232,27 @@ def _history_path(path: Path) -> Path:
     return path / "history.json"
 
 
-def _cached(path: Path) -> bool:
-    return (path / "model.safetensors").exists() and _history_path(path).exists()
+_REQUIRED = ("model.safetensors", "history.json")
+
+
+def _legacy_check(path: Path) -> None:
+    """Entries written before manifests: accept them only if every file loads."""
+    history = json.loads(_history_path(path).read_text())
+    cache.load_safetensors(path / "model.safetensors")
+    for s in history["checkpoint_steps"]:
+        cache.load_safetensors(path / f"ckpt_{int(s):06d}.safetensors")
 
 
 def load_toy(config: ToyTrainConfig) -> TrainedToy:
-    """Load a trained model from the cache; ``FileNotFoundError`` if it was never trained."""
+    """Load a trained model from the cache; ``FileNotFoundError`` if it was never trained or its
+    entry is damaged (the message names the file; :func:`train_toy` rebuilds it)."""
     config = config.resolved()
     path = cache.artifact_dir(CACHE_KIND, config)
-    if not _cached(path):
+    problem = cache.check_entry(path, _REQUIRED, _legacy_check)
+    if problem == "absent":
         raise FileNotFoundError(f"no cached toy model for this config at {path}; call train_toy(config) first")
+    if problem is not None:
+        raise FileNotFoundError(f"damaged cached toy model: {problem}; train_toy(config) rebuilds it")
     history = json.loads(_history_path(path).read_text())
     ckpts = {int(s): path / f"ckpt_{int(s):06d}.safetensors" for s in history["checkpoint_steps"]}
     return TrainedToy(
@@ -264,16 +277,20 @@ def train_toy(config: ToyTrainConfig | None = None, *, force: bool = False, verb
     On CPU, training runs with :data:`TRAIN_THREADS` torch threads (not part of the cache key).
     """
     config = (config or ToyTrainConfig()).resolved()
-    path = cache.artifact_dir(CACHE_KIND, config)
-    if _cached(path) and not force:
-        return load_toy(config)
-    prev_threads = torch.get_num_threads()
-    if config.device == "cpu" and TRAIN_THREADS:
-        torch.set_num_threads(TRAIN_THREADS)
-    try:
-        return _train(config, path, verbose)
-    finally:
-        torch.set_num_threads(prev_threads)
+    trained: list[TrainedToy] = []
+
+    def build(path: Path) -> None:
+        prev_threads = torch.get_num_threads()
+        if config.device == "cpu" and TRAIN_THREADS:
+            torch.set_num_threads(TRAIN_THREADS)
+        try:
+            trained.append(_train(config, path, verbose))
+        finally:
+            torch.set_num_threads(prev_threads)
+
+    # verified (size + SHA-256 manifest), rebuilt if damaged, built once under a file lock
+    cache.cached_entry(CACHE_KIND, config, build, _REQUIRED, legacy_check=_legacy_check, force=force)
+    return trained[0] if trained else load_toy(config)
 
 
 def _train(config: ToyTrainConfig, path: Path, verbose: bool) -> TrainedToy:

@@ -114,7 +114,7 @@ def test_unknown_notebook_fails_with_message():
 def test_unknown_parameter_fails_with_message():
     proc = _cli("run", "01_planted_rotations", "--profile", "smoke", "-p", "dimension", "3")
     assert proc.returncode != 0
-    assert "no parameter(s) ['dimension']" in proc.stderr
+    assert "has no parameter 'dimension'" in proc.stderr
 
 
 @pytest.mark.slow
@@ -134,8 +134,8 @@ def test_failing_notebook_names_notebook_and_cell(tmp_path):
         book.run_notebook("broken", "smoke", build_dir=tmp_path / "build", root=root)
     msg = str(info.value)
     assert "broken" in msg and "planted failure" in msg and "cell" in msg
-    kept = tmp_path / "build" / "executed" / "notebooks" / "broken.ipynb"
-    assert kept.exists() and "planted failure" in kept.read_text()
+    kept = tmp_path / "build" / "partial" / "broken.ipynb"  # kept apart: never replaces a complete page
+    assert kept.exists() and "planted failure" in kept.read_text() and str(kept) in msg
 
 
 def test_environment_yml_matches_pins():

@@ -147,22 +147,19 @@ def test_float32_streaming_modest_offsets():
         assert np.abs(acc.rotation().numpy() - r).max() < 1e-4
 
 
-def test_precise_centering_survives_large_offsets():
-    """Means 300x the spread: the raw per-batch GEMM loses ~5 digits in float32 (documented
-    caveat); one-sided centring does not."""
+def test_large_offsets_cost_nothing_in_either_mode():
+    """Means 300x the spread: every batch is centred on its own mean before its GEMM (issue 15),
+    so float32 streaming stays accurate whatever ``precise_centering`` says."""
     g = np.random.default_rng(3)
     d, n = 16, 4096
     r = sample_haar(d, rng=g)
     x = (g.standard_normal((n, d)) + 300.0).astype(np.float32)
-    y = ((x.astype(np.float64) - 300.0) @ r).astype(np.float32)  # target centred: error is linear
-    errs = {}
+    y = ((x.astype(np.float64) - 300.0) @ r + 300.0).astype(np.float32)
     for precise in (False, True):
         acc = CrossCovariance(precise_centering=precise)
         for i in range(0, n, 512):
             acc.update(torch.from_numpy(x[i : i + 512]), torch.from_numpy(y[i : i + 512]))
-        errs[precise] = np.abs(acc.rotation().numpy() - r).max()
-    assert errs[True] < 1e-4
-    assert errs[True] < errs[False]
+        assert np.abs(acc.rotation().numpy() - r).max() < 1e-4
 
 
 def test_alignment_map_from_accumulator():
@@ -278,7 +275,8 @@ def test_rotation_report_on_heldout():
         (np.ones((1, 3)), np.ones((1, 3)), {"allow_underdetermined": True}, "at least 2"),
         (np.ones((4, 4)), np.ones((4, 4)), {}, "n >= 5"),
         (np.ones((3, 4)), np.ones((3, 4)), {"center": False}, "n >= 4"),
-        ([[1.0, 2.0]], [[1.0, 2.0]], {}, "numpy array or torch tensor"),
+        ([[1.0, 2.0]], [[1.0, 2.0]], {}, "at least 2"),  # lists are accepted (as scipy does), then checked
+        ([["a", "b"]] * 3, [["a", "b"]] * 3, {}, "real numeric array_like"),
     ],
 )
 def test_bad_input_fit_rotation(src, tgt, kwargs, match):
