@@ -56,6 +56,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
+from . import build_cache
 from .cache import atomic_write_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -399,6 +400,7 @@ def run_notebook(
     kernel_log = partial / f"{stem}.kernel.log"
     kernel_log.unlink(missing_ok=True)
     untouched = f"previous complete outputs ({output}, {results_final / (stem + '.json')}) are untouched"
+    key = build_cache.chapter_key(stem, profile, params, root, build)  # inputs, before execution
 
     env_keys = ("POLYROT_RESULTS_DIR", "POLYROT_RESULTS_WRITE_DIR", "POLYROT_PROFILE", "PYTHONPATH", "TQDM_DISABLE")
     env_backup = {k: os.environ.get(k) for k in env_keys}
@@ -455,6 +457,7 @@ def run_notebook(
         staged.unlink()
     os.replace(partial_output, output)
     kernel_log.unlink(missing_ok=True)
+    build_cache.write_stamp(stem, key, build, seconds, params)  # last: the outputs are in place
     return RunRecord(stem, seconds, output, params)
 
 
@@ -623,8 +626,14 @@ def build_book(
     root: Path = REPO_ROOT,
     render_html: bool = True,
     strict: bool = True,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Execute every notebook in ``_toc.yml`` order (or ``only`` those), then render the book.
+    """Execute every notebook (or ``only`` those), then render the book.
+
+    Chapters execute in ``_toc.yml`` order, except that chapters reading other chapters' results
+    (the synthesis pages) execute after all the others. A chapter whose inputs are unchanged since
+    its last successful execution (source, resolved parameters, library, upstream results: see
+    :mod:`polyrot_utils.build_cache`) is not executed again unless ``force``.
 
     ``overrides`` maps a notebook stem (or ``"*"`` for every notebook that declares the name)
     to ``{parameter: value}``. Returns the timings record also written to ``<build>/timings.json``.
@@ -671,8 +680,17 @@ def build_book(
         "machine": _machine_summary(),
     }
     total_start = time.perf_counter()
-    for stem in stems:
+    readers = [s for s in stems if build_cache.reads_other_results(notebook_source(s, root).read_text())]
+    for stem in [s for s in stems if s not in readers] + readers:
         nb_over = plans[stem]
+        if not force:
+            params = resolve_parameters(stem, profile, nb_over, root)
+            stamp = build_cache.is_fresh(stem, build_cache.chapter_key(stem, profile, params, root, build), build)
+            if stamp is not None:
+                timings["notebooks"][stem] = {"seconds": stamp["seconds"], "parameters": params, "cached": True}
+                print(f"[polyrot] {stem}: unchanged since its last execution, reused (--force re-executes)",
+                      flush=True)
+                continue
         print(f"[polyrot] executing {stem} (profile {profile}) ...", flush=True)
         try:
             rec = run_notebook(stem, profile, nb_over, build, root)
@@ -726,6 +744,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_build.add_argument("--build-dir", type=Path, default=None, help="output folder (default _build)")
     p_build.add_argument("--no-render", action="store_true", help="execute only; do not render HTML")
     p_build.add_argument("--no-strict", action="store_true", help="do not treat Sphinx warnings as errors")
+    p_build.add_argument("--force", action="store_true",
+                         help="re-execute every chapter, even those whose inputs are unchanged since their last run")
     p_build.add_argument("--cache-dir", type=Path, default=None,
                          help="artifact cache for this build (default $POLYROT_CACHE or .cache/polyrot); "
                               "an empty folder measures a cold build")
@@ -759,7 +779,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for nb_name, name, value in args.parameter:
                 key = "*" if nb_name == "*" else resolve_notebook(nb_name)
                 over.setdefault(key, {})[name] = coerce_cli_value(value)
-            timings = build_book(args.profile, over, args.only, args.build_dir, render_html=not args.no_render,
+            timings = build_book(args.profile, over, args.only, args.build_dir, render_html=not args.no_render, force=args.force,
                                  strict=not args.no_strict)
             print(f"[polyrot] total {timings['total_seconds']:.1f} s; timings in {(args.build_dir or REPO_ROOT / '_build') / 'timings.json'}")
         elif args.command == "run":

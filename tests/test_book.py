@@ -95,6 +95,25 @@ def test_cli_override_changes_recorded_numbers(tmp_path):
     assert rec8.parameters["d"] == 8 and rec12.parameters["d"] == 12
 
 
+@pytest.mark.slow
+def test_incremental_build_reuses_unchanged_chapters(tmp_path):
+    """A second build with nothing changed executes nothing; a changed parameter re-executes
+    that chapter and the chapters that read its results; --force re-executes everything."""
+    only = ["01_planted_rotations", "91_conclusions"]
+    kw = dict(only=only, build_dir=tmp_path, render_html=False)
+    first = book.build_book("smoke", **kw)
+    assert not any(t.get("cached") for t in first["notebooks"].values())
+    mtime = (tmp_path / "results" / "01_planted_rotations.json").stat().st_mtime_ns
+    second = book.build_book("smoke", **kw)
+    assert all(t.get("cached") for t in second["notebooks"].values())
+    assert (tmp_path / "results" / "01_planted_rotations.json").stat().st_mtime_ns == mtime
+    third = book.build_book("smoke", {"01_planted_rotations": {"seed": 7}}, **kw)
+    assert not third["notebooks"]["01_planted_rotations"].get("cached")
+    assert not third["notebooks"]["91_conclusions"].get("cached")  # its input (01's results) changed
+    forced = book.build_book("smoke", {"01_planted_rotations": {"seed": 7}}, force=True, **kw)
+    assert not any(t.get("cached") for t in forced["notebooks"].values())
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "polyrot_utils.book", *args], cwd=ROOT, capture_output=True, text=True)
 
