@@ -96,8 +96,10 @@ def _wait_for_mathjax(page, timeout_ms: int = 15000) -> None:
 _PAGE_PROBE = r"""
 () => {
   const main = document.querySelector('main, article, div[role=main]') || document.body;
-  const column = document.querySelector('main article, article.bd-article, main, div[role=main]') || document.body;
-  const colW = column.clientWidth;
+  // the content column: the article's content box (sphinx-book-theme: article.bd-article, padded)
+  const column = document.querySelector('article.bd-article') || main;
+  const cs = getComputedStyle(column);
+  const colW = Math.round(column.clientWidth - parseFloat(cs.paddingLeft || 0) - parseFloat(cs.paddingRight || 0));
   const cells = Array.from(main.querySelectorAll('div.cell'));
   const cellNo = el => { const c = el.closest('div.cell'); return c ? cells.indexOf(c) + 1 : 0; };
   const tables = Array.from(main.querySelectorAll('table')).map((t, i) => {
