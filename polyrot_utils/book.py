@@ -259,6 +259,7 @@ def run_notebook(
                 os.environ[k] = v
     seconds = time.perf_counter() - start
     _tag_parameter_cells(output)
+    __import__("polyrot_utils.presentation").presentation.tidy_executed_file(output)  # one parameters cell, one toggle (issue 14)
     return RunRecord(stem, seconds, output, params)
 
 
