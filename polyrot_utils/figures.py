@@ -130,8 +130,7 @@ def legibility_problems(fig, *, column_in: float = COLUMN_WIDTH_IN, min_pt: floa
             out.append(f"{kind} text is {size:.1f} pt at the column width (minimum {floor} pt)")
     has_fig_legend = bool(fig.legends)
     for i, ax in enumerate(fig.axes):
-        labelled = [a for a in list(ax.lines) + list(ax.collections) + list(ax.patches) + list(ax.containers)
-                    if not str(a.get_label()).startswith("_")]
+        labelled = ax.get_legend_handles_labels()[1]  # what a legend of this axes would name
         if len(labelled) >= 2 and ax.get_legend() is None and not has_fig_legend:
             out.append(f"axes {i + 1} ('{ax.get_title()}') has {len(labelled)} labelled artists and no legend")
     return out
