@@ -31,7 +31,7 @@ noise_levels = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]  # target noise, relative to the
 sample_sizes_factor = [1.1, 1.5, 2, 4, 16]         # fit sizes, as multiples of d (for the curve)
 device = "auto"
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
@@ -53,7 +53,7 @@ results = ChapterResults(
 # both), a Haar rotation $R_\star$, and the target $Y = X R_\star + \text{noise}$.
 # We fit on one batch and keep a second, held-out batch for scoring.
 
-# %%
+# %% tags=["hide-input"]
 rng = np.random.default_rng(seed)
 R_star = haar.sample_haar(d, rng=rng)
 X_fit, Y_fit = planted_pair(R_star, n_fit, noise=0.0, rng=rng)
@@ -96,7 +96,7 @@ figures.show(fig)
 # Look for the EV to follow the noise ceiling $1/(1+\sigma^2)$ closely: the fit itself adds
 # almost nothing to the error.
 
-# %%
+# %% tags=["hide-input"]
 sweep = synthetic.planted_noise_sweep(R_star, noise_levels, n_fit=n_fit, n_eval=n_eval, seed=seed)
 results.record("noise_sweep", sweep)
 figures.format_table(
@@ -144,7 +144,7 @@ figures.show(fig)
 # ## Summary
 # The numbers below are read from this run's results file, so they change when the parameters do.
 
-# %%
+# %% tags=["hide-input"]
 passed = results.claim(
     "planted_recovery_noiseless",
     value=err,

@@ -35,7 +35,7 @@ n_trials = 24          # matrices per row of the size/power table
 alpha = 0.05           # test level
 device = "auto"        # unused: everything here is CPU linear algebra on d x d matrices
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
@@ -85,7 +85,7 @@ figures.show(fig)
 # verdict. Look at the first two columns: they barely move between a Haar sample, a signed
 # permutation and a block-diagonal rotation with two invariant halves.
 
-# %%
+# %% tags=["hide-input"]
 kinds = {"haar": lambda g: haar.sample_haar(d_big, rng=g), **haar.default_alternatives(d_big)}
 null_big = haar.null_features(d_big, n_null, seed)
 one = {name: make(np.random.default_rng([seed, 1, i])) for i, (name, make) in enumerate(kinds.items())}
@@ -111,7 +111,7 @@ figures.format_table(table_one, sig=3, formats={"fixed dim": "{:.0f}"})
 # against a pooled Haar sample — on four matrices of each kind. Look for $p$-values near 1 for
 # the permutations and the two-block rotations as well as for Haar.
 
-# %%
+# %% tags=["hide-input"]
 paper_ks = {}
 for i, (name, make) in enumerate(kinds.items()):
     g = np.random.default_rng([seed, 2, i])
@@ -137,7 +137,6 @@ ax1.set_yticks(y, names)
 ax1.invert_yaxis()
 ax1.set_xlabel(f"p-value (clipped at {p_floor:.0e})")
 ax1.set_title(f"p-values, d = {d_big}")
-ax1.legend(loc="lower right")
 dev_floor = 1e-3
 dev = np.clip([100 * abs(tests_one[n].frobenius_ratio - 1) for n in names], dev_floor, None)
 ax2.hlines(y, dev_floor, dev, color="#546e7a", lw=2)
@@ -147,7 +146,8 @@ ax2.set_xscale("log")
 ax2.set_xlim(dev_floor, 200)
 ax2.set_xlabel("|‖R−I‖/√(2d) − 1| (%)")
 ax2.set_title("Frobenius check")
-ax2.legend(loc="lower right")
+handles = [h for ax in (ax1, ax2) for h in ax.get_legend_handles_labels()[0]]
+fig.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncols=3)
 figures.show(fig)
 
 # %% [markdown]
@@ -162,12 +162,12 @@ figures.show(fig)
 # which should be near 1). Columns are tests: the paper's iid KS and its 0.1 % Frobenius criterion
 # read as a test, then our calibrated components and their combined verdict.
 
-# %%
+# %% tags=["hide-input"]
 tables = {}
 for d in dims:
     tables[d] = pd.DataFrame(haar.size_and_power(d, n_trials=n_trials, alpha=alpha, seed=seed, n_null=n_null))
     results.record(f"size_power_d{d}", tables[d].to_dict(orient="list"))
-summary_cols = {"ks_iid": "iid KS (paper)", "frobenius_0.1pct": "Frobenius 0.1 % (paper)", "combined": "calibrated verdict"}
+summary_cols = {"ks_iid": "KS (paper)", "frobenius_0.1pct": "Frob. (paper)", "combined": "calibrated"}
 size_power = pd.concat({f"d = {d}": t.set_index("alternative")[list(summary_cols)].rename(columns=summary_cols)
                         for d, t in tables.items()}, axis=1)
 figures.format_table(size_power, sig=2)
@@ -197,7 +197,7 @@ figures.show(fig)
 # our $\mathrm{SO}(d)$ null samples of both parities (finite-$d$ corrections appear for
 # $k \gtrsim d/2$, far beyond the $K = 8$ used here).
 
-# %%
+# %% tags=["hide-input"]
 moments = {}
 for d in dims:
     tr = haar.null_features(d, n_null, seed)["traces"]
@@ -216,7 +216,7 @@ figures.format_table(moment_table, sig=2)
 # paper's test** — it means the criterion cannot see the difference (no power). The last rows
 # are our calibrated test's size and power, where holding is good news for our test.
 
-# %%
+# %% tags=["hide-input"]
 perm_big = tests_one["signed_permutation"]
 blocks_big = tests_one["two_haar_blocks"]
 results.claim(
@@ -280,7 +280,7 @@ figures.format_table(claim_table)
 # %% [markdown]
 # ## Summary
 
-# %%
+# %% tags=["hide-input"]
 tb = tables[d_big].set_index("alternative")
 summary_text = (
     f"At d = {d_big}: a random signed permutation has ‖R−I‖_F/√(2d) = {perm_big.frobenius_ratio:.4f} and "

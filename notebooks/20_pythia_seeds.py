@@ -51,7 +51,7 @@ n_sample_tokens = 30
 seed = 0
 device = "auto"
 
-# %%
+# %% tags=["hide-input"]
 import time
 
 import numpy as np
@@ -86,7 +86,7 @@ base = suite_cfg.base
 # held-out sets. A byte-level BPE (Pythia's algorithm, a smaller vocabulary) is trained on the
 # training speeches only. Held-out text is used for every number below, also with `use_hub`.
 
-# %%
+# %% tags=["hide-input"]
 info = corpus.corpus_info()
 split = corpus.split_corpus(base.heldout_fraction, base.split_seed)
 corpus_table = pd.DataFrame(
@@ -112,7 +112,7 @@ figures.format_table(corpus_table)
 # also reads the real seeds. Weights are not processed (`processing="none"`): the residual basis
 # is each model's own.
 
-# %%
+# %% tags=["hide-input"]
 t0 = time.perf_counter()
 suite = standin_suite(suite_cfg, verbose=False)  # the training log stays in the cache's train_log.json
 suite_seconds = time.perf_counter() - t0
@@ -128,7 +128,7 @@ results.record("suite_seconds", suite_seconds)
 # training budget. Pythia-70m itself: d_model 512, 6 layers, 8 heads, d_mlp 2048, vocabulary
 # 50,304, 300 B tokens.
 
-# %%
+# %% tags=["hide-input"]
 arch = describe(suite.models[seed_names[0]])
 if suite.info["source"] == "standin":
     cfg0 = suite.configs[seed_names[0]]
@@ -152,7 +152,7 @@ figures.format_table(pd.DataFrame({"value": arch}), max_rows=20)
 # statistics). Bits per byte divide the total loss by the UTF-8 bytes of the predicted text, a
 # unit that does not depend on the tokenizer.
 
-# %%
+# %% tags=["hide-input"]
 all_models = {**suite.models, **{f"control:{k}": m for k, m in suite.controls.items()}}
 losses = {name: evaluate_loss(m, suite.heldout_tokens, byte_lengths=suite.byte_lengths) for name, m in all_models.items()}
 loss_table = pd.DataFrame(losses).T[["nats_per_token", "bits_per_byte", "n_tokens"]]
@@ -170,7 +170,7 @@ figures.format_table(loss_table.rename(columns={"nats_per_token": "nats / token"
 # Sampled continuations (temperature 0.8, the same sampling seed for every model) of two
 # prompts; small models trained for minutes produce period-flavoured near-English, not sense.
 
-# %%
+# %% tags=["hide-input"]
 prompts = ["The state of the Union is", "Fellow-Citizens of the Senate and House of Representatives:"]
 samples = {
     name: sample_continuations(m, prompts, max_new_tokens=n_sample_tokens, seed=seed)
@@ -188,13 +188,13 @@ results.record("samples", samples)
 # residual stream is projected off the all-ones axis. That projection is not a rotation, so it
 # changes the basis whose rotation between seeds this book measures. We load two seeds' final
 # checkpoints three ways — untouched (`none`, our default), `fold_ln`, and TransformerLens's
-# defaults (`tl_default`) — and measure, per site, how much the activations change, how much of
+# defaults (`tl_default`, column *TL* below) — and measure, per site, how much the activations change, how much of
 # their variance lies along the all-ones axis, and how far the fitted $R$ moves. Look for `fold_ln`
 # leaving every residual site untouched (0) and `tl_default` changing them; the final site
 # (`unembed.hook_in`, the final LayerNorm's output) changes under both, because folding moves the
 # LayerNorm's gain out of it.
 
-# %%
+# %% tags=["hide-input"]
 from polyrot_utils.pythia_suite import processing_comparison
 
 if len(seed_names) >= 2 and not use_hub:
@@ -206,9 +206,9 @@ if len(seed_names) >= 2 and not use_hub:
                                  values=["act_change", "ones_component", "R_change"], sort=False)
     # "none" is the reference: its activation and R changes are 0 by definition
     proc = proc.drop(columns=[("act_change", "none"), ("R_change", "none")], errors="ignore")
-    proc = proc.rename(columns={"act_change": "Δ activations", "ones_component": "all-ones share", "R_change": "Δ R",
-                                "tl_default": "TL default"})
-    display(figures.format_table(proc, sig=2))
+    proc = proc.rename(columns={"act_change": "Δ activations", "ones_component": "ones share", "R_change": "Δ R",
+                                "tl_default": "TL"})
+    display(figures.format_table(proc, sig=2, zero_below=1e-9))  # float32 round-off is 0
 else:
     print("needs two local seeds with checkpoints (stand-ins)")
 
@@ -239,7 +239,7 @@ for ax, key, title, cmap in [(axes[0], "kl", "KL(row ‖ column), nats / token",
     fig.colorbar(im, ax=ax, label=title.split(",")[0])
 figures.show(fig)
 
-# %%
+# %% tags=["hide-input"]
 k = len(seed_names)
 off = ~np.eye(k, dtype=bool)
 cross_kl = float(agreement["kl"][:k, :k][off].mean())
@@ -293,7 +293,7 @@ results.record("checkpoint_curves", curves)
 # %% [markdown]
 # ## Summary
 
-# %%
+# %% tags=["hide-input"]
 bar_b = results.data["claims"]["cross_seed_kl_bar_B"]["passed"]
 display(Markdown("\n".join([
     f"- Source: {suite.info['source']}; {len(seed_names)} seeds of a {arch['n_params']:,}-parameter GPT-NeoX "

@@ -31,7 +31,7 @@ repeats = 3              # best of this many interleaved runs
 seed = 0
 device = "auto"
 
-# %%
+# %% tags=["hide-input"]
 import json
 import os
 from pathlib import Path
@@ -106,7 +106,7 @@ figures.show(fig)
 # Hooks on the requested residual sites only, stopping after the last block a site needs,
 # against `run_with_cache` of every hook. Look for a speed-up above 1.
 
-# %%
+# %% tags=["hide-input"]
 from polyrot_utils.activations import resid_sites
 from polyrot_utils.models import build_toy
 
@@ -122,7 +122,7 @@ results.record("activation_collection_toy", coll)
 # The same synthetic activations (a planted sparse dictionary), width, $k$ and token budget for
 # both trainers. Look at tokens per second *and* held-out EV: speed at worse quality is no gain.
 
-# %%
+# %% tags=["hide-input"]
 g = torch.Generator().manual_seed(seed)
 d_in, n_atoms, k_true = 64, 256, 8
 atoms = torch.nn.functional.normalize(torch.randn(n_atoms, d_in, generator=g), dim=1)
@@ -138,7 +138,7 @@ results.record("sae_training", sae_cmp)
 # %% [markdown]
 # ## Summary
 
-# %%
+# %% tags=["hide-input"]
 lines = [f"- Streaming rotation fit: {fit['streaming_over_floor']:.2f}× the GEMM+SVD floor and "
          f"{fit['streaming_over_scipy']:.2f}× scipy's in-memory time (n = {fit['n']:,}, d = {fit['d']})."]
 lines.append(f"- Activation collection: {coll['speedup']:.2f}× faster than `run_with_cache`.")

@@ -1,8 +1,8 @@
 """Figures and tables that a reader can take in at the book's column width.
 
 The rendered book (sphinx-book-theme, window 1280 px) gives a chapter's content a column of
-about 690 px. Figures are drawn at :data:`DPI` = 100, so a figure :data:`COLUMN_WIDTH_IN` = 6.8 in
-wide is shown at its own pixel size: a 9-pt tick label stays 9 pt. A wider figure is shrunk by
+about 690 px. Figures are drawn at :data:`DPI` = 100, so a figure :data:`COLUMN_WIDTH_IN` = 6.6 in
+wide (plus the 0.1 in padding of the inline backend's tight bounding box, ~680 px) is shown at its own pixel size: a 9-pt tick label stays 9 pt. A wider figure is shrunk by
 the browser, and its text with it; :func:`legibility_problems` computes the text size *after*
 that shrinking, and :func:`show` refuses a figure whose smallest text would fall below
 :data:`MIN_FONT_PT`, or whose axes hold several labelled lines but no legend naming them.
@@ -29,8 +29,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-COLUMN_WIDTH_IN: float = 6.8
-"""Width of the book's content column, in inches at :data:`DPI` (680 px of ~690)."""
+COLUMN_WIDTH_IN: float = 6.6
+"""Width of the book's content column, in inches at :data:`DPI` (660 px plus padding, of ~688)."""
 DPI: int = 100
 """Dots per inch of every inline figure (matplotlib's default; pinned by :func:`use_book_style`)."""
 MIN_FONT_PT: float = 9.0
@@ -148,9 +148,10 @@ def show(fig, **kwargs: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- numbers and tables
-def format_number(x: Any, sig: int = 3) -> str:
+def format_number(x: Any, sig: int = 3, zero_below: float = 0.0) -> str:
     """One number for a reader: ``sig`` significant digits, thousands separators from 10 000,
-    scientific notation below 1e-3, ``–`` for NaN/None. Integers are written in full.
+    scientific notation below 1e-3, ``–`` for NaN/None. Integers are written in full. Values with
+    ``|x| < zero_below`` are written ``0`` (for quantities that are zero up to round-off).
 
     >>> format_number(104630.799103), format_number(0.0066123), format_number(3.0e-5), format_number(12)
     ('104,631', '0.00661', '3.00e-05', '12')
@@ -171,7 +172,7 @@ def format_number(x: Any, sig: int = 3) -> str:
         return "–"
     if math.isinf(v):
         return "∞" if v > 0 else "−∞"
-    if v == 0:
+    if v == 0 or abs(v) < zero_below:
         return "0"
     a = abs(v)
     if a >= 10_000:
@@ -183,7 +184,7 @@ def format_number(x: Any, sig: int = 3) -> str:
 
 
 def format_table(df, *, sig: int = 3, max_rows: int | None = 15, drop_empty: bool = True,
-                 formats: dict[str, Any] | None = None):
+                 formats: dict[str, Any] | None = None, zero_below: float = 0.0):
     """A copy of ``df`` with every cell written for a reader (strings), ready to display.
 
     Args:
@@ -193,6 +194,7 @@ def format_table(df, *, sig: int = 3, max_rows: int | None = 15, drop_empty: boo
             cell and pass ``max_rows=None``).
         drop_empty: drop columns that are NaN/None in every row.
         formats: per-column override, a format string (``"{:.1%}"``) or a callable.
+        zero_below: numbers smaller in magnitude are written ``0`` (see :func:`format_number`).
     """
     import pandas as pd
 
@@ -210,7 +212,7 @@ def format_table(df, *, sig: int = 3, max_rows: int | None = 15, drop_empty: boo
     for col in out.columns:
         fmt = formats.get(col)
         if fmt is None:
-            f = lambda v: format_number(v, sig)  # noqa: E731
+            f = lambda v: format_number(v, sig, zero_below)  # noqa: E731
         elif callable(fmt):
             f = fmt
         else:

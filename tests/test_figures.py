@@ -42,7 +42,7 @@ def test_a_wide_figure_shrinks_its_text():
     ax.set_xlabel("x")
     problems = figures.legibility_problems(fig)
     assert any("14.0 in wide" in p for p in problems)
-    assert any("tick label text is 4.4 pt" in p for p in problems)  # 9 pt × 6.8/14
+    assert any("tick label text is 4.2 pt" in p for p in problems)  # 9 pt × 6.6/14
 
 
 def test_unlabelled_lines_need_a_legend_and_show_refuses():
@@ -67,6 +67,14 @@ def test_small_legend_is_flagged():
                                       (0.5, "0.500"), (12.345, "12.3"), (True, "yes"), (0.0, "0"), (-2.5, "-2.50")])
 def test_format_number(x, want):
     assert figures.format_number(x) == want
+
+
+def test_format_number_zero_below():
+    assert figures.format_number(2.4e-16, zero_below=1e-9) == "0" and figures.format_number(2.4e-6, zero_below=1e-9) == "2.40e-06"
+
+
+def test_format_number_of_one():
+    assert figures.format_number(1.0) == "1.00"
 
 
 @given(st.floats(min_value=1e-3, max_value=9999, allow_nan=False))
