@@ -15,7 +15,9 @@ the element (cell number, table header, image alt text) of every problem:
 * no output cell whose text contains a filesystem path (``/root/…``, ``/work/…``, ``/tmp/…``,
   ``/home/…``, the repository root, the user's home);
 * one code toggle per cell, and papermill's injected-parameters cell never shown expanded
-  (a page has at most one parameters cell). Uses
+  (a page has at most one parameters cell);
+* no library chatter in outputs: nothing written to stderr, no TransformerLens loading
+  messages, Python warnings or progress bars. Uses
 Playwright's Python API driving the system's Chromium (Debian package ``chromium``) — it never
 downloads a browser of its own.
 """
@@ -121,11 +123,17 @@ _PAGE_PROBE = r"""
       inputShown = input.offsetParent !== null && !(det && !det.open);
     }
     const outs = Array.from(c.querySelectorAll('.cell_output')).map(o => o.innerText).join('\n');
-    return {cell: i + 1, tags, toggles, inputShown, output: outs};
+    const stderr = Array.from(c.querySelectorAll('.cell_output .stderr, .cell_output .output.stderr')).map(o => o.innerText).join('\n');
+    return {cell: i + 1, tags, toggles, inputShown, output: outs, stderr};
   });
   return {column: colW, tables, images, cells: cellInfo};
 }
 """
+
+
+CHATTER = re.compile(r"Moving model to device|Loaded pretrained model|\b\w*Warning:|^\s*warnings\.warn\(|it/s\]")
+"""Lines that are a library talking, not the chapter: TransformerLens's loading messages, Python
+warnings, progress bars."""
 
 
 def path_pattern(root: Path = REPO_ROOT) -> re.Pattern[str]:
@@ -164,6 +172,10 @@ def reader_problems(probe: dict[str, Any], pattern: re.Pattern[str] | None = Non
             out.append(f"cell {c['cell']} has {c['toggles']} code toggles (tags {c['tags']})")
         if "injected-parameters" in c["tags"] and c["inputShown"]:
             out.append(f"cell {c['cell']}: papermill's injected-parameters cell is shown expanded")
+        chatter = (c.get("stderr") or "").strip() or next(
+            (ln.strip() for ln in (c["output"] or "").splitlines() if CHATTER.search(ln)), "")
+        if chatter:
+            out.append(f"cell {c['cell']} output shows library chatter: {chatter.splitlines()[0][:100]!r}")
         m = pattern.search(c["output"] or "")
         if m:
             line = next((ln for ln in c["output"].splitlines() if m.group(0) in ln), m.group(0)).strip()

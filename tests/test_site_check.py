@@ -14,8 +14,8 @@ import pytest
 from polyrot_utils.site_check import _PAGE_PROBE, find_chromium, path_pattern, reader_problems
 
 
-def _cell(i, tags=(), toggles=1, shown=False, output=""):
-    return {"cell": i, "tags": list(tags), "toggles": toggles, "inputShown": shown, "output": output}
+def _cell(i, tags=(), toggles=1, shown=False, output="", stderr=""):
+    return {"cell": i, "tags": list(tags), "toggles": toggles, "inputShown": shown, "output": output, "stderr": stderr}
 
 
 def test_clean_page_has_no_problems():
@@ -31,7 +31,8 @@ def test_each_defect_is_named_with_its_element():
              "images": [{"index": 1, "cell": 5, "natural": 1400, "shown": 700, "alt": "rejection rates", "src": "a.png"},
                         {"index": 2, "cell": 6, "natural": 900, "shown": 900, "alt": "", "src": "b.png"}],
              "cells": [_cell(1, ["parameters"]), _cell(2, ["injected-parameters"], shown=True),
-                       _cell(3, toggles=2), _cell(7, output="saved to /root/.cache/polyrot/abc/model.safetensors")]}
+                       _cell(3, toggles=2), _cell(7, output="saved to /root/.cache/polyrot/abc/model.safetensors"),
+                       _cell(8, output="Moving model to device:  cpu\nok"), _cell(9, stderr="UserWarning: x")]}
     problems = reader_problems(probe)
     text = "\n".join(problems)
     assert "table 1 (cell 4, headers 'site | gap') is clipped: 900 px" in text
@@ -41,7 +42,9 @@ def test_each_defect_is_named_with_its_element():
     assert "cell 3 has 2 code toggles" in text
     assert "cell 7 output shows a filesystem path" in text and "/root/.cache" in text
     assert "2 parameter cells" in text
-    assert len(problems) == 7
+    assert "cell 8 output shows library chatter: 'Moving model to device:  cpu'" in text
+    assert "cell 9 output shows library chatter: 'UserWarning: x'" in text
+    assert len(problems) == 9
 
 
 @pytest.mark.parametrize("text", ["/root/x", "loaded /work/main/.cache/a", "at /tmp/pytest-1/book", "/home/ann/data",
