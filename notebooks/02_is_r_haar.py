@@ -275,7 +275,7 @@ claim_table = pd.DataFrame({
     "criterion": [f"{op} {figures.format_number(t, 3)}" for op, t in zip(claims["op"], claims["threshold"])],
     "what the outcome means": [_meaning(n, bool(h)) for n, h in zip(claims.index, claims["passed"])],
 }).reset_index(drop=True)
-figures.format_table(claim_table)
+figures.format_table(claim_table).style.hide(axis="index")  # a Styler: no truncation of the descriptions
 
 # %% [markdown]
 # ## Summary

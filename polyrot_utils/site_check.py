@@ -16,6 +16,8 @@ the element (cell number, table header, image alt text) of every problem:
   ``/home/…``, the repository root, the user's home);
 * one code toggle per cell, and papermill's injected-parameters cell never shown expanded
   (a page has at most one parameters cell);
+* no figure caption on an output that is not an image (MyST-NB captions every output of a
+  cell with figure metadata);
 * no library chatter in outputs: nothing written to stderr, no TransformerLens loading
   messages, Python warnings or progress bars. Uses
 Playwright's Python API driving the system's Chromium (Debian package ``chromium``) — it never
@@ -126,7 +128,10 @@ _PAGE_PROBE = r"""
     const stderr = Array.from(c.querySelectorAll('.cell_output .stderr, .cell_output .output.stderr')).map(o => o.innerText).join('\n');
     return {cell: i + 1, tags, toggles, inputShown, output: outs, stderr};
   });
-  return {column: colW, tables, images, cells: cellInfo};
+  // a MyST-NB figure caption wraps every output of its cell: a captioned figure without an image
+  const captioned = Array.from(main.querySelectorAll('figure')).filter(f => !f.querySelector('img, svg')).map(f => ({
+    cell: cellNo(f), caption: ((f.querySelector('figcaption') || {}).innerText || '').trim().slice(0, 60)}));
+  return {column: colW, tables, images, cells: cellInfo, captioned};
 }
 """
 
@@ -164,6 +169,8 @@ def reader_problems(probe: dict[str, Any], pattern: re.Pattern[str] | None = Non
         elif col and im["natural"] > col + slack_px:
             out.append(f"image {im['index']} (cell {im['cell']}, '{name}') is {im['natural']} px wide, shrunk to the "
                        f"{col} px column (its text shrinks by {col / im['natural']:.2f})")
+    for f in probe.get("captioned", []):
+        out.append(f"cell {f['cell']}: figure caption '{f['caption']}' is on an output that is not an image")
     n_param_cells = 0
     for c in probe.get("cells", []):
         if "parameters" in c["tags"] or "injected-parameters" in c["tags"]:

@@ -72,6 +72,7 @@ HANDMADE = """<!doctype html><html><body><main style="width:700px"><article styl
 <div class="cell"><div class="cell_input">z</div><div class="cell_output"><div style="overflow-x:auto;width:700px">
 <table><tr><th>site</th><th>gap</th></tr><tr><td style="min-width:1200px">wide</td><td>1</td></tr></table></div>
 <pre>cache at /root/.cache/polyrot/x</pre></div></div>
+<div class="cell"><div class="cell_output"><figure><p>a table</p><figcaption>Fig. 1 Wall time</figcaption></figure></div></div>
 </article></main></body></html>"""
 
 
@@ -98,4 +99,5 @@ def test_probe_on_a_handmade_page(tmp_path):
     assert "cell 3 has 2 code toggles" in text
     assert "cell 4 output shows a filesystem path" in text
     assert "2 parameter cells" in text
+    assert "cell 5: figure caption 'Fig. 1 Wall time' is on an output that is not an image" in text
     assert "cell 1 " not in text
