@@ -62,8 +62,8 @@ R_hat = procrustes.fit_rotation(X_fit, Y_fit)
 err = float(np.abs(R_hat - R_star).max())
 results.record("max_abs_error_noiseless", err)
 results.record("det_R_hat", float(np.linalg.det(R_hat)))
-display(Markdown(f"With $d$ = {d} and {n_fit} fitting samples: $\\max |\\hat R - R_\\star|$ = {err:.1e}, "
-                 f"$\\det \\hat R$ = {np.linalg.det(R_hat):+.6f}."))
+# (Markdown outputs are rendered as CommonMark: no $…$ maths, so Unicode here)
+display(Markdown(f"With d = {d} and {n_fit} fitting samples: max |R̂ − R⋆| = {err:.1e}, det R̂ = {np.linalg.det(R_hat):+.6f}."))
 
 # %% [markdown]
 # Look for an error at the level of float64 round-off (around $10^{-13}$): the fit recovers the

@@ -18,6 +18,7 @@ the element (cell number, table header, image alt text) of every problem:
   (a page has at most one parameters cell);
 * no figure caption on an output that is not an image (MyST-NB captions every output of a
   cell with figure metadata);
+* no unrendered ``$…\\tex…$`` maths in outputs;
 * no library chatter in outputs: nothing written to stderr, no TransformerLens loading
   messages, Python warnings or progress bars. Uses
 Playwright's Python API driving the system's Chromium (Debian package ``chromium``) — it never
@@ -141,6 +142,11 @@ CHATTER = re.compile(r"Moving model to device|Loaded pretrained model|\b\w*Warni
 warnings, progress bars."""
 
 
+RAW_TEX = re.compile(r"\$[^$\n]*\\[A-Za-z]+[^$\n]*\$")
+"""``$…\\command…$`` left in an output's text: maths MathJax never typeset (e.g. a Markdown output,
+which MyST-NB renders as CommonMark, without dollar maths)."""
+
+
 def path_pattern(root: Path = REPO_ROOT) -> re.Pattern[str]:
     """The filesystem paths no output may show: absolute paths under the usual roots, the
     repository root and the user's home (word-boundary anchored, so ``a/b`` or URLs do not match)."""
@@ -183,6 +189,9 @@ def reader_problems(probe: dict[str, Any], pattern: re.Pattern[str] | None = Non
             (ln.strip() for ln in (c["output"] or "").splitlines() if CHATTER.search(ln)), "")
         if chatter:
             out.append(f"cell {c['cell']} output shows library chatter: {chatter.splitlines()[0][:100]!r}")
+        tex = RAW_TEX.search(c["output"] or "")
+        if tex:
+            out.append(f"cell {c['cell']} output shows unrendered maths: '{tex.group(0)[:60]}'")
         m = pattern.search(c["output"] or "")
         if m:
             line = next((ln for ln in c["output"].splitlines() if m.group(0) in ln), m.group(0)).strip()

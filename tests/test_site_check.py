@@ -32,7 +32,8 @@ def test_each_defect_is_named_with_its_element():
                         {"index": 2, "cell": 6, "natural": 900, "shown": 900, "alt": "", "src": "b.png"}],
              "cells": [_cell(1, ["parameters"]), _cell(2, ["injected-parameters"], shown=True),
                        _cell(3, toggles=2), _cell(7, output="saved to /root/.cache/polyrot/abc/model.safetensors"),
-                       _cell(8, output="Moving model to device:  cpu\nok"), _cell(9, stderr="UserWarning: x")]}
+                       _cell(8, output="Moving model to device:  cpu\nok"), _cell(9, stderr="UserWarning: x"),
+                       _cell(10, output="With $\\max |\\hat R|$ = 1e-15; costs $5 and $6")]}
     problems = reader_problems(probe)
     text = "\n".join(problems)
     assert "table 1 (cell 4, headers 'site | gap') is clipped: 900 px" in text
@@ -44,7 +45,8 @@ def test_each_defect_is_named_with_its_element():
     assert "2 parameter cells" in text
     assert "cell 8 output shows library chatter: 'Moving model to device:  cpu'" in text
     assert "cell 9 output shows library chatter: 'UserWarning: x'" in text
-    assert len(problems) == 9
+    assert "cell 10 output shows unrendered maths: '$\\max |\\hat R|$'" in text
+    assert len(problems) == 10
 
 
 @pytest.mark.parametrize("text", ["/root/x", "loaded /work/main/.cache/a", "at /tmp/pytest-1/book", "/home/ann/data",
