@@ -19,11 +19,11 @@
 # $p \approx 1$. This chapter tests the **tests**, before any trained model is involved: we
 # feed them matrices whose answer we know — Haar samples, and rotations that are plainly *not*
 # Haar (signed permutations, block rotations, near-identity rotations, few Givens rotations) —
-# and measure how often each test says "not Haar" (its size on Haar samples, its power on the
-# rest).
+# and measure how often each test says "not Haar" (its {term}`size <Size and power>` on Haar
+# samples, its power on the rest).
 #
 # **What would falsify our reading:** if the paper's two checks rejected the non-Haar
-# alternatives as often as our calibrated tests do, they would be evidence after all; and if our
+# alternatives as often as our {term}`calibrated <Calibrated p-value>` tests do, they would be evidence after all; and if our
 # calibrated tests rejected Haar samples more often than their level $\alpha$, they would be
 # no better.
 

@@ -15,7 +15,7 @@
 #
 # The paper's Pythia rung compares the residual streams of nine independently trained
 # Pythia-70m seeds. Comparing interiors only makes sense if the seeds compute (nearly) the same
-# function, which the paper asserts but does not measure (its referee asked for exactly this).
+# function ({term}`functional equivalence <Functional equivalence>`), which the paper asserts but does not measure (its referee asked for exactly this).
 # This chapter builds the seeds every later Pythia chapter uses and measures that premise:
 # held-out loss per seed, and KL divergence and top-1 agreement of the seeds' next-token
 # distributions on the same held-out text, beside two negative controls (an untrained model and
