@@ -1,7 +1,10 @@
 """The built site, opened in headless Chromium the way a reader opens it.
 
 Visits every page of the table of contents of the smoke build, checks that chapters show figures
-that actually decode and no page shows a Python traceback, and saves full-page screenshots to
+that actually decode and no page shows a Python traceback, and what a reader sees at 1280 px
+(``site_check.reader_problems``: no clipped table, no image wider than the column, no filesystem
+path, library chatter or unrendered maths in an output, one code toggle per cell, one parameters
+cell per page, no caption on a non-image), and saves full-page screenshots to
 ``_build/screenshots/`` (kept as build artifacts). Skipped, with the reason, only where no
 Chromium can be found or Playwright is not installed.
 """
