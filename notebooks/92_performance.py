@@ -33,8 +33,6 @@ device = "auto"
 
 # %% tags=["hide-input"]
 import json
-import os
-from pathlib import Path
 
 import pandas as pd
 import torch
