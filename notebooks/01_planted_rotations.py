@@ -31,13 +31,16 @@ noise_levels = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]  # [list[float] >= 0] target noi
 sample_sizes_factor = [1.1, 1.5, 2, 4, 16]         # [list[float] > 0] fit sizes, as multiples of d (for the curve)
 device = "auto"
 
-# %%
-import matplotlib.pyplot as plt
+# %% tags=["hide-input"]
 import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
 
-from polyrot_utils import haar, procrustes, synthetic
+from polyrot_utils import figures, haar, procrustes, synthetic
 from polyrot_utils.results import ChapterResults
 from polyrot_utils.synthetic import planted_pair
+
+figures.use_book_style()
 
 results = ChapterResults(
     "01_planted_rotations",
@@ -50,7 +53,7 @@ results = ChapterResults(
 # both), a Haar rotation $R_\star$, and the target $Y = X R_\star + \text{noise}$.
 # We fit on one batch and keep a second, held-out batch for scoring.
 
-# %%
+# %% tags=["hide-input"]
 rng = np.random.default_rng(seed)
 R_star = haar.sample_haar(d, rng=rng)
 X_fit, Y_fit = planted_pair(R_star, n_fit, noise=0.0, rng=rng)
@@ -59,29 +62,30 @@ R_hat = procrustes.fit_rotation(X_fit, Y_fit)
 err = float(np.abs(R_hat - R_star).max())
 results.record("max_abs_error_noiseless", err)
 results.record("det_R_hat", float(np.linalg.det(R_hat)))
-print(f"d = {d}, n_fit = {n_fit}: max |R_hat - R_star| = {err:.2e}, det R_hat = {np.linalg.det(R_hat):+.6f}")
+# (Markdown outputs are rendered as CommonMark: no $…$ maths, so Unicode here)
+display(Markdown(f"With d = {d} and {n_fit} fitting samples: max |R̂ − R⋆| = {err:.1e}, det R̂ = {np.linalg.det(R_hat):+.6f}."))
 
 # %% [markdown]
 # Look for an error at the level of float64 round-off (around $10^{-13}$): the fit recovers the
 # planted rotation exactly, not approximately. The left and middle panels should be
 # indistinguishable; the right panel is their difference on a scale a million times finer.
 
-# %%
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "A Haar rotation $R_\\star$ (left), its Procrustes recovery $\\hat R$ from noiseless data (middle), and their difference on its own, far finer colour scale (right).", "name": "fig-01-recovery"}, "image": {"alt": "Three heatmaps: the planted rotation and the recovered one look identical; their difference is round-off noise."}}
+fig, axes = figures.column_figure(1, 3, height=2.6)
 lim = np.abs(R_star).max()
 for ax, mat, title in zip(axes[:2], (R_star, R_hat), ("planted $R_\\star$", "recovered $\\hat R$")):
     im = ax.imshow(mat, cmap="RdBu_r", vmin=-lim, vmax=lim)
     ax.set_title(title)
-    ax.set_xlabel("target coordinate")
-    ax.set_ylabel("source coordinate")
-fig.colorbar(im, ax=axes[:2], shrink=0.8, label="entry value")
+    ax.set_xlabel("target coord.")
+axes[0].set_ylabel("source coordinate")
+fig.colorbar(im, ax=axes[:2], shrink=0.8, label="entry")
 diff = R_hat - R_star
 im2 = axes[2].imshow(diff, cmap="RdBu_r", vmin=-np.abs(diff).max() - 1e-300, vmax=np.abs(diff).max() + 1e-300)
 axes[2].set_title("$\\hat R - R_\\star$")
-axes[2].set_xlabel("target coordinate")
-fig.colorbar(im2, ax=axes[2], shrink=0.8, label="error")
-fig.suptitle(f"A Haar rotation in SO({d}) and its Procrustes recovery (noiseless, n = {n_fit})")
-plt.show()
+axes[2].set_xlabel("target coord.")
+cb = fig.colorbar(im2, ax=axes[2], shrink=0.8, label="error")
+cb.formatter.set_powerlimits((0, 0))
+figures.show(fig)
 
 # %% [markdown]
 # ## Noise: how gracefully does the fit degrade?
@@ -92,29 +96,30 @@ plt.show()
 # Look for the EV to follow the noise ceiling $1/(1+\sigma^2)$ closely: the fit itself adds
 # almost nothing to the error.
 
-# %%
+# %% tags=["hide-input"]
 sweep = synthetic.planted_noise_sweep(R_star, noise_levels, n_fit=n_fit, n_eval=n_eval, seed=seed)
-for row in sweep:
-    print(f"noise {row['noise']:<5}  ||R_hat - R*||_F / sqrt(2d) = {row['rel_error']:.4f}   held-out EV = {row['ev']:.4f}   ceiling = {row['ev_ceiling']:.4f}")
 results.record("noise_sweep", sweep)
+figures.format_table(
+    pd.DataFrame(sweep).set_index("noise")[["rel_error", "ev", "ev_ceiling"]].rename(
+        columns={"rel_error": "‖R̂ − R⋆‖_F / √(2d)", "ev": "held-out EV", "ev_ceiling": "EV ceiling 1/(1+σ²)"}),
+    sig=4)
 
-# %%
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Procrustes under target noise: the distance of the fit from the planted rotation grows smoothly with the noise (left), and the held-out explained variance of the fitted rotation sits on the noise ceiling $1/(1+\\sigma^2)$ (right).", "name": "fig-01-noise"}, "image": {"alt": "Left: relative error rising with noise. Right: held-out EV of the fit overlapping the dashed ceiling curve."}}
+fig, (ax1, ax2) = figures.column_figure(1, 2, height=3.0)
 ns = [r["noise"] for r in sweep]
 ax1.plot(ns, [r["rel_error"] for r in sweep], "o-")
 ax1.set_xscale("symlog", linthresh=0.01)
 ax1.set_xlabel("noise scale σ (relative)")
 ax1.set_ylabel("‖R̂ − R⋆‖_F / √(2d)")
-ax1.set_title("Distance from the planted rotation")
+ax1.set_title("Distance from $R_\\star$")
 ax2.plot(ns, [r["ev"] for r in sweep], "o-", label="fitted rotation")
 ax2.plot(ns, [r["ev_ceiling"] for r in sweep], "k--", label="ceiling 1/(1+σ²)")
 ax2.set_xscale("symlog", linthresh=0.01)
 ax2.set_xlabel("noise scale σ (relative)")
 ax2.set_ylabel("held-out explained variance")
-ax2.set_title("How much of the target the fit explains")
+ax2.set_title("Held-out EV")
 ax2.legend()
-fig.suptitle("Procrustes under noise: the error grows smoothly, the EV sits on its ceiling")
-plt.show()
+figures.show(fig)
 
 # %% [markdown]
 # ## How many samples does one fit need?
@@ -122,24 +127,24 @@ plt.show()
 # parameters, but each sample gives $d$ equations, so a few times $d$ samples should pin it down.
 # Look for the error at noise 0.1 to fall steeply once the batch exceeds $d$ samples.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Relative error of one Procrustes fit at noise 0.1 against the number of samples in the fitting batch; the dotted line marks $n = d$.", "name": "fig-01-sample-size"}, "image": {"alt": "Log-log plot: the error falls steeply once the batch exceeds d samples."}}
 sizes = sorted({max(d + 1, int(f * d)) for f in sample_sizes_factor})  # a centred fit needs n > d
 size_curve = synthetic.planted_sample_size_curve(R_star, sizes, noise=0.1, n_eval=n_eval, seed=seed)
 results.record("sample_size_curve", size_curve)
-fig, ax = plt.subplots(figsize=(5.5, 3.6))
+fig, ax = figures.column_figure(height=3.0, width_fraction=0.75)
 ax.loglog([r["n_fit"] for r in size_curve], [r["rel_error"] for r in size_curve], "o-")
 ax.axvline(d, color="grey", ls=":", label="n = d")
 ax.set_xlabel("samples in the fitting batch")
 ax.set_ylabel("‖R̂ − R⋆‖_F / √(2d)")
-ax.set_title(f"Error of one fit vs batch size (d = {d}, noise 0.1)")
+ax.set_title(f"One fit vs batch size (d = {d}, noise 0.1)")
 ax.legend()
-plt.show()
+figures.show(fig)
 
 # %% [markdown]
 # ## Summary
 # The numbers below are read from this run's results file, so they change when the parameters do.
 
-# %%
+# %% tags=["hide-input"]
 passed = results.claim(
     "planted_recovery_noiseless",
     value=err,
@@ -148,9 +153,12 @@ passed = results.claim(
     description="a planted Haar rotation is recovered to float precision from noiseless data",
     kind="check",
 )
-print(f"Noiseless recovery error: {err:.2e} (threshold 1e-6: {'pass' if passed else 'FAIL'}).")
-print(f"At noise 0.1 the fitted map explains {sweep[noise_levels.index(0.1)]['ev']:.4f} of the held-out target" if 0.1 in noise_levels else "")
-print(f"With n = {size_curve[-1]['n_fit']} samples at noise 0.1 the relative error is {size_curve[-1]['rel_error']:.4f}.")
+lines = [f"- Noiseless recovery error {err:.1e}: {'below' if passed else '**above**'} the 1e-6 threshold, "
+         f"so the instrument {'works' if passed else '**does not work**'}."]
+if 0.1 in noise_levels:
+    lines.append(f"- At noise 0.1 the fitted map explains {sweep[noise_levels.index(0.1)]['ev']:.4f} of the held-out target.")
+lines.append(f"- With n = {size_curve[-1]['n_fit']} samples at noise 0.1 the relative error is {size_curve[-1]['rel_error']:.4f}.")
+display(Markdown("\n".join(lines)))
 
 # %% [markdown]
 # ## Exercises

@@ -15,7 +15,7 @@
 #
 # The paper's Pythia rung compares the residual streams of nine independently trained
 # Pythia-70m seeds. Comparing interiors only makes sense if the seeds compute (nearly) the same
-# function, which the paper asserts but does not measure (its referee asked for exactly this).
+# function ({term}`functional equivalence <Functional equivalence>`), which the paper asserts but does not measure (its referee asked for exactly this).
 # This chapter builds the seeds every later Pythia chapter uses and measures that premise:
 # held-out loss per seed, and KL divergence and top-1 agreement of the seeds' next-token
 # distributions on the same held-out text, beside two negative controls (an untrained model and
@@ -51,14 +51,14 @@ n_sample_tokens = 30  # [int >= 1]
 seed = 0  # [int >= 0]
 device = "auto"
 
-# %%
+# %% tags=["hide-input"]
 import time
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown, display
 
-from polyrot_utils import corpus
+from polyrot_utils import corpus, figures
 from polyrot_utils.loading import describe, pythia_sites
 from polyrot_utils.neox import (
     checkpoint_losses,
@@ -70,6 +70,7 @@ from polyrot_utils.neox import (
 from polyrot_utils.pythia_suite import suite_config, suite_params
 from polyrot_utils.results import ChapterResults
 
+figures.use_book_style()
 params = suite_params(globals())
 results = ChapterResults("20_pythia_seeds", params=params)
 suite_cfg = suite_config(**params)
@@ -85,7 +86,7 @@ base = suite_cfg.base
 # held-out sets. A byte-level BPE (Pythia's algorithm, a smaller vocabulary) is trained on the
 # training speeches only. Held-out text is used for every number below, also with `use_hub`.
 
-# %%
+# %% tags=["hide-input"]
 info = corpus.corpus_info()
 split = corpus.split_corpus(base.heldout_fraction, base.split_seed)
 corpus_table = pd.DataFrame(
@@ -99,7 +100,7 @@ corpus_table = pd.DataFrame(
     index=["package", "licence", "speeches", "UTF-8 text", "words", "years", "training speeches", "held-out speeches"],
 )
 results.record("corpus_bytes", info["n_bytes"])
-corpus_table
+figures.format_table(corpus_table)
 
 # %% [markdown]
 # ## Training (or loading) the seeds
@@ -111,13 +112,15 @@ corpus_table
 # also reads the real seeds. Weights are not processed (`processing="none"`): the residual basis
 # is each model's own.
 
-# %%
+# %% tags=["hide-input"]
 t0 = time.perf_counter()
-suite = standin_suite(suite_cfg, verbose=True)
+suite = standin_suite(suite_cfg, verbose=False)  # the training log stays in the cache's train_log.json
 suite_seconds = time.perf_counter() - t0
 seed_names = list(suite.models)
-print(f"{suite.info['source']}: {seed_names} + controls {list(suite.controls)} in {suite_seconds:.1f} s")
-print("residual sites:", pythia_sites(suite.models[seed_names[0]]))
+display(Markdown(f"Source **{suite.info['source']}**: seeds {', '.join(seed_names)} and controls "
+                 f"{', '.join(suite.controls)}, ready in {suite_seconds:.1f} s (trained or loaded from the cache). "
+                 f"Residual sites compared in later chapters: "
+                 + ", ".join(f"`{s}`" for s in pythia_sites(suite.models[seed_names[0]])) + "."))
 results.record("suite_seconds", suite_seconds)
 
 # %% [markdown]
@@ -125,7 +128,7 @@ results.record("suite_seconds", suite_seconds)
 # training budget. Pythia-70m itself: d_model 512, 6 layers, 8 heads, d_mlp 2048, vocabulary
 # 50,304, 300 B tokens.
 
-# %%
+# %% tags=["hide-input"]
 arch = describe(suite.models[seed_names[0]])
 if suite.info["source"] == "standin":
     cfg0 = suite.configs[seed_names[0]]
@@ -139,7 +142,7 @@ for key in ("d_model", "n_layers", "n_params"):
     results.record(f"arch_{key}", arch[key])
 if "training_tokens" in arch:
     results.record("training_tokens", arch["training_tokens"])
-pd.DataFrame({"value": arch})
+figures.format_table(pd.DataFrame({"value": arch}), max_rows=20)
 
 # %% [markdown]
 # ## Held-out loss per seed
@@ -149,7 +152,7 @@ pd.DataFrame({"value": arch})
 # statistics). Bits per byte divide the total loss by the UTF-8 bytes of the predicted text, a
 # unit that does not depend on the tokenizer.
 
-# %%
+# %% tags=["hide-input"]
 all_models = {**suite.models, **{f"control:{k}": m for k, m in suite.controls.items()}}
 losses = {name: evaluate_loss(m, suite.heldout_tokens, byte_lengths=suite.byte_lengths) for name, m in all_models.items()}
 loss_table = pd.DataFrame(losses).T[["nats_per_token", "bits_per_byte", "n_tokens"]]
@@ -158,7 +161,8 @@ results.record("heldout_bits_per_byte", {k: v["bits_per_byte"] for k, v in losse
 seed_nats = np.array([losses[n]["nats_per_token"] for n in seed_names])
 results.record("heldout_loss_nats_mean", float(seed_nats.mean()))
 results.record("heldout_loss_nats_spread", float(seed_nats.max() - seed_nats.min()))
-loss_table.style.format({"nats_per_token": "{:.3f}", "bits_per_byte": "{:.3f}", "n_tokens": "{:.0f}"})
+figures.format_table(loss_table.rename(columns={"nats_per_token": "nats / token", "bits_per_byte": "bits / byte",
+                                                "n_tokens": "tokens"}), sig=4, formats={"tokens": "{:,.0f}"})
 
 # %% [markdown]
 # ## What the seeds write
@@ -166,7 +170,7 @@ loss_table.style.format({"nats_per_token": "{:.3f}", "bits_per_byte": "{:.3f}", 
 # Sampled continuations (temperature 0.8, the same sampling seed for every model) of two
 # prompts; small models trained for minutes produce period-flavoured near-English, not sense.
 
-# %%
+# %% tags=["hide-input"]
 prompts = ["The state of the Union is", "Fellow-Citizens of the Senate and House of Representatives:"]
 samples = {
     name: sample_continuations(m, prompts, max_new_tokens=n_sample_tokens, seed=seed)
@@ -184,13 +188,13 @@ results.record("samples", samples)
 # residual stream is projected off the all-ones axis. That projection is not a rotation, so it
 # changes the basis whose rotation between seeds this book measures. We load two seeds' final
 # checkpoints three ways — untouched (`none`, our default), `fold_ln`, and TransformerLens's
-# defaults (`tl_default`) — and measure, per site, how much the activations change, how much of
+# defaults (`tl_default`, column *TL* below) — and measure, per site, how much the activations change, how much of
 # their variance lies along the all-ones axis, and how far the fitted $R$ moves. Look for `fold_ln`
 # leaving every residual site untouched (0) and `tl_default` changing them; the final site
 # (`unembed.hook_in`, the final LayerNorm's output) changes under both, because folding moves the
 # LayerNorm's gain out of it.
 
-# %%
+# %% tags=["hide-input"]
 from polyrot_utils.pythia_suite import processing_comparison
 
 if len(seed_names) >= 2 and not use_hub:
@@ -198,10 +202,13 @@ if len(seed_names) >= 2 and not use_hub:
     proc_rows = pd.DataFrame(processing_comparison(pair, suite.heldout_tokens[:16], pythia_sites(suite.models[seed_names[0]]),
                                                    device=device))
     results.record("weight_processing", proc_rows.to_dict(orient="records"))
-    from IPython.display import display
-
-    display(proc_rows.pivot_table(index="site", columns="processing",
-                                  values=["act_change", "ones_component", "R_change"], sort=False).round(4))
+    proc = proc_rows.pivot_table(index="site", columns="processing",
+                                 values=["act_change", "ones_component", "R_change"], sort=False)
+    # "none" is the reference: its activation and R changes are 0 by definition
+    proc = proc.drop(columns=[("act_change", "none"), ("R_change", "none")], errors="ignore")
+    proc = proc.rename(columns={"act_change": "Δ activations", "ones_component": "ones share", "R_change": "Δ R",
+                                "tl_default": "TL"})
+    display(figures.format_table(proc, sig=2, zero_below=1e-9))  # float32 round-off is 0
 else:
     print("needs two local seeds with checkpoints (stand-ins)")
 
@@ -212,30 +219,27 @@ else:
 # pair of seeds and controls. The premise of the chapters that follow holds if the seed × seed
 # block is much closer (small KL, high agreement) than the seed × control blocks.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Output agreement on the same held-out tokens between every pair of models: KL(row ‖ column) in nats per token (top) and top-1 agreement (bottom). The top-left block is seed × seed; the last rows and columns are the untrained and shuffled-token controls.", "name": "fig-20-agreement"}, "image": {"alt": "Two heatmaps over seeds and controls: pairwise KL divergence and pairwise top-1 agreement of next-token predictions."}}
 agreement = pairwise_output_agreement(all_models, suite.heldout_tokens)
 names = agreement["names"]
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-for ax, key, title, cmap in [(axes[0], "kl", "KL(row ‖ column), nats/token", "magma_r"), (axes[1], "top1", "top-1 agreement", "viridis")]:
-    im = ax.imshow(agreement[key], cmap=cmap)
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("model (column)")
-    ax.set_ylabel("model (row)")
+short = [n.replace("control:", "") for n in names]
+fig, axes = figures.column_figure(2, 1, height=2.6 * 2 + 0.15 * len(names))
+for ax, key, title, cmap in [(axes[0], "kl", "KL(row ‖ column), nats / token", "magma_r"), (axes[1], "top1", "top-1 agreement", "viridis")]:
+    vals = agreement[key]
+    im = ax.imshow(vals, cmap=cmap)
+    ax.set_xticks(range(len(names)), short, rotation=30, ha="right")
+    ax.set_yticks(range(len(names)), short)
     ax.set_title(title)
-    for i in range(len(names)):
-        for j in range(len(names)):
-            ax.text(j, i, f"{agreement[key][i, j]:.2f}", ha="center", va="center", fontsize=7, color="grey")
-    fig.colorbar(im, ax=ax, label=title)
-fig.suptitle("Output agreement between seeds and controls on held-out text")
-fig.tight_layout()
-plt.show()
+    if len(names) <= 10:
+        mid = (np.nanmax(vals) + np.nanmin(vals)) / 2
+        for i in range(len(names)):
+            for j in range(len(names)):
+                dark = (vals[i, j] > mid) if key == "kl" else (vals[i, j] < mid)
+                ax.text(j, i, f"{vals[i, j]:.2f}", ha="center", va="center", fontsize=8, color="w" if dark else "k")
+    fig.colorbar(im, ax=ax, label=title.split(",")[0])
+figures.show(fig)
 
-# %% [markdown]
-# *Figure: pairwise KL (left) and top-1 agreement (right) between every pair of models on
-# the same held-out tokens; the top-left block is seed × seed.*
-
-# %%
+# %% tags=["hide-input"]
 k = len(seed_names)
 off = ~np.eye(k, dtype=bool)
 cross_kl = float(agreement["kl"][:k, :k][off].mean())
@@ -260,7 +264,8 @@ results.claim(
     description="stricter reading of the premise: mean cross-seed KL on held-out text within the paper's "
     "bar-B KL (1.74e-4 nats, its seed-vs-spec figure on the toy); the paper reports no Pythia KL",
 )
-print(f"cross-seed KL {cross_kl:.4f} nats/token, top-1 agreement {cross_top1:.3f}; seed→control KL {control_kl}")
+display(Markdown(f"Mean cross-seed KL {cross_kl:.4f} nats/token, top-1 agreement {cross_top1:.3f}; mean seed → control KL: "
+                 + ", ".join(f"{c} {v:.4f}" for c, v in control_kl.items()) + "."))
 
 # %% [markdown]
 # ## Loss along training
@@ -269,12 +274,12 @@ print(f"cross-seed KL {cross_kl:.4f} nats/token, top-1 agreement {cross_top1:.3f
 # held-out sequences. Look for the seeds' curves to overlap: same data distribution, same
 # budget, different initialisation and data order.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out loss of every checkpoint of every seed against the number of training tokens it has seen (log scale; step 0 drawn at one token).", "name": "fig-20-loss-curves"}, "image": {"alt": "Loss curves per seed falling with training tokens and overlapping."}}
 ckpt_steps = None if suite.info["source"] == "standin" else [0, 1000, 3000, 10000, 33000, 143000]
 curves = checkpoint_losses(
     suite, n_seqs=n_ckpt_eval_seqs, steps=ckpt_steps, device=device, skip_missing=use_hub
 )
-fig, ax = plt.subplots(figsize=(6.5, 4))
+fig, ax = figures.column_figure(height=3.2, width_fraction=0.8)
 for name, rows in curves.items():
     ax.plot([max(r["tokens"], 1) for r in rows], [r["nats_per_token"] for r in rows], marker="o", ms=3, label=name)
 ax.set_xscale("log")
@@ -282,27 +287,27 @@ ax.set_xlabel("training tokens (step 0 drawn at 1)")
 ax.set_ylabel("held-out loss (nats / token)")
 ax.set_title("Held-out loss along training, per seed")
 ax.legend()
-plt.show()
+figures.show(fig)
 results.record("checkpoint_curves", curves)
-
-# %% [markdown]
-# *Figure: held-out loss of every checkpoint of every seed against the number of training
-# tokens seen (log scale).*
 
 # %% [markdown]
 # ## Summary
 
-# %%
-print(
-    f"Source: {suite.info['source']}; {len(seed_names)} seeds of a {arch['n_params']:,}-parameter GPT-NeoX "
+# %% tags=["hide-input"]
+bar_b = results.data["claims"]["cross_seed_kl_bar_B"]["passed"]
+display(Markdown("\n".join([
+    f"- Source: {suite.info['source']}; {len(seed_names)} seeds of a {arch['n_params']:,}-parameter GPT-NeoX "
     f"(d_model {arch['d_model']}, {arch['n_layers']} layers)"
-    + (f", {arch['training_tokens']:,} training tokens each." if "training_tokens" in arch else ".")
-)
-print(f"Held-out loss {seed_nats.mean():.3f} nats/token (spread {seed_nats.max() - seed_nats.min():.3f} across seeds), "
-      f"{np.mean([losses[n]['bits_per_byte'] for n in seed_names]):.3f} bits/byte.")
-print(f"Cross-seed KL {cross_kl:.4f} nats/token and top-1 agreement {cross_top1:.3f}; "
-      f"seed-to-control KL: " + ", ".join(f"{c} {v:.3f}" for c, v in control_kl.items()) + ".")
-print("Bar-B-strict claim (cross-seed KL <= 1.74e-4):", results.data["claims"]["cross_seed_kl_bar_B"]["passed"])
+    + (f", {arch['training_tokens']:,} training tokens each." if "training_tokens" in arch else "."),
+    f"- Held-out loss {seed_nats.mean():.3f} nats/token (spread {seed_nats.max() - seed_nats.min():.3f} across seeds), "
+    f"{np.mean([losses[n]['bits_per_byte'] for n in seed_names]):.3f} bits/byte.",
+    f"- Cross-seed KL {cross_kl:.4f} nats/token and top-1 agreement {cross_top1:.3f}; "
+    f"seed-to-control KL: " + ", ".join(f"{c} {v:.3f}" for c, v in control_kl.items()) + ".",
+    f"- The strict premise (cross-seed KL ≤ 1.74e-4 nats, the paper's bar-B figure on its toy) "
+    + ("**holds**: the seeds compute the same function to that precision." if bar_b else
+       "**does not hold**: these seeds are measurably *not* the same function, and every later Pythia "
+       "chapter compares interiors of models that disagree on their outputs."),
+])))
 
 # %% [markdown]
 # ## Exercises

@@ -56,7 +56,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
-from . import build_cache
+from . import build_cache, presentation
 from .cache import atomic_write_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -519,7 +519,7 @@ def _finish_notebook(path: Path, stem: str, profile: str) -> None:
     import nbformat
 
     _tag_parameter_cells(path)
-    nb = nbformat.read(str(path), as_version=4)
+    nb = presentation.tidy_executed_notebook(nbformat.read(str(path), as_version=4))  # one parameters cell
     nb.metadata["polyrot"] = {"complete": True, "chapter": stem, "profile": profile}
     nbformat.write(nb, str(path))
 
