@@ -749,3 +749,36 @@ def paper_checkpoint_transfer(sae_early: SAE, x_early: torch.Tensor, x_late: tor
     return {"ev_self": _paper_sae_ev(sae_early, xe.float()), "ev_naive": _paper_sae_ev(sae_early, xl.float()),
             "ev_rot": _paper_sae_ev(sae_early, moved.float()),
             "frob": float(np.linalg.norm(R.numpy() - np.eye(R.shape[0])))}
+
+
+def paper_internal_sites(sites: Sequence[str]) -> list[str]:
+    """:func:`paper_toy_sites` without ``blocks.0.hook_resid_pre`` (the embedding; in the
+    shared-I/O cohort the same tensor in every seed): the paper's "internal" toy sites."""
+    return [s for s in paper_toy_sites(sites) if s != "blocks.0.hook_resid_pre"]
+
+
+def last_block_resid_post(sites: Sequence[str]) -> str:
+    """The last ``blocks.{l}.hook_resid_post`` among ``sites`` (the toy's ``resid_post_1`` =
+    ``resid_pre_2``, where the paper reports its ≥ 98 % decoder-cosine number)."""
+    posts = [s for s in sites if s.startswith("blocks.") and s.endswith("hook_resid_post")]
+    if not posts:
+        raise ValueError(f"no blocks.*.hook_resid_post among sites {list(sites)}")
+    return max(posts, key=lambda s: int(s.split(".")[1]))
+
+
+def site_means(rows: Sequence[Mapping[str, Any]], key: str, sites: Sequence[str] | None = None) -> dict[str, float]:
+    """``{site: mean of row[key] over the pairs}`` for the rows of one of the tables above (the
+    paper reports its numbers per site as means over pairs), restricted to ``sites`` if given,
+    in the rows' site order."""
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        if sites is None or r["site"] in sites:
+            out.setdefault(r["site"], []).append(float(r[key]))
+    if sites is not None and not out:
+        raise ValueError(f"no rows at sites {list(sites)}")
+    return {s: float(np.mean(v)) for s, v in out.items()}
+
+
+def without_matrices(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The rows without their ``R`` matrices (for a results file)."""
+    return [{k: v for k, v in r.items() if k != "R"} for r in rows]
