@@ -206,23 +206,24 @@ def frac(df, col, regime):
 shared = table[table.cohort == "shared_io"] if "shared_io" in cohorts else table.iloc[:0]
 indep = table[table.cohort == "independent"] if "independent" in cohorts else table.iloc[:0]
 n_regimes = len({r for r in shared.regime_unaligned if r in ("clean", "partial", "inverted")})
-results.claim("shared_io_three_regimes", value=n_regimes, threshold=3, op=">=", paper_value=3,
-              description="distinct regimes among {clean, partial, inverted} of the unaligned (same-vector) transfers "
+results.claim("shared_io_three_regimes", value=n_regimes, threshold=3, op=">=", kind="check",
+              description="ours, not the paper's protocol (its contrasts: depth 5 vs 4, sticky-invalid at depth 4, closer "
+                          "signal; its ratio: cross-seed / within-seed effect of seed 0's vector; its 'inverted': ratio > 1): distinct regimes among {clean, partial, inverted} of the unaligned (same-vector) transfers "
                           "in the shared-I/O cohort (paper: all three)")
 n_regimes_normed = len({r for r in shared.regime_unaligned_normed if r in ("clean", "partial", "inverted")})
 results.record("shared_io_regimes_norm_matched", n_regimes_normed)
 inv = frac(indep, "regime_unaligned", "inverted")
-results.claim("independent_all_inverted", value=inv, threshold=1.0, op=">=", paper_value=1.0,
-              description="fraction of unaligned transfers between independent seeds classified inverted "
+results.claim("independent_all_inverted", value=inv, threshold=1.0, op=">=", kind="check",
+              description="ours, not a paper claim (the paper claims universal inversion for Pythia only, and its "
+                          "'inverted' means a cross-seed effect larger than the within-seed one, not a sign flip): fraction of unaligned transfers between independent seeds classified inverted "
                           "(paper: universal inversion with no shared I/O)")
 if len(shared) > 2:
     rho, p_rho = spearmanr(shared.overlap, shared.ratio_unaligned)
     rho_n, p_rho_n = spearmanr(shared.overlap, shared.ratio_unaligned_normed)
 else:
     rho = p_rho = rho_n = p_rho_n = float("nan")
-results.claim("overlap_predicts_regime", value=float(rho), threshold=0.5, op=">=", p_value=float(p_rho),
-              paper_value="regime set by overlap with R's fixed subspace",
-              description="Spearman rho between fixed-subspace overlap and unaligned effect ratio, shared-I/O cohort "
+results.claim("overlap_predicts_regime", value=float(rho), threshold=0.5, op=">=", p_value=float(p_rho), kind="check",
+              description="ours (the paper states the overlap account qualitatively and measures no correlation): Spearman rho between fixed-subspace overlap and unaligned effect ratio, shared-I/O cohort "
                           "(our operationalisation: rho >= 0.5)")
 results.record("overlap_spearman_norm_matched", {"rho": float(rho_n), "p": float(p_rho_n)})
 if len(table) > 2:
@@ -232,12 +233,10 @@ else:
 results.record("cos_native_spearman_norm_matched", {"rho": float(rho_c), "p": float(p_c)})
 clean_t = frac(table, "regime_transferred", "clean")
 clean_tn = frac(table, "regime_transferred_normed", "clean")
-results.claim("rotated_transfer_clean_fraction", value=clean_t, threshold=0.9, op=">=",
-              paper_value="R transfers steering vectors",
-              description="fraction of transfers through R (v R, source's size) that are clean, both cohorts")
-results.claim("rotated_transfer_clean_fraction_norm_matched", value=clean_tn, threshold=0.9, op=">=",
-              paper_value="R transfers steering vectors",
-              description="fraction of transfers through R, rescaled to the native vector's norm, that are clean")
+results.claim("rotated_transfer_clean_fraction", value=clean_t, threshold=0.9, op=">=", kind="check",
+              description="ours (the paper does not transfer steering vectors through R): fraction of transfers through R (v R, source's size) that are clean, both cohorts")
+results.claim("rotated_transfer_clean_fraction_norm_matched", value=clean_tn, threshold=0.9, op=">=", kind="check",
+              description="ours (the paper does not transfer steering vectors through R): fraction of transfers through R, rescaled to the native vector's norm, that are clean")
 rt = table.ratio_transferred_normed
 results.record("ratio_transferred_normed_range", [float(rt.min()), float(rt.max())])
 results.record("ratio_unaligned_range", {k: [float(g.ratio_unaligned.min()), float(g.ratio_unaligned.max())]

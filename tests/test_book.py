@@ -54,6 +54,7 @@ def test_notebook_executes_under_smoke(smoke_build, stem):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_every_paper_claim_carries_paper_value_and_source(smoke_build):
     """Issue 13: every kind="paper" claim of every results file of the smoke build says what the
     paper reports and where the paper defines the statistic."""
