@@ -669,13 +669,14 @@ def paper_toy_sites(sites: Sequence[str]) -> list[str]:
 def paper_pythia_sites(sites: Sequence[str]) -> list[str]:
     """The 7 Pythia sites of the paper (``hidden_states[0..6]``): ``blocks.0.hook_resid_pre``,
     ``blocks.{0..L-2}.hook_resid_post`` and, for its last "layer5_resid_post", the final
-    LayerNorm's output (HF's last hidden state is normalised) — our ``ln_final.hook_normalized``
-    (or ``unembed.hook_in``). ``blocks.{L-1}.hook_resid_post`` is *not* a paper site."""
-    finals = [s for s in sites if s in ("ln_final.hook_normalized", "unembed.hook_in")]
+    LayerNorm's output (HF's last hidden state is normalised) — our ``unembed.hook_in`` (or
+    ``ln_final.hook_normalized``). ``blocks.{L-1}.hook_resid_post`` is *not* a paper site. Without
+    a final-norm site the last ``resid_post`` is kept in its place."""
+    finals = [s for s in ("unembed.hook_in", "ln_final.hook_normalized") if s in sites]
     posts = [s for s in sites if s.endswith("hook_resid_post")]
     last_post = max(posts, key=lambda s: int(s.split(".")[1])) if posts else None
     keep = [s for s in sites if s == "blocks.0.hook_resid_pre" or (s.endswith("hook_resid_post") and s != last_post)]
-    return keep + finals[:1]
+    return keep + (finals[:1] if finals else ([last_post] if last_post else []))
 
 
 def paper_decoder_cosine_table(saes: Saes, pairs: Sequence[tuple[str, str]], sites: Sequence[str],
