@@ -17,7 +17,7 @@ regime is the overlap of ``v`` with R's fixed (invariant) subspace, :func:`fixed
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -122,6 +122,43 @@ def run_with_steering(
         if v is None or alpha == 0:
             return model(tokens)
         return model.run_with_hooks(tokens, fwd_hooks=[(site, steering_hook(v, alpha, positions))])
+
+
+def kl_steering_effect(model: Any, tokens: Tensor, site: str, v: Tensor, alpha: float, *, batch_size: int = 16) -> float:
+    """The paper's Pythia steering effect (pythia_rotation.py ``measure_steering_effect``): the
+    mean over every (sequence, position) of KL(clean ‖ steered) over **all** next-token logits,
+    ``alpha · v`` added at ``site`` (every position)."""
+    if tokens.ndim != 2:
+        raise ValueError(f"tokens must be (batch, seq), got shape {tuple(tokens.shape)}")
+    total, n = 0.0, 0
+    for i in range(0, tokens.shape[0], int(batch_size)):
+        t = tokens[i:i + int(batch_size)]
+        lc = torch.log_softmax(run_with_steering(model, t, site, None, 0.0).double(), dim=-1)
+        ls = torch.log_softmax(run_with_steering(model, t, site, v, alpha).double(), dim=-1)
+        kl = (lc.exp() * (lc - ls)).sum(-1)
+        total += float(kl.sum())
+        n += int(kl.numel())
+    return total / max(n, 1)
+
+
+def paper_transfer_ratios(models: Mapping[Any, Any], anchor: Any, tokens: Tensor, site: str,
+                          vectors: Mapping[str, Tensor], alphas: Sequence[float]) -> list[dict[str, Any]]:
+    """The paper's Pythia transfer ratio (pythia_rotation.py ``panel_d_steering``): for each of the
+    anchor's vectors and each α, ``within`` = :func:`kl_steering_effect` of the vector on the
+    anchor, ``cross`` = its mean over the other models (the vector applied unchanged), ``ratio =
+    cross / within``; the paper's "inverted" regime is ratio > 1 (1.8–10.0 in its Table)."""
+    if anchor not in models:
+        raise ValueError(f"anchor {anchor!r} is not among the models {list(models)}")
+    others = [m for m in models if m != anchor]
+    if not others:
+        raise ValueError("need at least one model besides the anchor")
+    rows = []
+    for name, v in vectors.items():
+        for a in alphas:
+            w = kl_steering_effect(models[anchor], tokens, site, v, float(a))
+            c = float(np.mean([kl_steering_effect(models[m], tokens, site, v, float(a)) for m in others]))
+            rows.append({"vector": name, "alpha": float(a), "within": w, "cross": c, "ratio": c / max(w, 1e-12)})
+    return rows
 
 
 def _scalar(b: Tensor | float) -> float:
@@ -300,6 +337,8 @@ def rotation_cosine(v: Tensor | np.ndarray, R: Tensor | np.ndarray) -> float:
 
 __all__ = [
     "TransferEffects",
+    "kl_steering_effect",
+    "paper_transfer_ratios",
     "class_prob_behaviour",
     "classify_transfer",
     "diff_of_means",
