@@ -154,3 +154,27 @@ def test_pearson_edge_cases():
     assert np.isnan(bars.pearson([1, 1, 1], [1, 2, 3]))
     with pytest.raises(ValueError, match="same length"):
         bars.pearson([1, 2], [1, 2, 3])
+
+
+def test_label_kl_bar_matches_the_papers_formula(model, batch):
+    """KL(ε-smoothed one-hot ‖ model), pooled over positions and readouts, equals the formula
+    computed by hand; weights combine splits."""
+    from polyrot_utils.models import split_readouts
+
+    out = bars.label_kl_bar(model, {"h": batch}, eps=1e-6)
+    with torch.no_grad():
+        logits = split_readouts(model(batch.tokens))
+    tot, n = 0.0, 0
+    for name, K in dyck.READOUT_SIZES.items():
+        m = batch.readout_mask(name)
+        logq = torch.log_softmax(logits[name][m].double(), -1)
+        lab = batch.labels[name][m]
+        p = torch.full((len(lab), K), 1e-6 / (K - 1), dtype=torch.float64)
+        p[torch.arange(len(lab)), lab] = 1 - 1e-6
+        kl = (p * (p.log() - logq)).sum(-1)
+        tot += float(kl.sum()); n += kl.numel()
+    assert out["mean_kl"] == pytest.approx(tot / n, rel=1e-5)
+    two = bars.label_kl_bar(model, {"h": batch, "g": batch}, weights={"h": 0.6, "g": 0.4})
+    assert two["mean_kl"] == pytest.approx(out["mean_kl"], rel=1e-9)
+    with pytest.raises(ValueError, match="eps"):
+        bars.label_kl_bar(model, {"h": batch}, eps=0.0)
