@@ -84,7 +84,7 @@ for _, rung in RUNGS:
     part = compact_claims(rows, rung, "check")
     if part:
         display(Markdown(f"### {rung.capitalize()}: our checks"))
-        display(_style(pd.DataFrame(part), ["paper's bar", "our stricter bar"]))
+        display(_style(pd.DataFrame(part), ["verdict"]))
 
 # %% [markdown]
 # ## Counts

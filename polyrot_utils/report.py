@@ -186,18 +186,30 @@ def open_questions(rows: list[dict[str, Any]], profile: str | None) -> list[str]
 
 
 def compact_claims(rows: list[dict[str, Any]], rung: str, kind: str = "paper") -> list[dict[str, str]]:
-    """The verdict table's rows for one rung and kind, with only the columns a reader needs:
-    the claim, the paper's value, ours, and each criterion with its verdict in one cell."""
+    """The verdict table's rows for one rung and kind, with only the columns a reader needs: for
+    paper claims the claim, the paper's value, ours, and each criterion with its verdict in one
+    cell; for checks the check, the paper claim it checks, why it differs, ours and its verdict."""
     out = []
     for r in rows:
         if r["rung"] != rung or r.get("kind", "paper") != kind:
             continue
         strict = "—" if r["strict_verdict"] == "—" else f"{r['strict_verdict']} ({r['strict_criterion']})"
+        ours = r["ours"] + ("" if r["p_value"] == "—" else f" (p = {r['p_value']})")
+        if kind == "check":
+            out.append({
+                "check": r["description"] or r["claim"],
+                "chapter": r["chapter"],
+                "checks paper claim": r.get("check_of") or "—",
+                "why it differs": r.get("why_stricter") or "—",
+                "ours": ours,
+                "verdict": f"{r['verdict']} ({r['criterion']})",
+            })
+            continue
         out.append({
             "claim": r["description"] or r["claim"],
             "chapter": r["chapter"],
             "paper": r["paper"],
-            "ours": r["ours"] + ("" if r["p_value"] == "—" else f" (p = {r['p_value']})"),
+            "ours": ours,
             "paper's bar": f"{r['verdict']} ({r['criterion']})",
             "our stricter bar": strict,
         })

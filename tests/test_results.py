@@ -61,3 +61,11 @@ def test_paper_verdict_and_status(res, tmp_path):
 def test_problems_flag_old_style_paper_claims():
     data = {"chapter": "x", "claims": {"old": {"value": 1, "paper_value": None}, "ok": {"kind": "check"}}}
     assert paper_claim_problems(data) == ["x: paper claim 'old' has no paper_value", "x: paper claim 'old' has no source"]
+
+
+def test_compact_checks_name_the_claim_and_why(res, tmp_path):
+    res.claim("g", value=0.01, threshold=0.025, op="<=", kind="paper", paper_value=0.025, source="§8.2")
+    res.claim("g_heldout", value=0.05, threshold=0.025, op="<=", kind="check", check_of="g", why_stricter="held-out rows")
+    rows = report.claims_table(tmp_path)
+    (c,) = report.compact_claims(rows, rows[0]["rung"], "check")
+    assert c["checks paper claim"] == "g" and c["why it differs"] == "held-out rows" and c["verdict"].startswith("FAIL")
