@@ -24,8 +24,7 @@
 # strings, per site and pair of seeds:
 #
 # - the decoder-dictionary similarity (mean max cosine, and the mean cosine of a one-to-one
-#   matching, the paper's "98 %"), against the same numbers for two unrelated random
-#   dictionaries;
+#   matching), against the same numbers for two unrelated random dictionaries;
 # - the EV of seed A's SAE on seed B's activations with no alignment;
 # - the matched cosine after rotating A's decoder into B's frame by the Procrustes $R$ of
 #   the next chapter: does "98 %" need the rotation?
@@ -34,6 +33,13 @@
 # (the dictionaries do not agree), or an unaligned EV that is positive (there is no paradox to
 # resolve); a matched cosine that *rises* with $R$ says the agreement lives in the rotated
 # frame, not in the raw one.
+#
+# **The paper's claims, computed its way** (summary cell; `analysis.paper_*`): its "98 %" is the
+# fraction of one seed's latents whose *maximum signed* decoder cosine with *any* anchor latent
+# exceeds 0.5 (many-to-one, all latents), at the last block's `resid_post` of Cohort A, in every
+# pair; its negative EV is the anchor's SAE on another seed's rows of one batch, EV = 1 − MSE /
+# scalar variance, at every internal site. Our held-out, per-dimension, one-to-one versions are
+# kept beside them as checks.
 
 # %% tags=["parameters"]
 seed = 0                                   # string sampling and SAE seeds

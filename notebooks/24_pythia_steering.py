@@ -233,10 +233,14 @@ results.record("spearman_rotation_cosine_ratio_unaligned", rho_cos)
 # %% [markdown]
 # ## The claims
 #
-# The paper's: with no shared input/output weights every (unaligned) transfer is inverted; R
-# transfers steering vectors (we read: the median transferred ratio ≥ 0.7, the clean boundary);
-# the regime follows the overlap with R's fixed subspace (we read: Spearman ρ ≥ 0.5 between
-# overlap and unaligned ratio). Rows whose native effect is below `min_native` (the target's own
+# The paper's, computed its way (`steering.paper_transfer_ratios`, its `panel_d_steering`): the
+# anchor's vectors at its layer-3 residual (`hidden_states[4]` = `blocks.3.hook_resid_post`),
+# each applied unchanged; effect = KL(clean ‖ steered) over all logits; with no shared I/O every
+# vector at every α is "inverted" in its sense — the cross-seed effect larger than the
+# within-seed one (ratio > 1; it reports 1.8–10.0). Our contrasts stand in for its sentiment /
+# name / magnitude sentences. Our own checks, not the paper's: every unaligned transfer flips
+# sign; R transfers steering vectors (median transferred ratio ≥ 0.7); the regime follows the
+# overlap with R's fixed subspace (Spearman ρ ≥ 0.5). Rows whose native effect is below `min_native` (the target's own
 # vector barely moves the behaviour, or moves it the wrong way) are left out of the summaries:
 # a ratio to a near-zero effect means nothing.
 
