@@ -59,6 +59,7 @@ def claims_table(directory: Path | str | None = None, exclude: tuple[str, ...] =
                 "check_of": c.get("check_of"),
                 "why_stricter": c.get("why_stricter") or "",
                 "passed": bool(c.get("passed")),
+                "value": c.get("value"),
             })
     return rows
 
@@ -80,8 +81,9 @@ def claim_status(row: dict[str, Any], checks: list[dict[str, Any]]) -> str:
     """A paper claim's status, decided by the paper's own bar first: it *replicates* when our
     value, computed with the paper's statistic, meets the paper's criterion the way the paper
     says its own value does (``paper_verdict``); a replicated claim whose stricter checks (or
-    old-style strict criterion) fail "holds on the paper's terms; fails ours"."""
-    agrees = row["passed"] == bool(row.get("paper_verdict", True))
+    old-style strict criterion) fail "holds on the paper's terms; fails ours". A claim whose value
+    could not be computed (NaN, stored as null) never replicates."""
+    agrees = row["passed"] == bool(row.get("paper_verdict", True)) and row.get("value") is not None
     if not agrees:
         return FAILS
     strict_fail = row["strict_verdict"] == "FAIL" or any(c["verdict"] != "pass" for c in checks)

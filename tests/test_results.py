@@ -41,19 +41,22 @@ def test_paper_verdict_and_status(res, tmp_path):
     res.claim("g_heldout", value=0.05, threshold=0.025, op="<=", kind="check", check_of="g",
               why_stricter="held-out rows")
     res.claim("f", value=0.5, threshold=0.98, op=">=", kind="paper", paper_value=0.98, source="§7.1")
+    res.claim("n", value=float("nan"), threshold=1e-3, op="<", kind="paper", paper_value="fails", source="§7",
+              paper_verdict=False)  # not computed: never "replicated", even where the paper reports a failure
     data = json.loads((tmp_path / "99_test.json").read_text())
     assert data["claims"]["p"]["replicates"] is True and data["claims"]["f"]["replicates"] is False
+    assert data["claims"]["n"]["replicates"] is False
     assert paper_claim_problems(data) == []
     rows = report.claims_table(tmp_path)
     view = {v["chapter"] + v["claim"]: v for v in report.paper_claims_view(rows)}
     statuses = [v["status"] for v in report.paper_claims_view(rows)]
     assert statuses == sorted(statuses, key=report.STATUS_ORDER.index)  # sorted by the paper's bar
     st = {r["claim"]: report.claim_status(r, report.checks_of(rows, r)) for r in rows if r["kind"] == "paper"}
-    assert st == {"p": report.HOLDS, "g": report.HOLDS_PAPER_ONLY, "f": report.FAILS}
+    assert st == {"p": report.HOLDS, "g": report.HOLDS_PAPER_ONLY, "f": report.FAILS, "n": report.FAILS}
     assert any("held-out rows" in v["our stricter check"] for v in view.values())
     counts = report.verdict_counts(rows)
     c = next(iter(counts.values()))
-    assert (c["paper_claims"], c["replicated"], c["paper_terms_only"], c["failed"], c["checks_pass"]) == (3, 1, 1, 1, 0)
+    assert (c["paper_claims"], c["replicated"], c["paper_terms_only"], c["failed"], c["checks_pass"]) == (4, 1, 1, 2, 0)
     groups = report.conclusion_groups(rows)
     assert len(groups["paper_only"]) == 1 and "paper reports" in groups["paper_only"][0]
 
