@@ -86,6 +86,10 @@ def claim_status(row: dict[str, Any], checks: list[dict[str, Any]]) -> str:
     agrees = row["passed"] == bool(row.get("paper_verdict", True)) and row.get("value") is not None
     if not agrees:
         return FAILS
+    if not row.get("paper_verdict", True):
+        # the paper reports failing its own bar (bar P, cross-seed C ≡ Pr, within-seed B): a check's
+        # bar points the other way, so checks are shown beside the claim but do not change its status
+        return HOLDS
     strict_fail = row["strict_verdict"] == "FAIL" or any(c["verdict"] != "pass" for c in checks)
     return HOLDS_PAPER_ONLY if strict_fail else HOLDS
 

@@ -37,6 +37,7 @@ def test_paper_verdict_and_status(res, tmp_path):
     # the paper reports its own bar P as failing; so do we: it replicates
     assert not res.claim("p", value=0.3, threshold=1e-3, op="<", kind="paper", paper_value="0.26–0.30 (fails)",
                          source="§7 table", paper_verdict=False)
+    res.claim("p_ours", value=0.3, threshold=1e-3, op="<", kind="check", check_of="p", why_stricter="worst pair")
     res.claim("g", value=0.01, threshold=0.025, op="<=", kind="paper", paper_value=0.025, source="§8.2")
     res.claim("g_heldout", value=0.05, threshold=0.025, op="<=", kind="check", check_of="g",
               why_stricter="held-out rows")
@@ -57,6 +58,7 @@ def test_paper_verdict_and_status(res, tmp_path):
     counts = report.verdict_counts(rows)
     c = next(iter(counts.values()))
     assert (c["paper_claims"], c["replicated"], c["paper_terms_only"], c["failed"], c["checks_pass"]) == (4, 1, 1, 2, 0)
+    assert c["checks_fail"] == 2  # p_ours fails its bar as the paper's claim p does: p stays replicated
     groups = report.conclusion_groups(rows)
     assert len(groups["paper_only"]) == 1 and "paper reports" in groups["paper_only"][0]
 
