@@ -235,11 +235,13 @@ results.claim("heldout_type_depth_accuracy_min", value=float(held[["acc_type", "
 results.claim("heldout_invalid_accuracy_min", value=float(held.acc_invalid.min()), threshold=0.99, op=">=",
               description="every seed reaches >= 99% held-out accuracy on the sticky invalid flag", kind="check")
 kl_max = float(agree.kl_ab.max())
-results.claim("cross_seed_kl_max", value=kl_max, threshold=1e-4, op="<=", paper_value=1.74e-4,
-              description="largest mean KL (nats) between two seeds of a cohort on any readout (paper's bar B: 1e-4)")
+results.claim("cross_seed_kl_max", value=kl_max, threshold=1e-4, op="<=", kind="check",
+              why_stricter="the worst readout and the worst pair of seeds, where the paper's cross-seed bar B (chapter 16) "
+                           "averages the three readouts per anchor pair and reports 3 of 4 pairs passing",
+              description="ours: largest mean KL (nats) between two seeds of a cohort on any readout ≤ the paper's 1e-4 bar")
 top1_min = float(agree.top1_agreement.min())
-results.claim("cross_seed_top1_min", value=top1_min, threshold=0.99, op=">=",
-              description="smallest top-1 agreement between two seeds of a cohort on any readout")
+results.claim("cross_seed_top1_min", value=top1_min, threshold=0.99, op=">=", kind="check",
+              description="ours: smallest top-1 agreement between two seeds of a cohort on any readout (not a paper claim)")
 lp_err = float(planted.logprob_err.max())
 results.claim("planted_same_logprobs", value=lp_err, threshold=1e-9, op="<=",
               description="rotate_residual with a Haar R leaves every log-probability unchanged (float64)", kind="check")

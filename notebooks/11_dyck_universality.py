@@ -24,8 +24,7 @@
 # strings, per site and pair of seeds:
 #
 # - the decoder-dictionary similarity (mean max cosine, and the mean cosine of a one-to-one
-#   matching, the paper's "98 %"), against the same numbers for two unrelated random
-#   dictionaries;
+#   matching), against the same numbers for two unrelated random dictionaries;
 # - the EV of seed A's SAE on seed B's activations with no alignment;
 # - the matched cosine after rotating A's decoder into B's frame by the Procrustes $R$ of
 #   the next chapter: does "98 %" need the rotation?
@@ -34,6 +33,13 @@
 # (the dictionaries do not agree), or an unaligned EV that is positive (there is no paradox to
 # resolve); a matched cosine that *rises* with $R$ says the agreement lives in the rotated
 # frame, not in the raw one.
+#
+# **The paper's claims, computed its way** (summary cell; `analysis.paper_*`): its "98 %" is the
+# fraction of one seed's latents whose *maximum signed* decoder cosine with *any* anchor latent
+# exceeds 0.5 (many-to-one, all latents), at the last block's `resid_post` of Cohort A, in every
+# pair; its negative EV is the anchor's SAE on another seed's rows of one batch, EV = 1 − MSE /
+# scalar variance, at every internal site. Our held-out, per-dimension, one-to-one versions are
+# kept beside them as checks.
 
 # %% tags=["parameters"]
 seed = 0                                   # [int >= 0] string sampling and SAE seeds
@@ -188,17 +194,54 @@ print("Figure: the two halves of the paradox per site, mean over pairs of seeds;
 # %%
 mc = float(uni.matched_cosine.mean())
 mc_rot = float(uni.matched_cosine_rotated.mean())
-results.claim("dyck_decoder_matched_cosine", value=mc, threshold=0.9, op=">=", paper_value=0.98,
+# The paper's statistics (analysis.paper_*): one batch (the eval rows), anchor = first seed,
+# scalar-variance EV, signed many-to-one decoder cosine over all latents, the paper's sites
+# (distinct tensors; our `final` norm output is not one of them).
+psites = analysis.paper_toy_sites(sites)
+internal = analysis.paper_internal_sites(sites)
+late = analysis.last_block_resid_post(psites)
+paper_tab, paper_cos = {}, {}
+for c in cohorts:
+    s = suites[c]
+    anchor = s.members[0]
+    paper_tab[c] = analysis.paper_transfer_table(s.eval, analysis.all_pairs(s.members, anchor=anchor), psites, saes=saes[c])
+    paper_cos[c] = analysis.paper_decoder_cosine_table(saes[c], [(m, anchor) for m in s.members if m != anchor], psites)
+    results.record(f"paper_transfer_rows_{c}", analysis.without_matrices(paper_tab[c]))
+    results.record(f"paper_decoder_cosine_rows_{c}", paper_cos[c])
+SRC_COS = "§7.1 'The SAE decoder-cosine number'; analysis/lens2_saes.py:cross_seed_feature_stability"
+if "shared_io" in cohorts:
+    frac_late = min(r["fraction"] for r in paper_cos["shared_io"] if r["site"] == late)
+    results.claim("dyck_decoder_cosine_fraction_late_site", value=frac_late, threshold=0.98, op=">=", kind="paper",
+                  paper_value="≥ 98 % of features in every cross-seed pair (resid_post_1 = resid_pre_2); mean max-cosine 0.89",
+                  source=SRC_COS,
+                  description=f"shared-I/O cohort, {short_site(late)}: fraction of seed N's SAE latents whose max signed "
+                              "decoder cosine with any anchor latent exceeds 0.5 (all latents), worst pair")
+    ev_raw_sites = analysis.site_means(paper_tab["shared_io"], "sae_ev_raw", internal)
+    results.claim("dyck_unaligned_sae_ev_negative", value=max(ev_raw_sites.values()), threshold=0.0, op="<", kind="paper",
+                  paper_value="negative at every internal site (×8 SAE; ×32 down to −6.56 at resid_mid_0)",
+                  source="§8.1 'naive SAE transfer fails'; experiments/cross_seed/exp1d_rotation_audit.py:sae_metrics",
+                  description="shared-I/O cohort: anchor's SAE on another seed's activations, unchanged, EV = 1 − MSE / "
+                              "scalar variance on one batch; mean over pairs, largest over internal sites")
+if "independent" in cohorts:
+    ev_raw_b = analysis.site_means(paper_tab["independent"], "sae_ev_raw", internal)
+    results.claim("dyck_indep_unaligned_sae_ev_negative", value=max(ev_raw_b.values()), threshold=0.0, op="<", kind="paper",
+                  paper_value="naive raw EV in [−1.53, −0.58]",
+                  source="§8.4 'Independent-init at toy scale'; experiments/independent_init/analyze_indep.py:run_rotation_audit",
+                  description="independent cohort: anchor's SAE on another seed's activations, unchanged, scalar-variance "
+                              "EV on one batch; mean over pairs, largest over internal sites")
+results.claim("dyck_decoder_matched_cosine", value=mc, threshold=floor["matched_cosine"] + 0.1, op=">=", kind="check",
+              check_of="dyck_decoder_cosine_fraction_late_site",
+              why_stricter="one-to-one (Hungarian) matching on live latents, every pair and site, must beat two random "
+                           "dictionaries by 0.1 (the paper's many-to-one max counts a latent matched twice and dead "
+                           "latents that share an init)",
               description="decoder rows of two seeds' SAEs, one-to-one matched cosine, mean over cohorts, pairs, sites "
-                          "(live latents, own SAE seeds); the paper's 98 %, read as >= 0.9",
-              strict_threshold=floor["matched_cosine"] + 0.1, strict_op=">=",
-              strict_description="ours: at least 0.1 above two random dictionaries of the same size")
+                          "(live latents, own SAE seeds)")
 for c in cohorts:
     sub = uni[uni.cohort == c]
-    results.claim(f"dyck_unaligned_ev_max_{c}", value=float(sub.ev_unaligned.max()), threshold=0.0, op="<",
-                  paper_value="< 0",
-                  description=f"{c}: largest EV of seed A's SAE on seed B's held-out activations, no alignment "
-                              "(paper: negative at every site)")
+    results.claim(f"dyck_unaligned_ev_max_{c}", value=float(sub.ev_unaligned.max()), threshold=0.0, op="<", kind="check",
+                  check_of="dyck_unaligned_sae_ev_negative" if c == "shared_io" else "dyck_indep_unaligned_sae_ev_negative",
+                  why_stricter="held-out rows, per-dimension variance, every pair and site (the largest, not a mean)",
+                  description=f"{c}: largest EV of seed A's SAE on seed B's held-out activations, no alignment")
 results.record("matched_cosine_mean", mc)
 results.record("matched_cosine_rotated_mean", mc_rot)
 print(f"Matched decoder cosine across seeds: {mc:.3f} unaligned, {mc_rot:.3f} after rotating by R "

@@ -14,9 +14,13 @@
 # # Is this R Haar?
 #
 # The paper: the rotation between two seeds is **Haar-distributed** on SO(d) — a uniformly
-# random rotation. Its evidence: $\|R - I\|_F / \sqrt{2d}$ within 0.1 % of 1, and a
-# Kolmogorov–Smirnov test of the pooled |eigenangles| against Haar returning $p \approx 1$.
-# The Haar chapter showed that both have almost no power (a signed permutation passes them).
+# random rotation. Its evidence, on Pythia (d = 512): the *mean* $\|R - I\|_F$ over pairs and
+# sites within 0.1 % of $\sqrt{2d}$, and a Kolmogorov–Smirnov test of the pooled |eigenangles|
+# against Haar returning $p \approx 1$. On the toy (d = 64) it claims less: for the independent
+# cohort $\|R - I\|_F \in [10.80, 11.25]$, within 5 % of $\sqrt{128} = 11.31$ (that is this
+# chapter's paper claim), and for the shared-I/O cohort a range [9.4, 10.7] with no bar; it runs no
+# KS on the toy. The Haar chapter showed that both Pythia criteria have almost no power (a signed
+# permutation passes them); here they are our checks.
 #
 # Here we put the Dyck toy's fitted rotations through the calibrated tests of
 # `polyrot_utils.haar` — per pair and site, and pooled per cohort — beside the paper's two
@@ -128,7 +132,7 @@ null_frob = haar.null_features(d, n_null, seed)["frobenius_ratio"]
 haar_frob_pass = float((np.abs(null_frob - 1) <= 1e-3).mean())
 prow = []
 for c in cohorts:
-    paper = haar.paper_ks_test(list(rots_O[c].values()), seed=seed)
+    paper = haar.paper_ks_test(list(rots_O[c].values()))
     cal = haar.haar_test_pooled(list(rots[c].values()), n_null=n_null, seed=seed)
     ident = [R for (a, b, st), R in rots[c].items() if identified[(c, st)]]
     cal_id = haar.haar_test_pooled(ident, n_null=n_null, seed=seed) if ident else None
@@ -240,18 +244,41 @@ power_table[["alternative", "ks_iid", "frobenius_0.1pct", "ks_calibrated", "kurt
 # ## Summary
 
 # %%
+# The paper's statistic (analysis.paper_transfer_table): R = O(d) Procrustes (no determinant fix)
+# of each seed onto the anchor, fitted on one batch; ‖R − I‖_F per pair, mean over pairs per
+# internal site. The paper's toy Frobenius claim is for the independent cohort ("to within 5 %");
+# for the shared-I/O cohort it reports only the range [9.4, 10.7], which we record.
+internal = analysis.paper_internal_sites(sites)
+paper_frob = {}
+for c, s in suites.items():
+    rows_c = analysis.paper_transfer_table(s.fit, analysis.all_pairs(s.members, anchor=s.members[0]), internal)
+    paper_frob[c] = analysis.site_means(rows_c, "frob", internal)
+    results.record(f"paper_frob_by_site_{c}", paper_frob[c])
+if "independent" in paper_frob:
+    dev = max(abs(f / np.sqrt(2 * d) - 1) for f in paper_frob["independent"].values())
+    results.claim("dyck_indep_frobenius_within_5pct", value=float(dev), threshold=0.05, op="<=", kind="paper",
+                  paper_value="‖R − I‖_F in [10.80, 11.25] vs √(2·64) = 11.31: within 5 %",
+                  source="§8.4 'Independent-init at toy scale'; experiments/independent_init/analyze_indep.py:run_rotation_audit",
+                  description=f"independent cohort: |mean ‖R − I‖_F / √(2d) − 1| (O(d) fit onto the anchor, one batch; "
+                              f"mean over pairs), largest over internal sites, d = {d}")
+if "shared_io" in paper_frob:
+    results.record("paper_frob_range_shared_io", [min(paper_frob["shared_io"].values()), max(paper_frob["shared_io"].values())])
+    results.record("paper_reported_frob_range_shared_io", "[9.4, 10.7] across internal sites (§8.2)")
 for c in cohorts:
     r = pooled[pooled.cohort == c].iloc[0]
-    results.claim(f"dyck_frobenius_ratio_dev_max_{c}", value=float(r.frob_dev_max), threshold=1e-3, op="<=", paper_value=1e-3,
-                  description=f"{c}: largest |‖R − I‖_F/√(2d) − 1| over pairs and sites (paper: within 0.1 %; "
-                              f"only {haar_frob_pass:.0%} of Haar SO({d}) samples meet it)")
-    results.claim(f"dyck_paper_ks_p_{c}", value=float(r.paper_ks_p), threshold=alpha, op=">", paper_value=1.0,
+    extra = dict(check_of="dyck_indep_frobenius_within_5pct",
+                 why_stricter="the paper's 0.1 % is its Pythia (d = 512) criterion for a mean over pairs; here applied "
+                              "to the worst single matrix at d = 64") if c == "independent" else {}
+    results.claim(f"dyck_frobenius_ratio_dev_max_{c}", value=float(r.frob_dev_max), threshold=1e-3, op="<=", kind="check",
+                  description=f"ours: {c}: largest |‖R − I‖_F/√(2d) − 1| over pairs and sites within 0.1 % "
+                              f"(only {haar_frob_pass:.0%} of Haar SO({d}) samples meet it)", **extra)
+    results.claim(f"dyck_paper_ks_p_{c}", value=float(r.paper_ks_p), threshold=alpha, op=">", kind="check",
                   p_value=float(r.calibrated_p_all),
-                  description=f"{c}: the paper's pooled KS p of |eigenangles| (O(d) fits) vs Haar; p_value = calibrated pooled p")
-    results.claim(f"dyck_haar_calibrated_p_{c}", value=float(r.calibrated_p_all), threshold=alpha, op=">",
-                  p_value=float(r.calibrated_p_all), strict_threshold=alpha, strict_op=">",
-                  description=f"ours: {c}: calibrated pooled Haar test (all pairs and sites), p > α",
-                  strict_description="calibrated combined p-value > α")
+                  description=f"ours: {c}: the paper's pooled KS (its O(d) pool, O(d) fits) applied to the toy — the "
+                              "paper runs it on Pythia only; p_value = calibrated pooled p")
+    results.claim(f"dyck_haar_calibrated_p_{c}", value=float(r.calibrated_p_all), threshold=alpha, op=">", kind="check",
+                  p_value=float(r.calibrated_p_all),
+                  description=f"ours: {c}: calibrated pooled Haar test (all pairs and sites), p > α")
     print(f"{c}: frob within {r.frob_dev_max:.4f} of 1; paper's KS p = {r.paper_ks_p:.3g}; calibrated pooled p = "
           f"{r.calibrated_p_all:.3g} (identified sites only: {r.calibrated_p_identified:.3g}); "
           f"{int(r.per_pair_rejected)} of {int(r.n_matrices)} pair×site tests reject at α = {alpha}.")

@@ -56,6 +56,7 @@ alpha = 1.0                                            # [float] steering streng
 fixed_tol = 0.5                                        # [float > 0] fixed subspace of R: directions moved by at most this fraction
 clean_ratio = 0.7                                      # [float >= 0, <= 1] classify_transfer thresholds
 none_ratio = 0.2  # [float >= 0, <= 1]
+paper_alphas = [0.5, 1.0, 2.0, 4.0]                    # [list[float]] the paper's α grid (exp2_steering.py)
 device = "auto"
 
 # %%
@@ -79,7 +80,7 @@ results = ChapterResults(
     params=dict(seed=seed, toy_profile=toy_profile, cohorts=cohorts, n_seeds=n_seeds, steps=steps, batch_size=batch_size,
                 max_len=max_len, sites=sites, contrasts=contrasts, n_fit_strings=n_fit_strings,
                 n_eval_strings=n_eval_strings, alpha=alpha, fixed_tol=fixed_tol, clean_ratio=clean_ratio,
-                none_ratio=none_ratio, device=device),
+                none_ratio=none_ratio, paper_alphas=list(paper_alphas), device=device),
 )
 trained = {k: train_cohort(cohort_config(k, profile=toy_profile, n_seeds=n_seeds, steps=steps, batch_size=batch_size,
                                          data_max_len=max_len, device=device)) for k in cohorts}
@@ -206,23 +207,45 @@ def frac(df, col, regime):
 shared = table[table.cohort == "shared_io"] if "shared_io" in cohorts else table.iloc[:0]
 indep = table[table.cohort == "independent"] if "independent" in cohorts else table.iloc[:0]
 n_regimes = len({r for r in shared.regime_unaligned if r in ("clean", "partial", "inverted")})
-results.claim("shared_io_three_regimes", value=n_regimes, threshold=3, op=">=", paper_value=3,
-              description="distinct regimes among {clean, partial, inverted} of the unaligned (same-vector) transfers "
+# The paper's statistic (exp2_steering.py; steering.paper_toy_steering): on the shared-I/O cohort,
+# seed 0's three vectors at resid_mid of layer 1 (sticky-invalid at depth 4, subtracted; depth 5
+# vs 4; closer vs opener), each applied unchanged; effect = conditional-accuracy drop of the
+# target readout; ratio = mean cross-seed drop / within-seed drop. Its "inverted" regime is
+# cross > within; the claim with a direction is the closer signal's, at α = 1.
+paper_rows = []
+if "shared_io" in trained:
+    ca = trained["shared_io"]
+    paper_rows = steering.paper_toy_steering(ca.models, ca.seeds[0], fit_split, "blocks.1.hook_resid_mid", paper_alphas)
+results.record("paper_toy_steering", paper_rows)
+closer_1 = [r for r in paper_rows if r["vector"] == "closer_signal" and r["alpha"] == 1.0]
+depth_2 = [r for r in paper_rows if r["vector"] == "depth_4_to_5" and r["alpha"] == 2.0]
+results.record("paper_depth_shift_ratio_alpha2", depth_2[0]["ratio"] if depth_2 else None)
+results.record("paper_reported", {"depth_shift_ratio_alpha2": 1.02, "closer_signal_ratio_alpha1": 8.43,
+                                  "sticky_invalid_dose_factor": "≈ 4"})
+if closer_1:
+    results.claim("closer_signal_inverted", value=float(closer_1[0]["ratio"]), threshold=1.0, op=">", kind="paper",
+                  paper_value="cross/within = 8.43 at α = 1 (at α = 0.5: within 0, cross −0.183 accuracy): inverted",
+                  source="§8.7 'three regimes (toy)'; experiments/cross_seed/exp2_steering.py:run",
+                  description="shared-I/O cohort: seed 0's closer-vs-opener vector at b1.resid_mid, α = 1: mean cross-seed "
+                              "/ within-seed drop of the token-type readout's accuracy at closers (> 1: inverted)")
+results.claim("shared_io_three_regimes", value=n_regimes, threshold=3, op=">=", kind="check",
+              description="ours, not the paper's protocol (its contrasts: depth 5 vs 4, sticky-invalid at depth 4, closer "
+                          "signal; its ratio: cross-seed / within-seed effect of seed 0's vector; its 'inverted': ratio > 1): distinct regimes among {clean, partial, inverted} of the unaligned (same-vector) transfers "
                           "in the shared-I/O cohort (paper: all three)")
 n_regimes_normed = len({r for r in shared.regime_unaligned_normed if r in ("clean", "partial", "inverted")})
 results.record("shared_io_regimes_norm_matched", n_regimes_normed)
 inv = frac(indep, "regime_unaligned", "inverted")
-results.claim("independent_all_inverted", value=inv, threshold=1.0, op=">=", paper_value=1.0,
-              description="fraction of unaligned transfers between independent seeds classified inverted "
+results.claim("independent_all_inverted", value=inv, threshold=1.0, op=">=", kind="check",
+              description="ours, not a paper claim (the paper claims universal inversion for Pythia only, and its "
+                          "'inverted' means a cross-seed effect larger than the within-seed one, not a sign flip): fraction of unaligned transfers between independent seeds classified inverted "
                           "(paper: universal inversion with no shared I/O)")
 if len(shared) > 2:
     rho, p_rho = spearmanr(shared.overlap, shared.ratio_unaligned)
     rho_n, p_rho_n = spearmanr(shared.overlap, shared.ratio_unaligned_normed)
 else:
     rho = p_rho = rho_n = p_rho_n = float("nan")
-results.claim("overlap_predicts_regime", value=float(rho), threshold=0.5, op=">=", p_value=float(p_rho),
-              paper_value="regime set by overlap with R's fixed subspace",
-              description="Spearman rho between fixed-subspace overlap and unaligned effect ratio, shared-I/O cohort "
+results.claim("overlap_predicts_regime", value=float(rho), threshold=0.5, op=">=", p_value=float(p_rho), kind="check",
+              description="ours (the paper states the overlap account qualitatively and measures no correlation): Spearman rho between fixed-subspace overlap and unaligned effect ratio, shared-I/O cohort "
                           "(our operationalisation: rho >= 0.5)")
 results.record("overlap_spearman_norm_matched", {"rho": float(rho_n), "p": float(p_rho_n)})
 if len(table) > 2:
@@ -232,12 +255,10 @@ else:
 results.record("cos_native_spearman_norm_matched", {"rho": float(rho_c), "p": float(p_c)})
 clean_t = frac(table, "regime_transferred", "clean")
 clean_tn = frac(table, "regime_transferred_normed", "clean")
-results.claim("rotated_transfer_clean_fraction", value=clean_t, threshold=0.9, op=">=",
-              paper_value="R transfers steering vectors",
-              description="fraction of transfers through R (v R, source's size) that are clean, both cohorts")
-results.claim("rotated_transfer_clean_fraction_norm_matched", value=clean_tn, threshold=0.9, op=">=",
-              paper_value="R transfers steering vectors",
-              description="fraction of transfers through R, rescaled to the native vector's norm, that are clean")
+results.claim("rotated_transfer_clean_fraction", value=clean_t, threshold=0.9, op=">=", kind="check",
+              description="ours (the paper does not transfer steering vectors through R): fraction of transfers through R (v R, source's size) that are clean, both cohorts")
+results.claim("rotated_transfer_clean_fraction_norm_matched", value=clean_tn, threshold=0.9, op=">=", kind="check",
+              description="ours (the paper does not transfer steering vectors through R): fraction of transfers through R, rescaled to the native vector's norm, that are clean")
 rt = table.ratio_transferred_normed
 results.record("ratio_transferred_normed_range", [float(rt.min()), float(rt.max())])
 results.record("ratio_unaligned_range", {k: [float(g.ratio_unaligned.min()), float(g.ratio_unaligned.max())]

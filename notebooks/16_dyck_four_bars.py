@@ -208,6 +208,7 @@ for k, c in trained.items():
                 "r_C": bars.cross_seed_r(ca, cb, corr, predicted="ig"),
                 "rho_C": float(spearmanr([r["ig"] for r in ca], [mb_c[corr[r["component"]]] for r in ca])[0]),
                 "r_Pr": bars.cross_seed_r(pa, pb, corr, predicted="measured"),
+                "r_paper": bars.cross_seed_r(pa, pb, corr, predicted="ig"),
                 "rho_Pr": float(spearmanr([r["measured"] for r in pa], [mb_p[corr[r["component"]]] for r in pa])[0]),
                 "heads_moved": sum(1 for n, m in corr.items() if n != m),
             })
@@ -247,37 +248,88 @@ print("Figure: cross-seed bars C (left) and Pr (right): one point per component,
 # Every bar with the paper's threshold and reported value beside ours (worst pair of each cohort).
 
 # %%
-PAPER_P = {"shared_io": ("0.49–0.58", "0.26–0.30 (Cayley)"), "independent": ("6.8–8.6", "—")}
+PAPER_P = {"shared_io": "0.264–0.298 after Cayley refinement (0.49–0.58 before): fails the 1e-3 bar for every pair",
+           "independent": "6.8–8.6: fails the 1e-3 bar for every pair"}
+PAPER_B = {"shared_io": "3 of 4 pairs pass (5.28e-5, 1.90e-4, 2.63e-5, 2.35e-5)",
+           "independent": "3 of 4 pairs pass (the failed pair at 1.67e-4)"}
+SRC_B = {"shared_io": "§7 cross-seed table; verification/universality.py (bar_b)",
+         "independent": "§8.4; experiments/independent_init/analyze_indep.py:run_cross_seed_bars"}
+
 for k in trained:
     kb = b_table[(b_table.cohort == k) & (b_table.readout == "mean")]
-    results.claim(f"bar_B_{k}", value=float(kb.kl_ab.max()), threshold=bars.PAPER_BARS["B"], op="<",
-                  paper_value="1.74e-4 (seed vs spec)",
-                  description=f"B: largest mean KL (nats, 3 readouts averaged) anchor → other seed, {k} cohort")
     ps = p_summary[p_summary.cohort == k]
-    results.claim(f"bar_P_rotation_{k}", value=float(ps[ps.level == "rotation"].max_mse.max()),
-                  threshold=bars.PAPER_BARS["P"], op="<", paper_value=PAPER_P.get(k, ("—",))[0],
-                  description=f"P: max per-tensor weight MSE after the residual rotation R only, {k} cohort")
-    results.claim(f"bar_P_aligned_{k}", value=float(ps[ps.level == "head_orthogonal"].max_mse.max()),
-                  threshold=bars.PAPER_BARS["P"], op="<", paper_value=PAPER_P.get(k, ("—", "—"))[1],
-                  description=f"P: max per-tensor MSE after R, head/neuron permutations and per-head orthogonal maps, {k}")
     xm = x_table[(x_table.cohort == k) & (x_table.correspondence == "matched")]
-    results.claim(f"bar_C_cross_seed_{k}", value=float(xm.r_C.min()), threshold=bars.PAPER_BARS["C"], op=">",
-                  paper_value="0.52–0.69" if k == "shared_io" else None,
-                  description=f"C: Pearson r, anchor's IG-predicted vs other seed's measured patching effects, {k}")
-    results.claim(f"bar_Pr_cross_seed_{k}", value=float(xm.r_Pr.min()), threshold=bars.PAPER_BARS["Pr"], op=">",
-                  paper_value="0.52–0.69 (same as C)" if k == "shared_io" else None,
-                  description=f"Pr: Pearson r, anchor's vs other seed's measured mean-ablation loss changes, {k}")
+    # the paper's statistics: bar B per anchor pair (KL anchor → other, the three readouts
+    # averaged), the share of pairs under 1e-4; bar P after the full symmetry alignment, which
+    # the paper reports failing for every pair; cross-seed C ≡ Pr = the anchor's IG prediction of
+    # mean-ablation effects against the other seed's measured mean-ablation effects.
+    frac_b = float((kb.kl_ab < bars.PAPER_BARS["B"]).mean())
+    results.claim(f"bar_B_cross_seed_{k}", value=frac_b, threshold=0.75, op=">=", kind="paper",
+                  paper_value=PAPER_B[k], source=SRC_B[k],
+                  description=f"B across seeds, {k} cohort: share of anchor pairs whose mean KL (anchor → other, three "
+                              "readouts averaged) is below 1e-4 (the paper: 3 of 4)")
+    results.claim(f"bar_B_{k}", value=float(kb.kl_ab.max()), threshold=bars.PAPER_BARS["B"], op="<", kind="check",
+                  check_of=f"bar_B_cross_seed_{k}", why_stricter="every pair must pass, not 3 of 4",
+                  description=f"B: largest mean KL (nats, 3 readouts averaged) anchor → other seed, {k} cohort")
+    results.claim(f"bar_P_aligned_{k}", value=float(ps[ps.level == "head_orthogonal"].max_mse.min()),
+                  threshold=bars.PAPER_BARS["P"], op="<", kind="paper", paper_verdict=False,
+                  paper_value=PAPER_P[k], source="§7 cross-seed table, §8.4; symmetry_search.py, experiments/bar_p_joint/joint_align.py",
+                  description=f"P across seeds, {k} cohort: max per-tensor weight MSE after R, head/neuron permutations "
+                              "and per-head orthogonal maps, best pair (the paper: fails for every pair)")
+    results.claim(f"bar_P_rotation_{k}", value=float(ps[ps.level == "rotation"].max_mse.max()),
+                  threshold=bars.PAPER_BARS["P"], op="<", kind="check",
+                  description=f"ours: P after the residual rotation R only (no head/neuron alignment), worst pair, {k}")
+    if k == "shared_io":
+        results.claim("bar_C_Pr_cross_seed_shared_io", value=float(xm.r_paper.max()), threshold=bars.PAPER_BARS["C"], op=">",
+                      kind="paper", paper_verdict=False,
+                      paper_value="r = 0.694, 0.541, 0.631, 0.524 (fails; C and Pr bit-identical)",
+                      source="§7 'Cross-seed Bar C ≡ Bar Pr'; verification/universality.py",
+                      description="C ≡ Pr across seeds: Pearson r of the anchor's IG-predicted mean-ablation effects vs "
+                                  "the other seed's measured mean-ablation effects over matched components, best pair")
+    chk = "bar_C_Pr_cross_seed_shared_io" if k == "shared_io" else None
+    why = dict(check_of=chk, why_stricter="a different protocol: activation patching from corrupted strings, worst pair") if chk else {}
+    results.claim(f"bar_C_cross_seed_{k}", value=float(xm.r_C.min()), threshold=bars.PAPER_BARS["C"], op=">", kind="check",
+                  description=f"ours: C by activation patching, anchor's IG-predicted vs other seed's measured patching "
+                              f"effects, worst pair, {k}", **why)
+    why = dict(check_of=chk, why_stricter="the anchor's measured (not IG-predicted) ablation effects, worst pair") if chk else {}
+    results.claim(f"bar_Pr_cross_seed_{k}", value=float(xm.r_Pr.min()), threshold=bars.PAPER_BARS["Pr"], op=">", kind="check",
+                  description=f"ours: Pr, anchor's vs other seed's measured mean-ablation loss changes, worst pair, {k}", **why)
 wc = within[within.bar.str.startswith("C")]
 wp = within[within.bar.str.startswith("Pr")]
-results.claim("bar_C_within_seed_ig", value=float(wc.r_ig.min()), threshold=0.99, op=">", paper_value="> 0.9995",
+primary = ("shared_io" if "shared_io" in trained else cohorts[0])
+p_seed = trained[primary].seeds[0]
+SRC_W = "§6 primary-seed table; verification/bar_causal.py, bar_predictive.py (IG predictor)"
+results.claim("bar_C_within_seed_primary", value=float(wc[(wc.cohort == primary) & (wc.seed == p_seed)].r_ig.iloc[0]),
+              threshold=0.99, op=">", kind="paper", paper_value="0.9996 (IG predictor; trivial by IG completeness)",
+              source=SRC_W, description=f"C within the primary seed ({primary} seed {p_seed}): Pearson r of IG-predicted vs "
+                                        "measured patching effects")
+results.claim("bar_Pr_within_seed_primary", value=float(wp[(wp.cohort == primary) & (wp.seed == p_seed)].r_ig.iloc[0]),
+              threshold=0.99, op=">", kind="paper", paper_value="0.9997 (IG predictor; trivial by IG completeness)",
+              source=SRC_W, description=f"Pr within the primary seed ({primary} seed {p_seed}): Pearson r of IG-predicted vs "
+                                        "measured mean-ablation effects")
+results.claim("bar_C_within_seed_ig", value=float(wc.r_ig.min()), threshold=0.99, op=">", kind="check",
+              check_of="bar_C_within_seed_primary", why_stricter="every model of every cohort, not the primary seed only",
               description="C within a seed: Pearson r of IG-predicted vs measured patching effects, worst model")
-results.claim("bar_Pr_within_seed_ig", value=float(wp.r_ig.min()), threshold=0.99, op=">", paper_value="> 0.9995",
+results.claim("bar_Pr_within_seed_ig", value=float(wp.r_ig.min()), threshold=0.99, op=">", kind="check",
+              check_of="bar_Pr_within_seed_primary", why_stricter="every model of every cohort, not the primary seed only",
               description="Pr within a seed: Pearson r of IG-predicted vs measured mean-ablation effects, worst model")
+data_cfg = trained[primary].config.train.data
+label_b = bars.label_kl_bar(trained[primary].models[p_seed],
+                            {w: dyck.make_split(data_cfg, w).subset(slice(0, n_agreement_strings)) for w in dyck.SPLITS},
+                            weights={"train": 0.6, "heldout": 0.2, "ood": 0.2})
+results.record("bar_B_within_seed_primary", label_b)
+results.claim("bar_B_within_seed_primary", value=float(label_b["mean_kl"]), threshold=bars.PAPER_BARS["B"], op="<",
+              kind="paper", paper_verdict=False,
+              paper_value="1.74e-4: a near-miss, 1.74× the bar (depth 3.63e-4, tok 3.75e-5, valid 1.22e-4)",
+              source="§6 primary-seed table; verification/bar_behavioral.py:run_bar_behavioral (ε = 1e-6 smoothed one-hot)",
+              description=f"B within the primary seed ({primary} seed {p_seed}): mean KL(ε-smoothed true labels ‖ model) "
+                          "over positions and readouts, train / held-out / OOD strings weighted 60/20/20 (the paper's "
+                          "train / compositional / long mix)")
 results.record("within_seed_atp_r_range", [float(within.r_atp.min()), float(within.r_atp.max())])
 results.record("wall_seconds", time.perf_counter() - t_start)
 results.record("cpu_seconds", time.process_time() - cpu_start)
 claims = results.data["claims"]
-pd.DataFrame([{"claim": n, "ours": v["value"], "criterion": f"{v['op']} {v['threshold']}", "paper": v["paper_value"],
+pd.DataFrame([{"claim": n, "kind": v["kind"], "ours": v["value"], "criterion": f"{v['op']} {v['threshold']}", "paper": v.get("paper_value"),
                "verdict": "pass" if v["passed"] else "FAIL"} for n, v in claims.items()])
 
 # %% [markdown]

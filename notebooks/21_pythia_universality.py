@@ -237,15 +237,16 @@ plt.show()
 # %% [markdown]
 # ## The paper's claims
 #
-# As the paper states them: decoder cosine across seeds "at 98 %" (the fraction of latents whose
-# best match exceeds 0.5, ≥ 0.98), and on Pythia a mean max-cosine of 0.91–0.93 (we test ≥ 0.91);
-# negative cross-seed EV without alignment (we test the *largest* unaligned EV over anchor pairs
-# at the internal sites — every site but the embedding `b0.resid_pre`, where the paper itself
-# reports positive values — < 0). Our stricter version of the cosine claim: the one-to-one
-# matched cosine on live latents ≥ 0.91 (mean-max lets many latents match the same target
-# latent); and our check that the metric means anything: the seeds' mean-max cosine must clear
-# the untrained control's by 0.1. The same-model reference bounds every cosine claim: two SAEs
-# of the *same* activations that do not match each other leave no room for a cross-seed match.
+# Computed as the paper's code computes them (`analysis.paper_*`, its `panel_a_decoder_cosine`
+# and `pythia_panel_c_fast`): the fraction of one seed's latents whose maximum signed decoder
+# cosine with another seed's exceeds 0.5, over *all* pairs of seeds, per site, ≥ 99 % at the
+# intermediate sites, with the final site (the final LayerNorm's output) reported apart (62 %);
+# the mean max-cosine 0.91–0.93; the *identity-map* EV of another seed's activations for the
+# anchor's (no SAE, one batch), negative from `layer2_resid_post` on. Our checks beside them: the
+# anchor-pair, all-site versions; the one-to-one matched cosine on live latents; the untrained
+# control's cosine; the anchor's SAE on held-out rows. The same-model reference bounds every
+# cosine claim: two SAEs of the *same* activations that do not match each other leave no room
+# for a cross-seed match.
 
 # %%
 frac05 = float(seed_rows["frac_above_0.5"].mean())
@@ -266,32 +267,81 @@ results.record("ev_within_mean", ev_within_mean)
 results.record("ev_unaligned_by_site", seed_rows.groupby("site", sort=False)["ev_unaligned"].mean().to_dict())
 control_mmc = {c: float(uni[uni["target"] == f"control:{c}"]["mean_max_cosine"].mean()) for c in controls}
 results.record("mean_max_cosine_controls", control_mmc)
+# The paper's statistics (analysis.paper_*): decoder cosine over *all* pairs of seeds (its 36 per
+# site), signed many-to-one max over all latents, per site; the final site (the final LayerNorm's
+# output, before the unshared unembedding) reported on its own; raw EV = the identity map's EV on
+# one batch (no SAE), anchor pairs, at the paper's 7 sites.
+psites = analysis.paper_pythia_sites(sites)
+inter = psites[1:-1]
+pcos = analysis.paper_decoder_cosine_table(saes, analysis.all_pairs(members), psites)
+frac_by_site = analysis.site_means(pcos, "fraction", psites)
+mmc_by_site = analysis.site_means(pcos, "mean_max_cosine", psites)
+results.record("paper_decoder_cosine_fraction_by_site", frac_by_site)
+results.record("paper_mean_max_cosine_by_site", mmc_by_site)
+ptab = analysis.paper_transfer_table(acts.eval, analysis.all_pairs(members, anchor=anchor), psites)
+raw_by_site = analysis.site_means(ptab, "raw_map_ev", psites)
+results.record("paper_raw_map_ev_by_site", raw_by_site)
+late = psites[3:] or psites[-1:]
+SRC_A = "§8.3 'Decoder cosine reproduces the 98% number'; experiments/scale/pythia_rotation.py:panel_a_decoder_cosine"
 results.claim(
-    "decoder_cosine_fraction_above_0.5", value=frac05, threshold=0.98, op=">=", paper_value=0.98,
+    "decoder_cosine_fraction_intermediate", value=min(frac_by_site[s] for s in inter), threshold=0.99, op=">=",
+    kind="paper", paper_value="≥ 99 % at intermediate layers (36 pairs per site; the abstract's 98 %)", source=SRC_A,
+    description="fraction of one seed's SAE latents whose max signed decoder cosine with another seed's exceeds 0.5, "
+                "mean over all pairs of seeds, smallest over the intermediate sites (not the embedding, not the final site)",
+)
+results.claim(
+    "decoder_cosine_fraction_final_site", value=frac_by_site[psites[-1]], threshold=0.99, op="<", kind="paper",
+    paper_value="drops to 62 % at the final site (layer5_resid_post, the final LayerNorm's output)", source=SRC_A,
+    description=f"the same fraction at the final site ({short_site(psites[-1])}), mean over all pairs: below the "
+                "intermediate sites' 99 %",
+)
+results.claim(
+    "decoder_mean_max_cosine_intermediate", value=min(mmc_by_site[s] for s in inter), threshold=0.91, op=">=",
+    kind="paper", paper_value="0.91–0.93 per site", source=SRC_A,
+    description="mean over latents of the max signed decoder cosine, mean over all pairs, smallest over intermediate sites",
+)
+results.claim(
+    "raw_cross_seed_ev_negative_late", value=max(raw_by_site[s] for s in late), threshold=0.0, op="<", kind="paper",
+    paper_value="mean raw EV in [−2.11, +0.75] across sites; negative from layer2_resid_post onward",
+    source="§8.3 'Naive cross-seed activation transfer is catastrophic'; experiments/scale/pythia_panel_c_fast.py:main "
+           "(common.py:procrustes_metrics raw_EV)",
+    description="identity-map EV of another seed's activations for the anchor's (one batch, centred, mean over anchor "
+                f"pairs), largest over the sites from {short_site(late[0])} on",
+)
+results.claim(
+    "decoder_cosine_fraction_above_0.5", value=frac05, threshold=0.98, op=">=", kind="check",
+    check_of="decoder_cosine_fraction_intermediate",
+    why_stricter="anchor pairs only, averaged over every site including the embedding and the final site, live "
+                 "latents as in our SAE table; against the abstract's 98 %",
     description="fraction of the anchor's SAE latents whose best decoder cosine with another seed's SAE exceeds 0.5, "
-                "mean over anchor pairs and sites (paper: decoder columns match across seeds at 98 %)",
+                "mean over anchor pairs and sites",
 )
 results.claim(
-    "decoder_mean_max_cosine", value=mmc, threshold=0.91, op=">=", paper_value="0.91-0.93",
-    description="mean-max decoder cosine, anchor vs each other seed, mean over pairs and sites (paper, Pythia-70m: 0.91-0.93 per site)",
-    strict_threshold=0.98, strict_op=">=",
-    strict_description="the abstract's 98 % read as a mean cosine",
+    "decoder_mean_max_cosine", value=mmc, threshold=0.98, op=">=", kind="check",
+    check_of="decoder_mean_max_cosine_intermediate",
+    why_stricter="the abstract's 98 % read as a mean cosine, anchor pairs, all sites",
+    description="mean-max decoder cosine, anchor vs each other seed, mean over pairs and sites",
 )
 results.claim(
-    "decoder_cosine_matched_live", value=matched_live, threshold=0.91, op=">=", paper_value="0.91-0.93",
-    description="stricter reading: one-to-one (Hungarian) matched decoder cosine on live latents, mean over anchor pairs and sites",
+    "decoder_cosine_matched_live", value=matched_live, threshold=0.91, op=">=", kind="check",
+    check_of="decoder_mean_max_cosine_intermediate",
+    why_stricter="one-to-one (Hungarian) matching on live latents: no target latent counted twice",
+    description="one-to-one matched decoder cosine on live latents, mean over anchor pairs and sites",
 )
 if "untrained" in control_mmc:
     results.claim(
         "decoder_cosine_above_untrained_control", value=mmc - control_mmc["untrained"], threshold=0.1, op=">=",
-        paper_value=None,
-        description="our check: seeds' mean-max cosine exceeds the anchor-vs-untrained-model cosine by >= 0.1 "
-                    "(else the metric does not tell trained seeds from an untrained model)",
+        kind="check", check_of="decoder_mean_max_cosine_intermediate",
+        why_stricter="the metric must tell trained seeds from an untrained model by 0.1",
+        description="our check: seeds' mean-max cosine exceeds the anchor-vs-untrained-model cosine by >= 0.1",
     )
 results.claim(
-    "unaligned_cross_seed_ev_negative", value=ev_unaligned_max, threshold=0.0, op="<", paper_value="negative",
+    "unaligned_cross_seed_ev_negative", value=ev_unaligned_max, threshold=0.0, op="<", kind="check",
+    check_of="raw_cross_seed_ev_negative_late",
+    why_stricter="the anchor's SAE (not the identity map) on held-out rows, per-dimension variance, every pair and "
+                 "every internal site (the largest, not a mean)",
     description="largest held-out EV of the anchor's SAE applied unchanged to another seed, over anchor pairs and the "
-                "internal sites (all but the embedding) (paper: an SAE trained on one seed reconstructs another at negative EV)",
+                "internal sites (all but the embedding)",
 )
 print(f"fraction > 0.5: {frac05:.3f}; mean-max cosine {mmc:.3f} (controls {control_mmc}, same model "
       f"{results['mean_max_cosine_same_model_other_sae_seed']:.3f}); matched live {matched_live:.3f}; "

@@ -26,7 +26,11 @@
 # controls: the same fits onto an untrained model and onto a model trained on position-shuffled
 # tokens, which compute a different function.
 #
-# **What would falsify the paper's claim:** a gap to the ceiling above 0.025 at any site.
+# The 0.025 gap is the paper's *toy* claim. On Pythia-70m it reports the post-rotation EV of the
+# rotation map itself (no SAE; `pythia_panel_c_fast`): 0.85–0.99 by site, R fitted and scored on
+# the same batch.
+#
+# **What would falsify the paper's claim:** a rotation-map EV below 0.85 at any of its sites.
 # **What would falsify the rotation account (our stricter reading):** a rotation that does no
 # better than a signed permutation (then the basis is privileged and R is nothing like Haar), or
 # one that falls well short of the affine map (then the seeds differ by more than a rotation).
@@ -219,9 +223,10 @@ print("rows needed to come within 0.01 EV of the full fit:", stable_n)
 # %% [markdown]
 # ## The claims
 #
-# The paper's: the rotation's gap ≤ 0.025 at every site (we take the largest gap over anchor
-# pairs and sites), and post-rotation EV 0.85–0.99 by site on Pythia-70m (we test the smallest
-# per-site mean ≥ 0.85). Ours, stricter: (1) the rotation's SAE EV beats the signed permutation's in
+# The paper's, computed its way: post-rotation EV 0.85–0.99 by site on Pythia-70m — the rotation
+# map's EV on one batch, in-sample O(d) R, mean over anchor pairs (we test the smallest per-site
+# mean ≥ 0.85). Ours, as checks: the SAE moved by R on held-out text against 0.85, and against the
+# toy's 0.025 gap; and, stricter: (1) the rotation's SAE EV beats the signed permutation's in
 # every (pair, site) — else the basis is privileged; (2) the rotation's map EV comes within
 # `affine_margin` of the affine map's in every (pair, site) — else the seeds differ by more than a
 # rotation; (3) at every site the rotation onto each control model leaves a larger gap than onto
@@ -252,31 +257,48 @@ results.record("affine_minus_rotation_map_ev_max", affine_deficit)
 results.record("control_rotation_gap_min", control_gap)
 results.record("control_minus_seed_gap_by_site", (control_gap_by_site - seed_gap_by_site).to_dict() if controls else {})
 results.record("map_ev_mean_by_method", seed_tab.groupby("method")["map_ev"].mean().to_dict())
+# The paper's statistic (pythia_panel_c_fast.py): the rotation map's EV — no SAE — on one batch,
+# R = O(d) Procrustes of each seed onto the anchor fitted on that batch, variance = mean square
+# of the centred anchor rows; mean over anchor pairs per site, at the paper's 7 sites.
+psites = analysis.paper_pythia_sites(sites)
+ptab = analysis.paper_transfer_table(acts.eval, analysis.all_pairs(members, anchor=anchor), psites)
+rot_map_by_site = analysis.site_means(ptab, "rot_map_ev", psites)
+results.record("paper_rotation_map_ev_by_site", rot_map_by_site)
 results.claim(
-    "rotation_gap_to_ceiling", value=gap_max, threshold=paper_gap, op="<=", paper_value=paper_gap,
-    description="largest (ceiling − EV of the anchor's SAE moved by the SO(d) rotation) over anchor pairs and every site, "
-                "held-out text (paper: within 0.025 EV at every internal site)",
+    "post_rotation_ev_paper", value=min(rot_map_by_site.values()), threshold=0.85, op=">=", kind="paper",
+    paper_value="post-rotation EV 0.85–0.99 per site (worst at layer0_resid_pre)",
+    source="§8.3; experiments/scale/pythia_panel_c_fast.py:main (common.py:procrustes_metrics rot_EV)",
+    description="EV of the rotation map (another seed's activations rotated onto the anchor's, one batch, in-sample "
+                "O(d) R, no SAE), mean over anchor pairs, smallest over the paper's sites",
 )
 rot_ev_by_site = seed_tab[seed_tab["method"] == "rotation"].groupby("site", sort=False)["sae_ev"].mean()
 results.record("rotation_sae_ev_by_site", rot_ev_by_site.to_dict())
 results.claim(
-    "post_rotation_sae_ev", value=float(rot_ev_by_site.min()), threshold=0.85, op=">=", paper_value="0.85-0.99",
-    description="smallest (over sites) mean held-out EV of the anchor's SAE moved by R onto another seed "
-                "(paper, Pythia-70m: post-rotation EV 0.85-0.99 per site)",
+    "post_rotation_sae_ev", value=float(rot_ev_by_site.min()), threshold=0.85, op=">=", kind="check",
+    check_of="post_rotation_ev_paper",
+    why_stricter="the anchor's SAE moved by R (not the bare map), held-out text, per-dimension variance",
+    description="smallest (over sites) mean held-out EV of the anchor's SAE moved by R onto another seed",
 )
 results.claim(
-    "rotation_beats_signed_permutation", value=beat_perm, threshold=0.0, op=">", paper_value=None,
+    "rotation_gap_to_ceiling", value=gap_max, threshold=paper_gap, op="<=", kind="check",
+    check_of="post_rotation_ev_paper",
+    why_stricter="the toy's 0.025 SAE gap (the paper claims it for the toy only) applied to Pythia, worst pair and "
+                 "site, held-out text, target's own SAE as ceiling",
+    description="largest (ceiling − EV of the anchor's SAE moved by the SO(d) rotation) over anchor pairs and every site",
+)
+results.claim(
+    "rotation_beats_signed_permutation", value=beat_perm, threshold=0.0, op=">", kind="check",
     description="ours: smallest (SAE EV through the rotation − through the best signed permutation) over pairs and sites; "
                 "> 0 means the rotation is needed, the basis is not merely permuted",
 )
 results.claim(
-    "rotation_within_margin_of_affine", value=affine_deficit, threshold=affine_margin, op="<=", paper_value=None,
+    "rotation_within_margin_of_affine", value=affine_deficit, threshold=affine_margin, op="<=", kind="check",
     description=f"ours: largest (affine map EV − rotation map EV) over pairs and sites <= {affine_margin}: the seeds differ by "
                 "little more than a rotation",
 )
 if controls:
     results.claim(
-        "controls_do_not_align", value=control_margin, threshold=0.0, op=">", paper_value=None,
+        "controls_do_not_align", value=control_margin, threshold=0.0, op=">",
         description="ours: at every site, the rotation onto each control model leaves a larger gap than onto any seed "
                     "(smallest margin over sites; else alignment proves nothing)",
         kind="check",

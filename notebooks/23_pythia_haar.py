@@ -139,7 +139,7 @@ ht[["site", "target", "frobenius_ratio", "ks_pvalue_iid", "ks_pvalue_calibrated"
 
 # %%
 keys = list(R_so)
-paper_ks = haar.paper_ks_test([R_o[k] for k in keys], seed=seed)
+paper_ks = haar.paper_ks_test([R_o[k] for k in keys])
 pooled = haar.haar_test_pooled([R_so[k] for k in keys], n_null=n_null, seed=seed, n_resample=n_resample)
 frob_dev = np.array([abs(r["frobenius_ratio"] - 1) for r in haar_rows])
 haar_frob = np.array([haar.frobenius_ratio(q) for q in haar.sample_haar(d, n_null, rng=np.random.default_rng([seed, d, 5]))])
@@ -263,30 +263,56 @@ results.record("outlier_pvalue_min", out_p_min)
 results.record("outlier_mass_mean", float(outliers["mass"].mean()))
 results.record("outlier_mass_haar", float(n_outliers / d))
 results.record("per_pair_pvalue_fraction_below_alpha", float((ht["pvalue"] < alpha).mean()))
+# The paper's statistics (pythia_panel_c_fast.py, eigenvalue_spectrum.py): R = O(d) Procrustes
+# (U Vᵀ, no determinant fix) of each seed onto the anchor on one batch, at the paper's 7 sites;
+# the *mean* ‖R − I‖_F over all (pair, site) against √(2d); the pooled KS of |arg λ| of those R
+# against its fixed pool of 10 QR-with-sign-fix (O(d) Haar) matrices.
+psites = analysis.paper_pythia_sites(sites)
+ptab = analysis.paper_transfer_table(acts.fit, pairs, psites)
+mean_frob = float(np.mean([r["frob"] for r in ptab]))
+paper_ks_own = haar.paper_ks_test([r["R"] for r in ptab])
+results.record("paper_mean_frob", mean_frob)
+results.record("paper_frob_p10_p90", [float(np.percentile([r["frob"] for r in ptab], q)) for q in (10, 90)])
+results.record("paper_pooled_ks", {"statistic": paper_ks_own.statistic, "pvalue": paper_ks_own.pvalue,
+                                   "n_angles": paper_ks_own.n_angles, "n_haar_angles": paper_ks_own.n_haar_angles})
 results.claim(
-    "frobenius_ratio_within_0.1pct", value=float(frob_dev.max()), threshold=1e-3, op="<=", paper_value=1e-3,
-    description="largest |‖R−I‖_F/√(2d) − 1| over anchor pairs and sites (paper: within 0.1 % at d = 512); "
-                "chapter 02: a signed permutation passes this too; at small d exact Haar samples fail it "
-                "(see value haar_samples_frobenius_pass_rate)",
+    "frobenius_mean_within_0.1pct", value=abs(mean_frob / np.sqrt(2 * d) - 1), threshold=1e-3, op="<=", kind="paper",
+    paper_value="mean ‖R − I‖_F = 31.99 vs √(2·512) = 32.00: within 0.1 % (p10–p90 31.94–32.03), 56 (pair, site)",
+    source="§8.3; experiments/scale/pythia_panel_c_fast.py:main (all_pair_frob_histogram mean)",
+    description=f"|mean ‖R − I‖_F / √(2d) − 1|, mean over anchor pairs and the paper's sites (O(d) R, one batch), d = {d} "
+                "(the paper's bar is for d = 512)",
 )
 results.claim(
-    "paper_pooled_ks_not_rejected", value=paper_ks.pvalue, threshold=alpha, op=">", paper_value=1.0,
-    description="the paper's pooled two-sample KS of |eigenangles| of the O(d) fits vs Haar samples (paper: p ≈ 1.000)",
+    "paper_pooled_ks_not_rejected", value=paper_ks_own.pvalue, threshold=alpha, op=">", kind="paper",
+    paper_value="KS statistic 0.0027, p = 1.000 (28,672 eigenvalues vs 5,120 Haar)",
+    source="§8.3; experiments/scale/eigenvalue_spectrum.py:main, ks_test_uniform",
+    description="two-sample KS of the pooled |eigenangles| of the O(d) fits (anchor pairs × the paper's sites) against "
+                "the paper's 10-matrix QR-with-sign-fix Haar pool; not rejected at α",
 )
 results.claim(
-    "calibrated_pooled_haar_not_rejected", value=pooled.pvalue, threshold=alpha, op=">", paper_value=1.0,
-    description="stricter: calibrated pooled test (Fisher over per-matrix calibrated min-p verdicts, simulated null) does not reject Haar",
+    "frobenius_ratio_within_0.1pct", value=float(frob_dev.max()), threshold=1e-3, op="<=", kind="check",
+    check_of="frobenius_mean_within_0.1pct",
+    why_stricter="the worst single SO(d) matrix, not the mean over pairs; at small d exact Haar samples fail it "
+                 "(see value haar_samples_frobenius_pass_rate)",
+    description="largest |‖R−I‖_F/√(2d) − 1| over anchor pairs and sites",
+)
+results.claim(
+    "calibrated_pooled_haar_not_rejected", value=pooled.pvalue, threshold=alpha, op=">", kind="check",
+    check_of="paper_pooled_ks_not_rejected",
+    why_stricter="calibrated pooled test (Fisher over per-matrix calibrated min-p verdicts, simulated null) with "
+                 "measured power, where the paper's iid KS has almost none",
+    description="stricter: calibrated pooled test does not reject Haar",
     p_value=pooled.pvalue,
 )
 results.claim(
     "not_closer_to_signed_permutation", value=float(min(1.0, ht["signed_perm_pvalue"].min() * len(ht))), threshold=alpha, op=">",
-    paper_value=None,
+    kind="check",
     description="R is no closer to a signed permutation than Haar rotations are (smallest calibrated lower-tail p x "
                 f"{len(ht)} tests; the paper reports ‖R − P_best‖_F = 29.6 vs √(2d) = 32 at d = 512, without a null)",
     p_value=float(min(1.0, ht["signed_perm_pvalue"].min() * len(ht))),
 )
 results.claim(
-    "outliers_not_mapped_to_outliers", value=out_p_bonf, threshold=alpha, op=">", paper_value=None,
+    "outliers_not_mapped_to_outliers", value=out_p_bonf, threshold=alpha, op=">", kind="check",
     description="ours: R does not send one seed's outlier dimensions onto the other's more than Haar R does "
                 f"(smallest calibrated p x {len(outliers)} tests); vacuous when no seed has outlier dimensions "
                 "(see value has_outlier_dimensions)",

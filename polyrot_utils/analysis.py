@@ -641,3 +641,145 @@ def cosine_match_fraction(D1: Any, D2: Any, threshold: float = 0.5) -> float:
     a = a / a.norm(dim=1, keepdim=True).clamp_min(1e-30)
     b = b / b.norm(dim=1, keepdim=True).clamp_min(1e-30)
     return float(((a @ b.T).max(dim=1).values > float(threshold)).double().mean())
+
+
+# ----------------------------------------------------------------------------- the paper's statistics
+# The statistics below are the paper's own, computed as its repository computes them
+# (github.com/JordanMcCann/polymorphism-is-rotation): one batch, in-sample (R fitted and scored on
+# the same rows), O(d) Procrustes (U Vᵀ, no determinant fix), scalar-variance EV, signed
+# many-to-one decoder cosine. Our stricter versions (held-out rows, per-dimension EV, SO(d),
+# one-to-one matching, live latents) live in the functions above.
+
+def paper_rotation(source: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    """The paper's ``best_orthogonal(source, target)``: centre both, SVD of ``srcᵀ tgt``, R = U Vᵀ
+    in O(d) (no determinant fix), so that ``(x_src − μ_src) R ≈ x_tgt − μ_tgt``."""
+    return np.asarray(procrustes.fit_rotation(source.detach().cpu().double().numpy(),
+                                              target.detach().cpu().double().numpy(),
+                                              special=False, allow_underdetermined=True), dtype=np.float64)
+
+
+def paper_toy_sites(sites: Sequence[str]) -> list[str]:
+    """The toy sites the paper reports, as distinct tensors: its ``resid_pre_0, resid_mid_0,
+    resid_post_0 (= resid_pre_1), resid_mid_1, resid_post_1 (= resid_pre_2)``. Our ``final``
+    site (the final norm's output) is not one of them; ``resid_pre`` of block l ≥ 1 is the
+    same tensor as ``resid_post`` of block l − 1 and is counted once."""
+    return [s for s in sites if s.startswith("blocks.") and not (s.endswith("hook_resid_pre") and not s.startswith("blocks.0."))]
+
+
+def paper_pythia_sites(sites: Sequence[str]) -> list[str]:
+    """The 7 Pythia sites of the paper (``hidden_states[0..6]``): ``blocks.0.hook_resid_pre``,
+    ``blocks.{0..L-2}.hook_resid_post`` and, for its last "layer5_resid_post", the final
+    LayerNorm's output (HF's last hidden state is normalised) — our ``unembed.hook_in`` (or
+    ``ln_final.hook_normalized``). ``blocks.{L-1}.hook_resid_post`` is *not* a paper site. Without
+    a final-norm site the last ``resid_post`` is kept in its place."""
+    finals = [s for s in ("unembed.hook_in", "ln_final.hook_normalized") if s in sites]
+    posts = [s for s in sites if s.endswith("hook_resid_post")]
+    last_post = max(posts, key=lambda s: int(s.split(".")[1])) if posts else None
+    keep = [s for s in sites if s == "blocks.0.hook_resid_pre" or (s.endswith("hook_resid_post") and s != last_post)]
+    return keep + (finals[:1] if finals else ([last_post] if last_post else []))
+
+
+def paper_decoder_cosine_table(saes: Saes, pairs: Sequence[tuple[str, str]], sites: Sequence[str],
+                               threshold: float = 0.5) -> list[dict[str, Any]]:
+    """The paper's decoder-cosine universality (``cross_seed_feature_stability`` /
+    ``decoder_cosine_histogram``): for every latent of the *first* model of a pair, its maximum
+    **signed** decoder cosine with any latent of the second (many-to-one, no matching, all
+    latents, dead ones included); ``fraction`` = share above ``threshold``, ``mean_max_cosine``
+    = their mean. One row per (pair, site)."""
+    rows = []
+    for s in sites:
+        for a, b in pairs:
+            Da, Db = saes[a][s].W_dec.detach().cpu(), saes[b][s].W_dec.detach().cpu()
+            rows.append({"site": s, "source": a, "target": b,
+                         "fraction": cosine_match_fraction(Da, Db, threshold),
+                         "mean_max_cosine": metrics.mean_max_cosine(Da, Db)})
+    return rows
+
+
+def _paper_sae_ev(sae: SAE, x: torch.Tensor) -> float:
+    return metrics.explained_variance_scalar(x, sae.reconstruct(x.float()).detach())
+
+
+def paper_transfer_table(acts: Acts, pairs: Sequence[tuple[str, str]], sites: Sequence[str],
+                         saes: Saes | None = None) -> list[dict[str, Any]]:
+    """The paper's rotation audit on one batch ``acts`` (in-sample), one row per (pair, site),
+    ``pair = (anchor, other)``; R maps the other model onto the anchor (:func:`paper_rotation`).
+
+    Map EVs (``procrustes_metrics``; variance = mean square of the centred anchor rows):
+    ``raw_map_ev`` (identity map, the paper's Pythia "raw EV") and ``rot_map_ev`` (its Pythia
+    "post-rotation EV"). ``frob`` = ‖R − I‖_F, ``frob_ratio`` = frob / √(2d). With ``saes``
+    (the anchor's SAE is used), the SAE EVs of exp1d/panel C (scalar variance of the input):
+    ``sae_ev_self`` (anchor SAE on anchor rows: the ceiling), ``sae_ev_raw`` (on the other
+    model's rows unchanged), ``sae_ev_rot`` (on ``x_other R + (μ_anchor − μ_other R)``) and
+    ``sae_gap = sae_ev_self − sae_ev_rot``. ``R`` holds the matrix (drop it before recording)."""
+    _check_pairs(acts, "acts", pairs, sites)
+    rows = []
+    for s in sites:
+        for anchor, other in pairs:
+            xa, xo = acts[anchor][s].double(), acts[other][s].double()
+            R = paper_rotation(xo, xa)
+            Rt = torch.from_numpy(R)
+            xa_c, xo_c = xa - xa.mean(0, keepdim=True), xo - xo.mean(0, keepdim=True)
+            var_t = float((xa_c ** 2).mean())
+            d = R.shape[0]
+            frob = float(np.linalg.norm(R - np.eye(d)))
+            row = {"site": s, "anchor": anchor, "other": other, "d": d,
+                   "raw_map_ev": 1.0 - float(((xo_c - xa_c) ** 2).mean()) / max(var_t, 1e-12),
+                   "rot_map_ev": 1.0 - float(((xo_c @ Rt - xa_c) ** 2).mean()) / max(var_t, 1e-12),
+                   "frob": frob, "frob_ratio": frob / float(np.sqrt(2 * d)), "R": R}
+            if saes is not None:
+                sae = saes[anchor][s]
+                moved = xo @ Rt + (xa.mean(0) - xo.mean(0) @ Rt)
+                row["sae_ev_self"] = _paper_sae_ev(sae, xa.float())
+                row["sae_ev_raw"] = _paper_sae_ev(sae, xo.float())
+                row["sae_ev_rot"] = _paper_sae_ev(sae, moved.float())
+                row["sae_gap"] = row["sae_ev_self"] - row["sae_ev_rot"]
+            rows.append(row)
+    return rows
+
+
+def paper_checkpoint_transfer(sae_early: SAE, x_early: torch.Tensor, x_late: torch.Tensor) -> dict[str, float]:
+    """The paper's cross-checkpoint SAE transfer (cross_ckpt.py variant a/b): an SAE trained on
+    the *earlier* checkpoint's activations, scored (scalar-variance EV, one batch, in-sample R)
+    on its own rows (``ev_self``), on the later checkpoint's rows unchanged (``ev_naive``) and
+    after rotating them onto the earlier frame (``ev_rot``: ``x_late R + (μ_early − μ_late R)``,
+    R = :func:`paper_rotation` late → early); ``frob`` = ‖R − I‖_F."""
+    xe, xl = x_early.double(), x_late.double()
+    R = torch.from_numpy(paper_rotation(xl, xe))
+    moved = xl @ R + (xe.mean(0) - xl.mean(0) @ R)
+    return {"ev_self": _paper_sae_ev(sae_early, xe.float()), "ev_naive": _paper_sae_ev(sae_early, xl.float()),
+            "ev_rot": _paper_sae_ev(sae_early, moved.float()),
+            "frob": float(np.linalg.norm(R.numpy() - np.eye(R.shape[0])))}
+
+
+def paper_internal_sites(sites: Sequence[str]) -> list[str]:
+    """:func:`paper_toy_sites` without ``blocks.0.hook_resid_pre`` (the embedding; in the
+    shared-I/O cohort the same tensor in every seed): the paper's "internal" toy sites."""
+    return [s for s in paper_toy_sites(sites) if s != "blocks.0.hook_resid_pre"]
+
+
+def last_block_resid_post(sites: Sequence[str]) -> str:
+    """The last ``blocks.{l}.hook_resid_post`` among ``sites`` (the toy's ``resid_post_1`` =
+    ``resid_pre_2``, where the paper reports its ≥ 98 % decoder-cosine number)."""
+    posts = [s for s in sites if s.startswith("blocks.") and s.endswith("hook_resid_post")]
+    if not posts:
+        raise ValueError(f"no blocks.*.hook_resid_post among sites {list(sites)}")
+    return max(posts, key=lambda s: int(s.split(".")[1]))
+
+
+def site_means(rows: Sequence[Mapping[str, Any]], key: str, sites: Sequence[str] | None = None) -> dict[str, float]:
+    """``{site: mean of row[key] over the pairs}`` for the rows of one of the tables above (the
+    paper reports its numbers per site as means over pairs), restricted to ``sites`` if given,
+    in the rows' site order."""
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        if sites is None or r["site"] in sites:
+            out.setdefault(r["site"], []).append(float(r[key]))
+    if sites is not None and not out:
+        raise ValueError(f"no rows at sites {list(sites)}")
+    return {s: float(np.mean(v)) for s, v in out.items()}
+
+
+def without_matrices(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The rows without their ``R`` matrices (for a results file)."""
+    return [{k: v for k, v in r.items() if k != "R"} for r in rows]

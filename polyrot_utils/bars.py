@@ -538,6 +538,46 @@ def behaviour_bar(models: Mapping[Any, Any], split: dyck.DyckSplit, pairs: Seque
     return out
 
 
+def label_kl_bar(model: Any, splits: Mapping[str, dyck.DyckSplit], weights: Mapping[str, float] | None = None,
+                 eps: float = 1e-6, batch_size: int = 512) -> dict[str, Any]:
+    """The paper's within-seed bar B (verification/bar_behavioral.py): mean KL(spec ‖ model) over
+    (position, readout), the spec being the true label one-hot smoothed to ``1 − eps`` with
+    ``eps/(K − 1)`` on every other class (its ``spec_distribution_log``); positions where a
+    readout is undefined are skipped.
+
+    The paper samples its batches 60/20/20 from train / compositional / long strings; pass the
+    splits and ``weights`` (default equal) of the mixture this book has: the result is the
+    weighted mean of each split's pooled mean. Returns ``{"mean_kl", "per_readout", "per_split"}``.
+    """
+    from .training import readout_logits
+
+    if not splits:
+        raise ValueError("splits must name at least one DyckSplit")
+    w = {k: float((weights or {}).get(k, 1.0)) for k in splits}
+    if any(v < 0 for v in w.values()) or sum(w.values()) <= 0:
+        raise ValueError(f"weights must be non-negative with a positive sum, got {w}")
+    if not 0 < eps < 1:
+        raise ValueError(f"eps must be in (0, 1), got {eps}")
+    per_split, per_readout = {}, {name: 0.0 for name in dyck.READOUT_SIZES}
+    for name_s, split in splits.items():
+        logits = readout_logits(model, split, batch_size)
+        tot, n = 0.0, 0
+        for name, K in dyck.READOUT_SIZES.items():
+            valid = split.readout_mask(name)[split.mask]
+            lab = split.labels[name][split.mask][valid]
+            logq = torch.log_softmax(logits[name][valid].double(), dim=-1)
+            p = torch.full((len(lab), K), eps / (K - 1), dtype=torch.float64)
+            p.scatter_(1, lab.view(-1, 1), 1.0 - eps)
+            kl = (p * (p.log() - logq)).sum(-1)
+            tot += float(kl.sum())
+            n += int(kl.numel())
+            per_readout[name] += w[name_s] * float(kl.mean()) if kl.numel() else 0.0
+        per_split[name_s] = tot / max(n, 1)
+    z = sum(w.values())
+    return {"mean_kl": sum(w[k] * v for k, v in per_split.items()) / z,
+            "per_readout": {k: v / z for k, v in per_readout.items()}, "per_split": per_split}
+
+
 # --------------------------------------------------------------------------------------------
 # C and Pr bars
 # --------------------------------------------------------------------------------------------
@@ -586,7 +626,7 @@ def cross_seed_r(table_a: Sequence[Mapping[str, Any]], table_b: Sequence[Mapping
 
 
 __all__ = [
-    "Component", "P_LEVELS", "P_TENSORS", "PAPER_BARS", "ablation_effects", "aligned_pair", "attribution_patching",
+    "Component", "P_LEVELS", "P_TENSORS", "PAPER_BARS", "ablation_effects", "label_kl_bar", "aligned_pair", "attribution_patching",
     "behaviour_bar", "causal_table", "component_correspondence", "component_means", "components", "corrupt_tokens",
     "cross_seed_r", "fold_gains", "head_similarity", "hook_activations", "integrated_gradients", "match_heads",
     "match_neurons", "measured_effects", "parametric_bar", "pearson", "predicted_effects", "relabel", "stream_rotation",

@@ -76,6 +76,7 @@ __all__ = [
     "haar_test_pooled",
     "PooledHaarResult",
     "paper_ks_test",
+    "paper_haar_pool",
     "PaperKSResult",
     "random_signed_permutation",
     "block_identity_rotation",
@@ -631,13 +632,33 @@ class PaperKSResult:
     n_haar_angles: int
 
 
-def paper_ks_test(Rs: Sequence[Any] | Any, seed: int = 0, n_haar: int | None = None, orth_tol: float = 1e-4) -> PaperKSResult:
-    """Reproduce the paper's Haar test exactly (for comparison; it has little power).
+def paper_haar_pool(d: int, n: int = 10, seed: int = 31) -> np.ndarray:
+    """The paper's fixed Haar reference pool (eigenvalue_spectrum.py ``main``): ``n`` matrices
+    from ``np.random.default_rng(seed)``, each the Q of ``np.linalg.qr`` of a standard normal
+    d×d matrix with the Mezzadri sign fix ``Q * sign(diag(R))`` — Haar on **O(d)**, not SO(d)
+    (half have det −1) — and the pooled ``|arg λ|`` of all their d eigenvalues each
+    (``n·d`` angles; 10 × 512 = 5,120 in the paper)."""
+    d = _check_d(d)
+    if int(n) < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    g = np.random.default_rng(int(seed))
+    pool = []
+    for _ in range(int(n)):
+        q, r = np.linalg.qr(g.standard_normal((d, d)))
+        q = q * np.sign(np.diag(r))
+        pool.append(np.abs(np.angle(np.linalg.eigvals(q))))
+    return np.concatenate(pool)
 
-    Pools |arg λ| over all d eigenvalues of every matrix in ``Rs`` (O(d) fits allowed, each
-    conjugate pair counted twice, as ``np.abs(np.angle(np.linalg.eigvals(R)))`` would), does the
-    same for ``n_haar`` (default: as many) Haar SO(d) samples per distinct d, and returns
-    ``scipy.stats.ks_2samp`` of the two pools.
+
+def paper_ks_test(Rs: Sequence[Any] | Any, seed: int = 31, n_haar: int = 10, orth_tol: float = 1e-4) -> PaperKSResult:
+    """Reproduce the paper's pooled Haar test exactly (for comparison; it has little power).
+
+    As eigenvalue_spectrum.py does: pools ``|arg λ|`` over all d eigenvalues of every matrix in
+    ``Rs`` (``np.abs(np.angle(np.linalg.eigvals(R)))``: each conjugate pair counted twice; the
+    fits are O(d) Procrustes ``U Vᵀ`` with no determinant fix, so det −1 is allowed) and runs
+    ``scipy.stats.ks_2samp`` against :func:`paper_haar_pool` — ``n_haar`` QR-with-sign-fix
+    matrices (Haar on O(d)) from ``default_rng(seed)``; the paper's pool is 10 matrices, seed 31.
+    The paper runs it on Pythia only (56 matrices at d = 512: 28,672 angles vs 5,120).
     """
     from scipy.stats import ks_2samp
 
@@ -646,15 +667,9 @@ def paper_ks_test(Rs: Sequence[Any] | Any, seed: int = 0, n_haar: int | None = N
     mats = [check_orthogonal(r, f"Rs[{i}]", atol=orth_tol, special=False) for i, r in enumerate(Rs)]
     if not mats:
         raise ValueError("Rs must hold at least one matrix")
-    obs = np.concatenate([abs_eigenangles(m, atol=orth_tol).ravel() for m in mats])
-    g = np.random.default_rng([int(seed), 2026])
-    dims = [m.shape[-1] for m in mats]
-    haar = []
-    for d in sorted(set(dims)):
-        cnt = dims.count(d) if n_haar is None else int(n_haar)
-        qs = sample_haar(d, cnt, rng=g)
-        haar.append(np.arccos(_sym_cos(qs)).ravel())
-    ref = np.concatenate(haar)
+    obs = np.concatenate([np.abs(np.angle(np.linalg.eigvals(m))).ravel() for m in mats])
+    dims = sorted({m.shape[-1] for m in mats})
+    ref = np.concatenate([paper_haar_pool(d, n=n_haar, seed=seed) for d in dims])
     res = ks_2samp(obs, ref)
     return PaperKSResult(float(res.statistic), float(res.pvalue), len(obs), len(ref))
 

@@ -73,6 +73,24 @@ def explained_variance(x: ArrayLike, x_hat: ArrayLike) -> float:
     return 1.0 - resid / total
 
 
+def explained_variance_scalar(x: ArrayLike, x_hat: ArrayLike) -> float:
+    """The paper's EV: ``1 − mean((x − x̂)²) / var(x)`` with ``var`` the *scalar* variance of all
+    entries of ``x`` about their one grand mean (``torch.Tensor.var()``, unbiased), as its
+    ``sae_metrics`` computes it (exp1d_rotation_audit.py, scale/common.py). Differs from
+    :func:`explained_variance` (per-dimension centring) by counting the spread of the
+    per-dimension means as variance, which raises EV where dimensions have offsets."""
+    a = _t64(x, "x", 2)
+    b = _t64(x_hat, "x_hat", 2).to(a.device)
+    if a.shape != b.shape:
+        raise ValueError(f"x and x_hat must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.numel() < 2:
+        raise ValueError("x needs at least 2 entries to have a variance")
+    var = float(a.var())
+    if var == 0.0:
+        raise ValueError("x has zero variance; explained variance is undefined")
+    return 1.0 - float(((a - b) ** 2).mean()) / var
+
+
 def _unit_rows(d: torch.Tensor, name: str) -> torch.Tensor:
     norms = d.norm(dim=1, keepdim=True)
     if bool((norms == 0).any()):

@@ -61,45 +61,123 @@ def claims_table(
                 "p_value": _fmt(c.get("p_value")),
                 "profile": data.get("profile"),
                 "kind": c.get("kind", "paper"),
+                "source": c.get("source") or "—",
+                "paper_verdict": c.get("paper_verdict", True),
+                "check_of": c.get("check_of"),
+                "why_stricter": c.get("why_stricter") or "",
+                "passed": bool(c.get("passed")),
+                "value": c.get("value"),
             })
     return rows
 
 
-def verdict_counts(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """Per rung: how many claims pass and fail the paper's criterion and our stricter one."""
-    out: dict[str, dict[str, int]] = {}
+HOLDS = "replicated"
+HOLDS_PAPER_ONLY = "holds on the paper's terms; fails ours"
+FAILS = "did not replicate on the paper's terms"
+#: order of the statuses in the verdict and conclusions: by the paper's own bar first
+STATUS_ORDER = (HOLDS, HOLDS_PAPER_ONLY, FAILS)
+
+
+def checks_of(rows: list[dict[str, Any]], row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Our checks (kind ``check``) that name this paper claim in ``check_of``, same chapter."""
+    return [r for r in rows if r.get("kind") == "check" and r.get("check_of") == row["claim"]
+            and r["chapter"] == row["chapter"]]
+
+
+def claim_status(row: dict[str, Any], checks: list[dict[str, Any]]) -> str:
+    """A paper claim's status, decided by the paper's own bar first: it *replicates* when our
+    value, computed with the paper's statistic, meets the paper's criterion the way the paper
+    says its own value does (``paper_verdict``); a replicated claim whose stricter checks (or
+    old-style strict criterion) fail "holds on the paper's terms; fails ours". A claim whose value
+    could not be computed (NaN, stored as null) never replicates."""
+    agrees = row["passed"] == bool(row.get("paper_verdict", True)) and row.get("value") is not None
+    if not agrees:
+        return FAILS
+    if not row.get("paper_verdict", True):
+        # the paper reports failing its own bar (bar P, cross-seed C ≡ Pr, within-seed B): a check's
+        # bar points the other way, so checks are shown beside the claim but do not change its status
+        return HOLDS
+    strict_fail = row["strict_verdict"] == "FAIL" or any(c["verdict"] != "pass" for c in checks)
+    return HOLDS_PAPER_ONLY if strict_fail else HOLDS
+
+
+def paper_claims_view(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """One row per paper claim with the three things side by side — what the paper reports, what
+    this book gets with the paper's statistic (and the paper's criterion with its verdict), and
+    our stricter check(s) — plus the status, sorted by the paper's own bar (status order
+    :data:`STATUS_ORDER`, then rung and chapter), never by ours."""
+    out = []
     for r in rows:
-        c = out.setdefault(r["rung"], {"claims": 0, "pass": 0, "fail": 0, "strict_pass": 0, "strict_fail": 0})
-        c["claims"] += 1
-        c["pass" if r["verdict"] == "pass" else "fail"] += 1
+        if r.get("kind", "paper") != "paper":
+            continue
+        cs = checks_of(rows, r)
+        ours_check = "; ".join(f"{c['verdict']}: {c['ours']} {c['criterion']} ({c['why_stricter']})" for c in cs)
         if r["strict_verdict"] != "—":
-            c["strict_pass" if r["strict_verdict"] == "pass" else "strict_fail"] += 1
+            ours_check = (ours_check + "; " if ours_check else "") + f"{r['strict_verdict']} ({r['strict_criterion']})"
+        expect = "meets" if r.get("paper_verdict", True) else "misses"
+        out.append({
+            "status": claim_status(r, cs),
+            "rung": r["rung"],
+            "chapter": r["chapter"],
+            "claim": r["description"] or r["claim"],
+            "paper reports": f"{r['paper']} ({expect} its bar)",
+            "this book, paper's statistic": (f"{r['ours']} — {r['verdict']} ({r['criterion']})"
+                                             + ("" if r["p_value"] == "—" else f", p = {r['p_value']}")),
+            "our stricter check": ours_check or "—",
+            "source": r["source"],
+        })
+    order = {s: i for i, s in enumerate(STATUS_ORDER)}
+    rung_order = {name: i for i, (_, name) in enumerate(RUNGS)}
+    out.sort(key=lambda x: (order[x["status"]], rung_order.get(x["rung"], 99), x["chapter"]))
     return out
 
 
-def _sentence(r: dict[str, Any]) -> str:
+def verdict_counts(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per rung, the paper's claims counted by the paper's own bar: ``replicated``,
+    ``paper_terms_only`` (holds on the paper's terms, fails ours) and ``failed`` (does not
+    replicate on the paper's terms); ``checks_pass`` / ``checks_fail`` count our checks."""
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        c = out.setdefault(r["rung"], {"paper_claims": 0, "replicated": 0, "paper_terms_only": 0, "failed": 0,
+                                       "checks_pass": 0, "checks_fail": 0})
+        if r.get("kind", "paper") == "check":
+            c["checks_pass" if r["verdict"] == "pass" else "checks_fail"] += 1
+            continue
+        c["paper_claims"] += 1
+        st = claim_status(r, checks_of(rows, r))
+        c[{HOLDS: "replicated", HOLDS_PAPER_ONLY: "paper_terms_only", FAILS: "failed"}[st]] += 1
+    return out
+
+
+def _sentence(r: dict[str, Any], checks: list[dict[str, Any]] | None = None) -> str:
     desc = r["description"] or r["claim"]
     strict = "" if r["strict_verdict"] == "—" else f"; our stricter criterion ({r['strict_criterion']}): {r['strict_verdict']}"
+    for c in checks or []:
+        strict += f"; our check `{c['claim']}` ({c['why_stricter']}): {c['ours']} {c['criterion']}, {c['verdict']}"
     p = "" if r["p_value"] == "—" else f"; p = {r['p_value']}"
-    paper = "" if r["paper"] == "—" else f" (paper: {r['paper']})"
-    return (f"**{desc}** — {r['rung']}, chapter `{r['chapter']}`: ours {r['ours']}{paper}, "
-            f"paper's criterion {r['criterion']}: {r['verdict']}{strict}{p}.")
+    if r.get("kind", "paper") == "paper":
+        own = "meets" if r.get("paper_verdict", True) else "misses"
+        return (f"**{desc}** — {r['rung']}, chapter `{r['chapter']}`: the paper reports {r['paper']} ({own} its "
+                f"bar {r['criterion']}); this book, with the paper's statistic: {r['ours']}, {r['verdict']}{p}{strict}. "
+                f"Source: {r['source']}.")
+    why = f" ({r['why_stricter']})" if r.get("why_stricter") else ""
+    return (f"**{desc}**{why} — {r['rung']}, chapter `{r['chapter']}`: ours {r['ours']}, "
+            f"criterion {r['criterion']}: {r['verdict']}{p}.")
 
 
 def conclusion_groups(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """Sort claim rows into replicated / paper_only / failed (the paper's claims) and
-    checks_passed / checks_failed (our instrument checks), as one sentence each."""
+    """Sort the paper's claims by the paper's own bar into replicated / paper_only ("holds on the
+    paper's terms; fails ours") / failed (does not replicate on the paper's terms), and our
+    checks into checks_passed / checks_failed, as one sentence each."""
     groups: dict[str, list[str]] = {"replicated": [], "paper_only": [], "failed": [], "checks_passed": [],
                                     "checks_failed": []}
+    key = {HOLDS: "replicated", HOLDS_PAPER_ONLY: "paper_only", FAILS: "failed"}
     for r in rows:
         if r.get("kind") == "check":
             groups["checks_passed" if r["verdict"] == "pass" else "checks_failed"].append(_sentence(r))
-        elif r["verdict"] != "pass":
-            groups["failed"].append(_sentence(r))
-        elif r["strict_verdict"] == "FAIL":
-            groups["paper_only"].append(_sentence(r))
         else:
-            groups["replicated"].append(_sentence(r))
+            cs = checks_of(rows, r)
+            groups[key[claim_status(r, cs)]].append(_sentence(r, cs))
     return groups
 
 
@@ -121,18 +199,30 @@ def open_questions(rows: list[dict[str, Any]], profile: str | None) -> list[str]
 
 
 def compact_claims(rows: list[dict[str, Any]], rung: str, kind: str = "paper") -> list[dict[str, str]]:
-    """The verdict table's rows for one rung and kind, with only the columns a reader needs:
-    the claim, the paper's value, ours, and each criterion with its verdict in one cell."""
+    """The verdict table's rows for one rung and kind, with only the columns a reader needs: for
+    paper claims the claim, the paper's value, ours, and each criterion with its verdict in one
+    cell; for checks the check, the paper claim it checks, why it differs, ours and its verdict."""
     out = []
     for r in rows:
         if r["rung"] != rung or r.get("kind", "paper") != kind:
             continue
         strict = "—" if r["strict_verdict"] == "—" else f"{r['strict_verdict']} ({r['strict_criterion']})"
+        ours = r["ours"] + ("" if r["p_value"] == "—" else f" (p = {r['p_value']})")
+        if kind == "check":
+            out.append({
+                "check": r["description"] or r["claim"],
+                "chapter": r["chapter"],
+                "checks paper claim": r.get("check_of") or "—",
+                "why it differs": r.get("why_stricter") or "—",
+                "ours": ours,
+                "verdict": f"{r['verdict']} ({r['criterion']})",
+            })
+            continue
         out.append({
             "claim": r["description"] or r["claim"],
             "chapter": r["chapter"],
             "paper": r["paper"],
-            "ours": r["ours"] + ("" if r["p_value"] == "—" else f" (p = {r['p_value']})"),
+            "ours": ours,
             "paper's bar": f"{r['verdict']} ({r['criterion']})",
             "our stricter bar": strict,
         })

@@ -5,8 +5,22 @@ A notebook records its headline numbers through one object::
     results = ChapterResults("01_planted_rotations", params=dict(seed=seed, d=d))
     results.record("max_abs_error", err)                # a number
     results.record("ev_by_site", {"blocks.0.hook_resid_post": 0.97})  # a small table
-    results.claim("aligned_ev_gap", value=gap, threshold=0.025, op="<=",
-                  paper_value=0.025, description="aligned EV within 0.025 of ceiling")
+    results.claim("aligned_ev_gap", value=gap, threshold=0.025, op="<=", kind="paper",
+                  paper_value="within 0.025", source="§8.2; exp1d_rotation_audit.py:run",
+                  description="aligned EV within 0.025 of ceiling")
+    results.claim("aligned_ev_gap_heldout", value=gap_ho, threshold=0.025, op="<=", kind="check",
+                  check_of="aligned_ev_gap", why_stricter="held-out rows, per-dimension variance",
+                  description="...")
+
+Claim kinds. ``kind="paper"``: the paper's own statistic (its sites, pairs, sample, variance,
+aggregation, threshold and direction), with ``paper_value`` (what the paper reports: a number,
+a range or a short phrase) and ``source`` (the paper's section and/or the file and function of
+its repository that defines the statistic) — both required and non-empty. ``paper_verdict``
+(default ``True``) says whether the paper reports its own value as meeting the criterion (its
+Bar P, for one, it reports as failing): a claim *replicates* when our verdict equals the
+paper's. ``kind="check"``: our own test — an instrument check, or a stricter or different
+version of a paper claim, which names that claim in ``check_of`` and says in one line
+``why_stricter`` how it differs (required with ``check_of``).
 
 Every ``record``/``claim`` rewrites ``<write_dir>/<chapter>.json`` atomically, so a chapter
 that fails halfway still leaves what it had measured. Under the book runner ``write_dir`` is a
@@ -19,7 +33,9 @@ File layout (plain JSON)::
 
     {"chapter": str, "profile": str | null, "params": {...},
      "values": {name: number | list | dict},
-     "claims": {name: {"value", "threshold", "op", "passed", "paper_value", "description"}},
+     "claims": {name: {"value", "threshold", "op", "passed", "kind", "description",
+                       paper claims: "paper_value", "source", "paper_verdict";
+                       checks: optional "check_of", "why_stricter"}},
      "complete": bool}
 
 Other chapters (the four-bar table) read them with :func:`load_results`.
@@ -134,6 +150,10 @@ class ChapterResults:
         strict_description: str = "",
         p_value: float | None = None,
         kind: str = "paper",
+        source: str | None = None,
+        paper_verdict: bool = True,
+        check_of: str | None = None,
+        why_stricter: str | None = None,
     ) -> bool:
         """Record a pass/fail claim: ``passed = value <op> threshold``. Returns ``passed``.
 
@@ -142,9 +162,26 @@ class ChapterResults:
         calibrated p-value of the test behind the claim, when there is one. ``kind`` is
         ``"paper"`` for a claim the paper makes and ``"check"`` for one of our own instrument or
         sanity checks (planted answers, controls), which the verdict table lists apart.
+
+        A ``"paper"`` claim must carry a non-empty ``paper_value`` and ``source`` (see the module
+        docstring); ``paper_verdict`` is the paper's own verdict on its criterion. A ``"check"``
+        that is a stricter or different version of a paper claim names it in ``check_of`` and
+        gives ``why_stricter``. Raises ``ValueError`` naming the argument otherwise.
         """
         if kind not in ("paper", "check"):
             raise ValueError(f"kind must be 'paper' or 'check', got {kind!r}")
+        if kind == "paper":
+            if paper_value is None or (isinstance(paper_value, str) and not paper_value.strip()):
+                raise ValueError(f"claim {name!r}: a kind='paper' claim needs paper_value (what the paper reports)")
+            if not isinstance(source, str) or not source.strip():
+                raise ValueError(f"claim {name!r}: a kind='paper' claim needs source (paper section and/or repo file:function)")
+            if check_of is not None or why_stricter is not None:
+                raise ValueError(f"claim {name!r}: check_of/why_stricter belong to kind='check' claims")
+        else:
+            if check_of is not None and (not isinstance(why_stricter, str) or not why_stricter.strip()):
+                raise ValueError(f"claim {name!r}: a check with check_of={check_of!r} needs why_stricter (one line)")
+        if not isinstance(paper_verdict, (bool, np.bool_)):
+            raise ValueError(f"paper_verdict must be a bool, got {paper_verdict!r}")
         if op not in _OPS:
             raise ValueError(f"op must be one of {sorted(_OPS)}, got {op!r}")
         if strict_op is not None and strict_op not in _OPS:
@@ -160,6 +197,14 @@ class ChapterResults:
             "description": description,
             "kind": kind,
         }
+        if kind == "paper":
+            entry.update(source=source, paper_verdict=bool(paper_verdict),
+                         replicates=(passed == bool(paper_verdict)) if not math.isnan(v) else False)
+        else:
+            if check_of is not None:
+                entry["check_of"] = check_of
+            if why_stricter is not None:
+                entry["why_stricter"] = why_stricter
         if strict_threshold is not None:
             sop = strict_op or op
             entry.update(
@@ -219,4 +264,19 @@ def load_all_results(directory: Path | str | None = None, *, require_complete: b
         if require_complete:
             _check_complete(data, p)
         out[p.stem] = data
+    return out
+
+
+def paper_claim_problems(data: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the ``kind="paper"`` claims of one results file (empty list = fine):
+    a missing or empty ``paper_value`` or ``source``. Claims without ``kind`` count as paper
+    claims (the old default)."""
+    out = []
+    for name, c in (data.get("claims") or {}).items():
+        if c.get("kind", "paper") != "paper":
+            continue
+        for field in ("paper_value", "source"):
+            v = c.get(field)
+            if v is None or (isinstance(v, str) and not v.strip()):
+                out.append(f"{data.get('chapter', '?')}: paper claim {name!r} has no {field}")
     return out

@@ -17,7 +17,7 @@ regime is the overlap of ``v`` with R's fixed (invariant) subspace, :func:`fixed
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -122,6 +122,43 @@ def run_with_steering(
         if v is None or alpha == 0:
             return model(tokens)
         return model.run_with_hooks(tokens, fwd_hooks=[(site, steering_hook(v, alpha, positions))])
+
+
+def kl_steering_effect(model: Any, tokens: Tensor, site: str, v: Tensor, alpha: float, *, batch_size: int = 16) -> float:
+    """The paper's Pythia steering effect (pythia_rotation.py ``measure_steering_effect``): the
+    mean over every (sequence, position) of KL(clean ‖ steered) over **all** next-token logits,
+    ``alpha · v`` added at ``site`` (every position)."""
+    if tokens.ndim != 2:
+        raise ValueError(f"tokens must be (batch, seq), got shape {tuple(tokens.shape)}")
+    total, n = 0.0, 0
+    for i in range(0, tokens.shape[0], int(batch_size)):
+        t = tokens[i:i + int(batch_size)]
+        lc = torch.log_softmax(run_with_steering(model, t, site, None, 0.0).double(), dim=-1)
+        ls = torch.log_softmax(run_with_steering(model, t, site, v, alpha).double(), dim=-1)
+        kl = (lc.exp() * (lc - ls)).sum(-1)
+        total += float(kl.sum())
+        n += int(kl.numel())
+    return total / max(n, 1)
+
+
+def paper_transfer_ratios(models: Mapping[Any, Any], anchor: Any, tokens: Tensor, site: str,
+                          vectors: Mapping[str, Tensor], alphas: Sequence[float]) -> list[dict[str, Any]]:
+    """The paper's Pythia transfer ratio (pythia_rotation.py ``panel_d_steering``): for each of the
+    anchor's vectors and each α, ``within`` = :func:`kl_steering_effect` of the vector on the
+    anchor, ``cross`` = its mean over the other models (the vector applied unchanged), ``ratio =
+    cross / within``; the paper's "inverted" regime is ratio > 1 (1.8–10.0 in its Table)."""
+    if anchor not in models:
+        raise ValueError(f"anchor {anchor!r} is not among the models {list(models)}")
+    others = [m for m in models if m != anchor]
+    if not others:
+        raise ValueError("need at least one model besides the anchor")
+    rows = []
+    for name, v in vectors.items():
+        for a in alphas:
+            w = kl_steering_effect(models[anchor], tokens, site, v, float(a))
+            c = float(np.mean([kl_steering_effect(models[m], tokens, site, v, float(a)) for m in others]))
+            rows.append({"vector": name, "alpha": float(a), "within": w, "cross": c, "ratio": c / max(w, 1e-12)})
+    return rows
 
 
 def _scalar(b: Tensor | float) -> float:
@@ -300,6 +337,8 @@ def rotation_cosine(v: Tensor | np.ndarray, R: Tensor | np.ndarray) -> float:
 
 __all__ = [
     "TransferEffects",
+    "kl_steering_effect",
+    "paper_transfer_ratios",
     "class_prob_behaviour",
     "classify_transfer",
     "diff_of_means",
@@ -459,3 +498,92 @@ def steering_transfer_rows(
 __all__ += [
     "DYCK_CONTRASTS", "dyck_contrast_behaviour", "dyck_contrast_masks", "group_logit_diff_behaviour", "steering_transfer_rows",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# the paper's toy steering statistic (exp2_steering.py)
+# --------------------------------------------------------------------------------------------
+
+#: The paper's three toy vectors (exp2_steering.py ``build_steering_vectors``), each with the
+#: readout it should move, its sign (the sticky-invalid vector is *subtracted*) and the positions
+#: where its effect is read (``cond_masks``).
+PAPER_TOY_VECTORS = ("sticky_invalid_d4", "depth_4_to_5", "closer_signal")
+
+
+def _capture(model: Any, tokens: Tensor, site: str) -> Tensor:
+    out: dict[str, Tensor] = {}
+
+    def hook(x: Tensor, hook: Any = None) -> Tensor:
+        out["x"] = x.detach()
+        return x
+
+    _check_site(model, site)
+    with torch.no_grad():
+        model.run_with_hooks(tokens, fwd_hooks=[(site, hook)])
+    return out["x"]
+
+
+def paper_toy_masks(split: Any) -> dict[str, tuple[Tensor, Tensor, Tensor, str, float]]:
+    """For each of :data:`PAPER_TOY_VECTORS`: ``(pos_mask, neg_mask, cond_mask, readout, sign)``
+    over ``split`` (a :class:`polyrot_utils.dyck.DyckSplit`): sticky-invalid at depth 4
+    (invalid = 1 vs 0 at depth 4; subtracted; read on the invalid readout where invalid = 1 at
+    depth 4), depth 5 vs depth 4 (read on the depth readout at depth 4), closer vs opener tokens
+    (read on the token-type readout at closers)."""
+    from . import dyck
+
+    m = split.mask
+    depth, inv, tok = split.labels["depth"], split.labels["invalid"], split.tokens
+    closer = m & torch.isin(tok, torch.tensor(dyck.CLOSERS))
+    opener = m & torch.isin(tok, torch.tensor(dyck.OPENERS))
+    return {
+        "sticky_invalid_d4": (m & (inv == 1) & (depth == 4), m & (inv == 0) & (depth == 4),
+                              m & (inv == 1) & (depth == 4), "invalid", -1.0),
+        "depth_4_to_5": (m & (depth == 5), m & (depth == 4), m & (depth == 4), "depth", 1.0),
+        "closer_signal": (closer, opener, closer, "type", 1.0),
+    }
+
+
+def _cond_accuracy(logits: Tensor, split: Any, readout: str, cond: Tensor) -> float:
+    from .models import READOUT_SLICES
+
+    lo, hi = READOUT_SLICES[readout]
+    pred = logits[..., lo:hi].argmax(-1)
+    ok = (pred == split.labels[readout])[cond]
+    return float(ok.double().mean()) if ok.numel() else float("nan")
+
+
+def paper_toy_steering(models: Mapping[Any, Any], anchor: Any, split: Any, site: str, alphas: Sequence[float],
+                       min_count: int = 6) -> list[dict[str, Any]]:
+    """The paper's toy steering transfer (exp2_steering.py ``run``): the anchor's three
+    diff-of-means vectors at ``site`` (the paper: ``resid_mid_1`` = ``blocks.1.hook_resid_mid``)
+    on ``split``, each added (``sign · α · v``, every position) unchanged to every model; effect =
+    conditional-accuracy *drop* of the target readout at the condition positions (base − steered);
+    ``within`` = the anchor's drop, ``cross`` = the mean over the other models, ``ratio = cross /
+    within`` (the paper's cross-to-within ratio: 1.02 for depth at α = 2, 8.43 for the closer
+    signal at α = 1; "inverted" = cross > within). A vector with fewer than ``min_count`` positive
+    or negative positions is skipped, as the paper's (> 5) does."""
+    if anchor not in models:
+        raise ValueError(f"anchor {anchor!r} is not among the models {list(models)}")
+    others = [m for m in models if m != anchor]
+    if not others:
+        raise ValueError("need at least one model besides the anchor")
+    acts = _capture(models[anchor], split.tokens, site)
+    rows = []
+    for name, (pos, neg, cond, readout, sign) in paper_toy_masks(split).items():
+        if int(pos.sum()) < min_count or int(neg.sum()) < min_count or not bool(cond.any()):
+            continue
+        v = acts[pos].double().mean(0) - acts[neg].double().mean(0)
+        base = {m: _cond_accuracy(run_with_steering(models[m], split.tokens, site, None, 0.0), split, readout, cond)
+                for m in models}
+        for a in alphas:
+            drop = {m: base[m] - _cond_accuracy(run_with_steering(models[m], split.tokens, site, (sign * v).float(),
+                                                                  float(a)), split, readout, cond) for m in models}
+            w = drop[anchor]
+            c = float(np.mean([drop[m] for m in others]))
+            rows.append({"vector": name, "alpha": float(a), "within": w, "cross": c,
+                         "ratio": c / w if abs(w) > 1e-12 else (float("inf") if c > 0 else float("nan")),
+                         "n_pos": int(pos.sum()), "n_neg": int(neg.sum()), "n_cond": int(cond.sum())})
+    return rows
+
+
+__all__ += ["PAPER_TOY_VECTORS", "paper_toy_masks", "paper_toy_steering"]

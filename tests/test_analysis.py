@@ -269,3 +269,61 @@ def test_random_dictionary_cosine_floor():
 def test_distance_summary_identity():
     s = analysis.distance_summary(np.eye(6))
     assert s["frobenius_ratio"] == 0 and s["trace_over_d"] == 1 and s["det"] == pytest.approx(1)
+
+
+# ----------------------------------------------------------------------------- the paper's statistics
+def test_paper_transfer_table_planted_rotation(planted):
+    """B = A R exactly: the paper's in-sample O(d) R (B → A) is Rᵀ, its map EV 1, its SAE gap 0;
+    the identity map does worse; the SAE EVs use the scalar variance."""
+    _, ev, R, saes, _ = planted
+    rows = analysis.paper_transfer_table(ev, [("A", "B")], SITES, saes=saes)
+    for r in rows:
+        np.testing.assert_allclose(r["R"], R[r["site"]].double().numpy().T, atol=1e-5)
+        assert r["rot_map_ev"] == pytest.approx(1.0, abs=1e-6)
+        assert r["raw_map_ev"] < 0.9
+        assert abs(r["sae_gap"]) < 1e-4 and r["sae_ev_raw"] < r["sae_ev_rot"]
+        assert r["frob"] == pytest.approx(np.linalg.norm(R[r["site"]].numpy().T - np.eye(D)), rel=1e-5)
+    assert analysis.without_matrices(rows)[0].keys() == {k for k in rows[0] if k != "R"}
+
+
+def test_paper_rotation_has_no_determinant_fix():
+    g = np.random.default_rng(3)
+    Q = haar.sample_haar(D, rng=g, special=False)
+    while np.linalg.det(Q) > 0:
+        Q = haar.sample_haar(D, rng=g, special=False)
+    x = torch.as_tensor(g.standard_normal((200, D)))
+    R = analysis.paper_rotation(x @ torch.as_tensor(Q), x)
+    assert np.linalg.det(R) == pytest.approx(-1.0) and np.allclose(R, Q.T, atol=1e-8)
+
+
+def test_paper_decoder_cosine_is_many_to_one_and_signed():
+    D1 = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    D2 = torch.tensor([[1.0, 0.0], [0.0, -1.0]])
+    saes = {"a": {"s": type("S", (), {"W_dec": D1})()}, "b": {"s": type("S", (), {"W_dec": D2})()}}
+    (row,) = analysis.paper_decoder_cosine_table(saes, [("a", "b")], ["s"])
+    assert row["fraction"] == pytest.approx(2 / 3)  # two latents share b's first; the third is anti-aligned
+
+
+def test_explained_variance_scalar_counts_offsets():
+    from polyrot_utils import metrics
+
+    x = torch.tensor([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0]])
+    x_hat = x.clone(); x_hat[:, 0] += 1.0
+    per_dim = metrics.explained_variance(x, x_hat)
+    scalar = metrics.explained_variance_scalar(x, x_hat)
+    assert per_dim == pytest.approx(1 - 3 / 4)
+    assert scalar == pytest.approx(1 - 0.5 / float(x.var()))
+    assert scalar > per_dim
+
+
+def test_paper_site_lists():
+    toy = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid", "blocks.0.hook_resid_post", "blocks.1.hook_resid_pre",
+           "blocks.1.hook_resid_mid", "blocks.1.hook_resid_post", "unembed.hook_in"]
+    assert analysis.paper_toy_sites(toy) == [toy[0], toy[1], toy[2], toy[4], toy[5]]
+    assert analysis.paper_internal_sites(toy) == [toy[1], toy[2], toy[4], toy[5]]
+    assert analysis.last_block_resid_post(toy) == "blocks.1.hook_resid_post"
+    py = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(6)] + ["unembed.hook_in"]
+    assert analysis.paper_pythia_sites(py) == py[:6] + ["unembed.hook_in"]  # blocks.5 resid_post is not a paper site
+    assert analysis.site_means([{"site": "a", "x": 1.0}, {"site": "a", "x": 3.0}, {"site": "b", "x": 5.0}], "x") == {"a": 2.0, "b": 5.0}
+    with pytest.raises(ValueError, match="no rows"):
+        analysis.site_means([{"site": "a", "x": 1.0}], "x", ["z"])

@@ -154,3 +154,48 @@ def test_pearson_edge_cases():
     assert np.isnan(bars.pearson([1, 1, 1], [1, 2, 3]))
     with pytest.raises(ValueError, match="same length"):
         bars.pearson([1, 2], [1, 2, 3])
+
+
+def test_label_kl_bar_matches_the_papers_formula(model, batch):
+    """KL(ε-smoothed one-hot ‖ model), pooled over positions and readouts, equals the formula
+    computed by hand; weights combine splits."""
+    from polyrot_utils.models import split_readouts
+
+    out = bars.label_kl_bar(model, {"h": batch}, eps=1e-6)
+    with torch.no_grad():
+        logits = split_readouts(model(batch.tokens))
+    tot, n = 0.0, 0
+    for name, K in dyck.READOUT_SIZES.items():
+        m = batch.readout_mask(name)
+        logq = torch.log_softmax(logits[name][m].double(), -1)
+        lab = batch.labels[name][m]
+        p = torch.full((len(lab), K), 1e-6 / (K - 1), dtype=torch.float64)
+        p[torch.arange(len(lab)), lab] = 1 - 1e-6
+        kl = (p * (p.log() - logq)).sum(-1)
+        tot += float(kl.sum()); n += kl.numel()
+    assert out["mean_kl"] == pytest.approx(tot / n, rel=1e-5)
+    two = bars.label_kl_bar(model, {"h": batch, "g": batch}, weights={"h": 0.6, "g": 0.4})
+    assert two["mean_kl"] == pytest.approx(out["mean_kl"], rel=1e-9)
+    with pytest.raises(ValueError, match="eps"):
+        bars.label_kl_bar(model, {"h": batch}, eps=0.0)
+
+
+def test_paper_toy_steering_identical_copies_give_ratio_one():
+    """The paper's cross/within ratio of a model and its exact copy is 1 wherever the vector moves
+    the readout; the masks follow exp2_steering.py's definitions."""
+    from polyrot_utils import steering
+
+    m = build_toy(3, init_scale=0.5)
+    m.eval()
+    cfg = dyck.DyckConfig(max_len=16, n_train=200, n_heldout=200, n_ood=16, ood_min_len=18, ood_max_len=20,
+                          depth_after_invalid="freeze")
+    split = dyck.make_split(cfg, "heldout").subset(slice(0, 60))
+    masks = steering.paper_toy_masks(split)
+    pos, neg, cond, readout, sign = masks["depth_4_to_5"]
+    assert bool((split.labels["depth"][pos] == 5).all()) and bool((split.labels["depth"][cond] == 4).all())
+    assert masks["sticky_invalid_d4"][4] == -1.0 and masks["closer_signal"][3] == "type"
+    rows = steering.paper_toy_steering({"a": m, "b": m}, "a", split, "blocks.1.hook_resid_mid", [16.0], min_count=1)
+    assert rows and all(r["cross"] == pytest.approx(r["within"]) for r in rows)
+    assert all(r["ratio"] == pytest.approx(1.0) for r in rows if abs(r["within"]) > 1e-12)
+    with pytest.raises(ValueError, match="anchor"):
+        steering.paper_toy_steering({"a": m}, "z", split, "blocks.1.hook_resid_mid", [1.0])

@@ -54,6 +54,20 @@ def test_notebook_executes_under_smoke(smoke_build, stem):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_every_paper_claim_carries_paper_value_and_source(smoke_build):
+    """Issue 13: every kind="paper" claim of every results file of the smoke build says what the
+    paper reports and where the paper defines the statistic."""
+    from polyrot_utils.results import load_all_results, paper_claim_problems
+
+    everything = load_all_results(smoke_build / "results")
+    assert everything, "the smoke build wrote no results files"
+    problems = [p for data in everything.values() for p in paper_claim_problems(data)]
+    assert problems == []
+    n_paper = sum(c.get("kind", "paper") == "paper" for d in everything.values() for c in d.get("claims", {}).values())
+    assert n_paper > 0, "no chapter recorded a paper claim"
+
+
 def test_book_renders_and_links_every_chapter(smoke_build):
     failures = json.loads((smoke_build / "failures.json").read_text())
     assert not failures, f"notebooks failed: {sorted(failures)}"

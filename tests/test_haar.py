@@ -238,8 +238,24 @@ def test_paper_ks_test_has_no_power():
     on_perm = haar.paper_ks_test([haar.random_signed_permutation(d, g) for _ in range(m)], seed=0)
     o_fits = list(haar.sample_haar(d, m, rng=g, special=False))  # O(d) fits are accepted
     on_o = haar.paper_ks_test(o_fits, seed=0)
-    assert on_haar.n_angles == d * m and on_haar.n_haar_angles == d * m
+    assert on_haar.n_angles == d * m and on_haar.n_haar_angles == d * 10  # the paper's 10-matrix pool
     assert on_haar.pvalue > 0.05 and on_perm.pvalue > 0.01 and on_o.pvalue > 0.01
+
+
+def test_paper_haar_pool_is_the_papers():
+    """The pool is eigenvalue_spectrum.py's: default_rng(31), QR with the sign fix, O(d)."""
+    d = 16
+    g = np.random.default_rng(31)
+    expect, dets = [], []
+    for _ in range(10):
+        q, r = np.linalg.qr(g.standard_normal((d, d)))
+        q = q * np.sign(np.diag(r))
+        dets.append(np.linalg.det(q))
+        expect.append(np.abs(np.angle(np.linalg.eigvals(q))))
+    np.testing.assert_array_equal(haar.paper_haar_pool(d), np.concatenate(expect))
+    assert any(x < 0 for x in dets) and any(x > 0 for x in dets)  # Haar on O(d), both components
+    with pytest.raises(ValueError, match="n must be"):
+        haar.paper_haar_pool(d, n=0)
 
 
 def test_alternatives_are_rotations():

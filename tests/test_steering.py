@@ -234,3 +234,22 @@ def test_transfer_vector_shapes():
     assert isinstance(St.transfer_vector(np.ones(5), R.numpy()), torch.Tensor)
     with pytest.raises(ValueError, match=r"\(4, 4\)"):
         St.transfer_vector(torch.randn(4), R)
+
+
+def test_paper_kl_transfer_ratio(tokens):
+    """The paper's KL effect: 0 with no push, > 0 with one; on an exact copy the cross-seed effect
+    equals the within-seed one (ratio 1); the vector applied unchanged to a rotated copy differs."""
+    src = tiny_model(0)
+    site = "blocks.0.hook_resid_post"
+    v = torch.randn(D_MODEL, generator=torch.Generator().manual_seed(5))
+    assert St.kl_steering_effect(src, tokens, site, v, 0.0) == pytest.approx(0.0, abs=1e-12)
+    assert St.kl_steering_effect(src, tokens, site, v, 2.0) > 0
+    copy = tiny_model(0)
+    rows = St.paper_transfer_ratios({"a": src, "b": copy}, "a", tokens, site, {"v": v}, [1.0, 2.0])
+    assert [r["alpha"] for r in rows] == [1.0, 2.0]
+    assert all(r["ratio"] == pytest.approx(1.0, rel=1e-6) for r in rows)
+    rot = rotated_copy(src, haar(D_MODEL, 3))
+    (r,) = St.paper_transfer_ratios({"a": src, "b": rot}, "a", tokens, site, {"v": v}, [2.0])
+    assert r["ratio"] != pytest.approx(1.0, rel=1e-3)
+    with pytest.raises(ValueError, match="anchor"):
+        St.paper_transfer_ratios({"a": src}, "z", tokens, site, {"v": v}, [1.0])
