@@ -618,6 +618,14 @@ def render(build: Path, root: Path = REPO_ROOT, strict: bool = True) -> Path:
     return html / "index.html"
 
 
+def execution_order(stems: Sequence[str], root: Path = REPO_ROOT) -> list[str]:
+    """The order chapters execute in: ``_toc.yml`` order, except that chapters reading other
+    chapters' results (the findings page, the verdict, the conclusions, the performance page)
+    come after every other chapter, in their own ``_toc.yml`` order."""
+    readers = [s for s in stems if build_cache.reads_other_results(notebook_source(s, root).read_text())]
+    return [s for s in stems if s not in readers] + readers
+
+
 def build_book(
     profile: str = "quick",
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
@@ -680,8 +688,7 @@ def build_book(
         "machine": _machine_summary(),
     }
     total_start = time.perf_counter()
-    readers = [s for s in stems if build_cache.reads_other_results(notebook_source(s, root).read_text())]
-    for stem in [s for s in stems if s not in readers] + readers:
+    for stem in execution_order(stems, root):
         nb_over = plans[stem]
         if not force:
             params = resolve_parameters(stem, profile, nb_over, root)

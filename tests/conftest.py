@@ -17,7 +17,7 @@ NOTEBOOKS = book.toc_notebooks(ROOT)
 def smoke_build(tmp_path_factory) -> Path:
     build = tmp_path_factory.mktemp("book")
     failures: dict[str, str] = {}
-    for stem in NOTEBOOKS:
+    for stem in book.execution_order(NOTEBOOKS, ROOT):
         try:
             book.run_notebook(stem, "smoke", build_dir=build)
         except book.BookError as err:
