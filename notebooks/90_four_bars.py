@@ -35,7 +35,7 @@ from IPython.display import Markdown, display
 from polyrot_utils.report import claims_table, verdict_counts
 from polyrot_utils.results import ChapterResults
 
-rows = claims_table(results_dir or None, exclude=("90_four_bars",))
+rows = claims_table(results_dir or None, exclude=("00_findings", "90_four_bars", "91_conclusions"))
 table = pd.DataFrame(rows)
 results = ChapterResults("90_four_bars", params=dict(profile=profile))
 
@@ -51,7 +51,9 @@ results = ChapterResults("90_four_bars", params=dict(profile=profile))
 # *source* names the paper's section and the function in its repository.
 
 # %% tags=["hide-input"]
+from polyrot_utils import findings
 from polyrot_utils.report import RUNGS, compact_claims, paper_claims_view
+from polyrot_utils.results import load_all_results
 
 
 def _style(frame, cols):
@@ -67,6 +69,9 @@ def _style(frame, cols):
 
 
 view = paper_claims_view(rows)
+premise = findings.premise(load_all_results(results_dir or None))
+for v in view:  # how far the models under each row meet the paper's premise (same function)
+    v["premise (models under this row)"] = findings.premise_note(premise, v["rung"])
 if table.empty:
     display(Markdown("*No chapter has recorded a claim yet: build the other chapters first.*"))
 elif view:

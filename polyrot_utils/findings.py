@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from .report import FAILS, HOLDS, HOLDS_PAPER_ONLY, checks_of, claim_status
 
-__all__ = ["THEMES", "premise", "haar_instruments", "status_by_theme", "theme_of", "fmt"]
+__all__ = ["THEMES", "premise", "premise_note", "haar_instruments", "status_by_theme", "theme_of", "fmt"]
 
 Results = Mapping[str, Mapping[str, Any]]
 
@@ -132,3 +132,22 @@ def fmt(x: Any, sig: int = 3) -> str:
     if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
         return f"{x:.{sig - 1}e}"
     return f"{x:.{sig}g}"
+
+
+def premise_note(p: Mapping[str, Any], rung: str) -> str:
+    """One line for the verdict's premise column: how far a rung's models meet the paper's
+    premise (same function), from :func:`premise`'s output. ``rung`` is a name from
+    :data:`polyrot_utils.report.RUNGS`."""
+    if rung.startswith("Dyck"):
+        if p.get("dyck_n_seeds") is None:
+            return "convergence not recorded in this build"
+        verdict = "meets the premise" if p.get("dyck_meets_premise") else "does NOT meet the premise"
+        return (f"{p['dyck_n_converged']}/{p['dyck_n_seeds']} seeds at the paper's criterion (worst accuracy "
+                f"{fmt(p.get('dyck_min_accuracy'), 5)}); cross-seed KL ≤ {fmt(p.get('dyck_cross_seed_kl_max'))}: {verdict}")
+    if rung.startswith("Pythia"):
+        if p.get("pythia_cross_seed_kl") is None:
+            return "functional agreement not recorded in this build"
+        verdict = "meets the premise" if p.get("pythia_meets_premise") else "does NOT meet the premise"
+        return (f"stand-ins of {fmt(p.get('pythia_n_params'))} parameters, loss {fmt(p.get('pythia_loss_nats'))} nats; "
+                f"cross-seed KL {fmt(p.get('pythia_cross_seed_kl'))}, top-1 {fmt(p.get('pythia_cross_seed_top1'))}: {verdict}")
+    return "planted answers: the premise holds by construction"

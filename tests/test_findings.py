@@ -87,3 +87,10 @@ def test_fmt_never_prints_raw_floats_or_nan():
     assert findings.fmt(0.123456) == "0.123"
     assert findings.fmt(True) == "yes"
     assert not math.isnan(float(findings.fmt(2e-5)))
+
+
+def test_premise_note_says_whether_the_premise_holds():
+    p = findings.premise(_results())
+    assert "1/2 seeds" in findings.premise_note(p, "Dyck-3 toy") and "NOT" in findings.premise_note(p, "Dyck-3 toy")
+    assert "NOT" in findings.premise_note(p, "Pythia architecture")
+    assert "not recorded" in findings.premise_note(findings.premise({}), "Dyck-3 toy")
