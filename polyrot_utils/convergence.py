@@ -34,8 +34,8 @@ class ConvergenceRule:
     eval_size: int = 2_048
 
     def __post_init__(self) -> None:
-        if not (0.0 < self.threshold <= 1.0):
-            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        if not (0.0 <= self.threshold <= 1.0):
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
         for name in ("eval_every", "max_steps", "eval_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

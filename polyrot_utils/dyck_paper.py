@@ -97,6 +97,13 @@ def sample_tokens(n: int, config: PaperTaskConfig, rng: np.random.Generator,
 
     Deterministic given the state of ``rng``. ``length_range`` overrides ``[min_len, max_len]``
     (it must fit ``max_len``)."""
+    return sample_tokens_with_kind(n, config, rng, length_range)[0]
+
+
+def sample_tokens_with_kind(n: int, config: PaperTaskConfig, rng: np.random.Generator,
+                            length_range: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sample_tokens` and ``walk (n,)`` bool: True for a valid random walk, False for
+    uniform random brackets (the same draws as :func:`sample_tokens`)."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     lo, hi = length_range or (config.min_len, config.max_len)
@@ -129,7 +136,7 @@ def sample_tokens(n: int, config: PaperTaskConfig, rng: np.random.Generator,
     tokens[:, 0] = BOS
     tokens[:, 1 : 1 + hi] = content
     tokens[rows, lengths + 1] = EOS
-    return tokens
+    return tokens, walk
 
 
 def compositional_tokens(n: int, config: PaperTaskConfig, rng: np.random.Generator) -> np.ndarray:

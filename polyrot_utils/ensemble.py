@@ -141,13 +141,14 @@ def member_losses(logits: torch.Tensor, labels: dict[str, torch.Tensor], mask: t
     """Per-member loss ``(E,)`` (sum over readouts of the masked mean CE) and per-readout
     accuracy ``{name: (E,)}``. ``labels[name]`` and ``mask`` are ``(E, B, T)``."""
     E = logits.shape[0]
-    m = mask.float()
+    m = mask.to(torch.float64 if logits.dtype == torch.float64 else torch.float32)
     denom = m.sum((1, 2)).clamp(min=1)
-    total = logits.new_zeros(E, dtype=torch.float32)
+    ftype = torch.float32 if logits.dtype in (torch.float16, torch.bfloat16) else logits.dtype
+    total = logits.new_zeros(E, dtype=ftype)
     accs = {}
     start = 0
     for name, size in READOUT_SIZES.items():
-        lg = logits[..., start : start + size].float()
+        lg = logits[..., start : start + size].to(ftype)
         start += size
         y = labels[name]
         ce = F.cross_entropy(lg.reshape(-1, size), y.reshape(-1), reduction="none").view_as(m)

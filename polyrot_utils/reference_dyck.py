@@ -45,7 +45,7 @@ REFERENCE_RECIPE = EnsembleRecipe(
     batch_size=128,
     lr=1e-2,
     warmup_steps=200,
-    rule=ConvergenceRule(threshold=0.9999, eval_every=250, extra_steps=500, max_steps=5_000, eval_size=2_048),
+    rule=ConvergenceRule(threshold=0.9999, eval_every=250, extra_steps=300, max_steps=3_500, eval_size=2_048),
 )
 RETRAIN_COMMAND = "python -m polyrot_utils.reference_dyck train"
 
@@ -71,12 +71,12 @@ def _git_commit() -> str:
 
 
 def _write_manifest(out: Path, recipe: EnsembleRecipe, records: list[dict], curve: list[dict], seconds: float,
-                    complete: bool, threads: int) -> None:
+                    complete: bool, threads: int, commit: str) -> None:
     files = {r_file: sha256(out / r_file) for r_file in sorted(p.name for p in out.glob("*.safetensors"))}
     manifest = {
         "description": "Dyck-3 toy cohorts (paper task) trained to the paper's convergence criterion",
         "recipe": recipe.to_dict(),
-        "code_commit": _git_commit(),
+        "code_commit": commit,
         "command": RETRAIN_COMMAND,
         "torch": torch.__version__,
         "threads": threads,
@@ -99,17 +99,18 @@ def train_reference(out: Path | str = REFERENCE_DIR, recipe: EnsembleRecipe = RE
         if p.exists():
             p.unlink()
     t0 = time.perf_counter()
+    commit = _git_commit()  # the code the run starts from
     records: list[dict] = []
 
     def on_stop(spec: MemberSpec, record: dict, state: dict[str, torch.Tensor]) -> None:
         cache.atomic_save_safetensors(out / file_name(spec.cohort, spec.seed), state,
                                       {"cohort": spec.cohort, "seed": str(spec.seed)})
         records.append(record)
-        _write_manifest(out, recipe, records, [], time.perf_counter() - t0, False, threads)
+        _write_manifest(out, recipe, records, [], time.perf_counter() - t0, False, threads, commit)
 
     run = train_members(paper_cohort_members(n_seeds), recipe, threads=threads, verbose=verbose, on_stop=on_stop,
                         max_seconds=max_seconds)
-    _write_manifest(out, recipe, run.records, run.curve, run.seconds, len(run.records) == 2 * n_seeds, threads)
+    _write_manifest(out, recipe, run.records, run.curve, run.seconds, len(run.records) == 2 * n_seeds, threads, commit)
     return load_manifest(out)
 
 
