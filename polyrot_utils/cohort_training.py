@@ -168,7 +168,8 @@ def train_members(specs: list[MemberSpec], recipe: EnsembleRecipe | None = None,
                   threads: int | None = 1, verbose: bool = False,
                   on_eval: Callable[[MemberSpec, int, dict[str, torch.Tensor]], None] | None = None,
                   on_stop: Callable[[MemberSpec, dict, dict[str, torch.Tensor]], None] | None = None,
-                  max_seconds: float | None = None) -> EnsembleRun:
+                  max_seconds: float | None = None,
+                  sources: dict[tuple[str, int], dict[str, torch.Tensor]] | None = None) -> EnsembleRun:
     """Train ``specs`` as one ensemble to ``recipe.rule`` (see module docstring).
 
     ``threads``: torch CPU threads while training (restored afterwards; ``None`` leaves them).
@@ -177,35 +178,38 @@ def train_members(specs: list[MemberSpec], recipe: EnsembleRecipe | None = None,
     ``on_eval(spec, steps_done, state)`` is called at every evaluation (e.g. to keep checkpoints),
     ``on_stop(spec, record, state)`` when a member stops. ``max_seconds``: a wall-clock budget;
     when it runs out every active member stops where it is (its record says whether it had
-    converged) and pending followers are not trained (they get no record).
+    converged) and pending followers are not trained (they get no record). ``sources``:
+    final weights of source members trained earlier (``{(cohort, seed): state}``), so that
+    followers whose source is not among ``specs`` can be trained (resuming a cohort).
     """
     recipe = recipe or EnsembleRecipe()
     keys = [sp.key for sp in specs]
     if len(set(keys)) != len(keys):
         raise ValueError(f"specs must have distinct (cohort, seed), got {keys}")
     for sp in specs:
-        if sp.shared_from is not None and tuple(sp.shared_from) not in keys:
-            raise ValueError(f"{sp.key}: shared_from {sp.shared_from} is not one of the specs")
+        if sp.shared_from is not None and tuple(sp.shared_from) not in keys and tuple(sp.shared_from) not in (sources or {}):
+            raise ValueError(f"{sp.key}: shared_from {sp.shared_from} is neither one of the specs nor in sources")
     dev = torch.device(device)
     prev = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
     try:
-        return _train(specs, recipe, dev, verbose, on_eval, on_stop, max_seconds)
+        return _train(specs, recipe, dev, verbose, on_eval, on_stop, max_seconds, dict(sources or {}))
     finally:
         torch.set_num_threads(prev)
 
 
-def _train(specs, recipe: EnsembleRecipe, dev: torch.device, verbose: bool, on_eval, on_stop, max_seconds) -> EnsembleRun:
+def _train(specs, recipe: EnsembleRecipe, dev: torch.device, verbose: bool, on_eval, on_stop, max_seconds,
+           sources: dict) -> EnsembleRun:
     rule = recipe.rule
     task_name = "paper"
     sets = {k: v.to(dev) for k, v in dyck_paper.eval_sets(recipe.task, rule.eval_size, recipe.eval_seed).items()}
     t0 = time.perf_counter()
-    pending = [sp for sp in specs if sp.shared_from is not None]
+    states: dict[tuple, dict[str, torch.Tensor]] = {tuple(k): v for k, v in sources.items()}
+    pending = [sp for sp in specs if sp.shared_from is not None and tuple(sp.shared_from) not in states]
     active: list[MemberSpec] = []
     progress: dict[tuple, MemberProgress] = {}
     rngs: dict[tuple, np.random.Generator] = {}
-    states: dict[tuple, dict[str, torch.Tensor]] = {}
     records: list[dict] = []
     curve: list[dict] = []
     opt: EnsembleOptimizer | None = None
@@ -222,7 +226,7 @@ def _train(specs, recipe: EnsembleRecipe, dev: torch.device, verbose: bool, on_e
             progress[sp.key] = MemberProgress(sp.cohort, sp.seed, task_name)
             rngs[sp.key] = dyck_paper.batch_rng(sp.seed if sp.data_seed is None else sp.data_seed)
 
-    join([sp for sp in specs if sp.shared_from is None])
+    join([sp for sp in specs if sp.shared_from is None or tuple(sp.shared_from) in states])
     while active:
         st = opt.stacked
         batches = [dyck_paper.sample_batch(recipe.batch_size, recipe.task, rngs[sp.key]) for sp in active]

@@ -48,6 +48,16 @@ REFERENCE_RECIPE = EnsembleRecipe(
     rule=ConvergenceRule(threshold=0.9999, eval_every=250, extra_steps=300, max_steps=3_500, eval_size=2_048),
 )
 RETRAIN_COMMAND = "python -m polyrot_utils.reference_dyck train"
+#: the paper's recipe (its released code's budget: cap 30,000 steps, 3,000 extra steps after the
+#: criterion, evaluation every 500; the text says 60,000 and 10,000) for the ``paper`` profile
+PAPER_RECIPE = EnsembleRecipe(
+    task=PaperTaskConfig(min_len=2, max_len=62),
+    batch_size=512,
+    lr=3e-3,
+    warmup_steps=500,
+    min_lr_ratio=0.02,
+    rule=ConvergenceRule(threshold=0.9999, eval_every=500, extra_steps=3_000, max_steps=30_000, eval_size=2_048),
+)
 
 
 def file_name(cohort: str, seed: int) -> str:
@@ -90,28 +100,61 @@ def _write_manifest(out: Path, recipe: EnsembleRecipe, records: list[dict], curv
 
 
 def train_reference(out: Path | str = REFERENCE_DIR, recipe: EnsembleRecipe = REFERENCE_RECIPE, n_seeds: int = 5,
-                    threads: int = 1, max_seconds: float | None = None, verbose: bool = True) -> dict:
+                    threads: int = 1, max_seconds: float | None = None, verbose: bool = True,
+                    device: str = "cpu", resume: bool = False) -> dict:
     """Train Cohorts A and B from scratch into ``out`` (weights written as each seed stops,
-    the manifest rewritten after each); returns the manifest."""
+    the manifest rewritten after each); returns the manifest. ``resume``: keep the converged seeds
+    in ``out`` and train the others from scratch (Cohort A followers from the stored seed 0);
+    the manifest's ``code_commit`` then names both commits."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for p in list(out.glob("*.safetensors")) + [out / MANIFEST]:
-        if p.exists():
-            p.unlink()
-    t0 = time.perf_counter()
-    commit = _git_commit()  # the code the run starts from
+    specs = paper_cohort_members(n_seeds)
     records: list[dict] = []
+    curve: list[dict] = []
+    sources: dict = {}
+    prior_seconds = 0.0
+    if resume and (out / MANIFEST).exists():
+        man = load_manifest(out)
+        if EnsembleRecipe.from_dict(man["recipe"]) != recipe:
+            raise ValueError("resume: the folder was trained with a different recipe")
+        records = [r for r in man["convergence"] if r["converged"]]
+        done = {(r["cohort"], r["seed"]) for r in records}
+        curve = [r for r in man["curve"] if (r["cohort"], r["seed"]) in done]
+        prior_seconds = float(man.get("train_seconds", 0.0))
+        for r in man["convergence"]:
+            if not r["converged"]:
+                (out / file_name(r["cohort"], r["seed"])).unlink(missing_ok=True)
+        for key in done:
+            sources[key] = cache.load_safetensors(out / file_name(*key))
+        specs = [sp for sp in specs if sp.key not in done]
+        commit = man["code_commit"] + "+resumed@" + _git_commit()
+    else:
+        for p in list(out.glob("*.safetensors")) + [out / MANIFEST]:
+            if p.exists():
+                p.unlink()
+        commit = _git_commit()  # the code the run starts from
+    t0 = time.perf_counter()
+    if not specs:
+        return load_manifest(out)
 
     def on_stop(spec: MemberSpec, record: dict, state: dict[str, torch.Tensor]) -> None:
         cache.atomic_save_safetensors(out / file_name(spec.cohort, spec.seed), state,
                                       {"cohort": spec.cohort, "seed": str(spec.seed)})
         records.append(record)
-        _write_manifest(out, recipe, records, [], time.perf_counter() - t0, False, threads, commit)
+        _write_manifest(out, recipe, _ordered(records), curve, prior_seconds + time.perf_counter() - t0, False,
+                        threads, commit)
 
-    run = train_members(paper_cohort_members(n_seeds), recipe, threads=threads, verbose=verbose, on_stop=on_stop,
-                        max_seconds=max_seconds)
-    _write_manifest(out, recipe, run.records, run.curve, run.seconds, len(run.records) == 2 * n_seeds, threads, commit)
+    run = train_members(specs, recipe, device=device, threads=threads, verbose=verbose, on_stop=on_stop,
+                        max_seconds=max_seconds, sources={k: v for k, v in sources.items() if k[0] == "shared_io"})
+    curve = curve + run.curve
+    _write_manifest(out, recipe, _ordered(records), curve, prior_seconds + run.seconds, len(records) == 2 * n_seeds,
+                    threads, commit)
     return load_manifest(out)
+
+
+def _ordered(records: list[dict]) -> list[dict]:
+    order = {sp.key: i for i, sp in enumerate(paper_cohort_members(10))}
+    return sorted(records, key=lambda r: order.get((r["cohort"], r["seed"]), 10**6))
 
 
 def load_manifest(folder: Path | str = REFERENCE_DIR) -> dict:
@@ -156,6 +199,55 @@ def load_reference_models(cohort: str, folder: Path | str = REFERENCE_DIR, seeds
     return out
 
 
+def reference_members(config, folder: Path | str = REFERENCE_DIR) -> dict:
+    """``{seed: TrainedToy}`` for a ``CohortConfig`` with ``source="reference"``.
+
+    ``history`` holds ``"convergence"`` (the seed's record), ``"eval"`` (its accuracy-vs-tokens
+    rows), ``"final"`` (:func:`~polyrot_utils.training.evaluate_toy` on the config's ``heldout`` and
+    ``ood`` splits, cached by file hash) and empty training-curve lists; no checkpoints.
+    ``ValueError`` if the config's data is not the reference task or a seed is missing."""
+    from .training import TrainedToy, evaluate_toy
+    from . import dyck
+
+    folder = Path(folder)
+    man = load_manifest(folder)
+    recipe = EnsembleRecipe.from_dict(man["recipe"])
+    data = config.train.data
+    if data.task != "paper" or (data.min_len, data.max_len) != (recipe.task.min_len, recipe.task.max_len):
+        raise ValueError(f"reference weights were trained on the paper task at lengths {recipe.task.min_len}.."
+                         f"{recipe.task.max_len}; the cohort's data is task={data.task!r} lengths {data.min_len}..{data.max_len}")
+    models = load_reference_models(config.kind, folder, seeds=tuple(config.seeds))
+    members = {}
+    for s, model in models.items():
+        rec = next(r for r in man["convergence"] if r["cohort"] == config.kind and r["seed"] == s)
+        f = file_name(config.kind, s)
+
+        def final(model=model) -> dict:
+            return {sp: evaluate_toy(model, dyck.make_split(data, sp)) for sp in ("heldout", "ood")}
+
+        fin = cache.cached_json("dyck_reference_eval", {"sha256": man["files"][f], "data": data.to_dict()}, final)
+        curve = [{"step": r["step"], "tokens": r["tokens"], "min_accuracy": r["min_accuracy"]}
+                 for r in man["curve"] if r["cohort"] == config.kind and r["seed"] == s]
+        history = {"step": [], "lr": [], "loss": [], **{f"acc_{k}": [] for k in ("type", "depth", "invalid")},
+                   "eval": curve, "final": fin, "convergence": rec, "checkpoint_steps": [], "source": "reference"}
+        member_cfg = config.member_configs()[s]
+        members[s] = TrainedToy(model=model, config=member_cfg, history=history, checkpoints={}, path=folder,
+                                from_cache=True, train_seconds=float(rec["total_seconds"]))
+    return members
+
+
+def ensemble_folder(recipe: EnsembleRecipe = PAPER_RECIPE, n_seeds: int = 5, device: str = "auto") -> Path:
+    """Cohorts A and B trained by ``recipe`` as one ensemble, in the cache (trained on first use;
+    same layout as the reference folder). ``device="auto"``: CUDA when available."""
+    from .device import default_device
+
+    dev = default_device(device).type
+    folder = cache.artifact_dir("dyck_ensemble", {"recipe": recipe.to_dict(), "n_seeds": n_seeds, "device": dev})
+    if not (folder / MANIFEST).exists() or not load_manifest(folder).get("complete"):
+        train_reference(folder, recipe, n_seeds=n_seeds, threads=2 if dev == "cpu" else 1, device=dev)
+    return folder
+
+
 def remeasure(folder: Path | str = REFERENCE_DIR) -> list[dict]:
     """Re-measure every reference seed on the recipe's three evaluation sets (CPU):
     rows ``{cohort, seed, min_accuracy, accuracy, recorded_min_accuracy}``."""
@@ -181,10 +273,16 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--out", default=str(REFERENCE_DIR))
     tr.add_argument("--threads", type=int, default=1)
     tr.add_argument("--max-seconds", type=float, default=None)
+    tr.add_argument("--recipe", choices=("reference", "paper"), default="reference",
+                    help="reference: the committed CPU recipe; paper: the paper's (use --device cuda)")
+    tr.add_argument("--device", default="cpu")
+    tr.add_argument("--resume", action="store_true", help="keep converged seeds in --out, retrain the rest")
     sub.add_parser("verify", help="check hashes and re-measure every seed")
     args = ap.parse_args(argv)
     if args.cmd == "train":
-        man = train_reference(args.out, threads=args.threads, max_seconds=args.max_seconds)
+        recipe = REFERENCE_RECIPE if args.recipe == "reference" else PAPER_RECIPE
+        man = train_reference(args.out, recipe, threads=args.threads, max_seconds=args.max_seconds, device=args.device,
+                              resume=args.resume)
         for r in man["convergence"]:
             print(json.dumps({k: v for k, v in r.items() if k != "accuracy"}))
         return 0
