@@ -22,7 +22,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-import numpy as np
 import torch
 
 from . import dyck_paper
@@ -148,6 +147,34 @@ class EnsembleRun:
     recipe: EnsembleRecipe
 
 
+class _Batches:
+    """Fresh training batches of one member: numpy sampler on CPU (reproducible strings per
+    ``data_seed``), torch sampler on accelerators (``chunk`` steps drawn per call; same
+    distribution, torch's random stream). ``next()`` -> ``(tokens, labels, mask)`` ``(B, W)``."""
+
+    def __init__(self, data_seed: int, recipe: EnsembleRecipe, device: torch.device, chunk: int = 64,
+                 use_torch: bool | None = None) -> None:
+        self.recipe, self.device, self.chunk = recipe, device, chunk
+        self.use_torch = device.type != "cpu" if use_torch is None else use_torch
+        if not self.use_torch:
+            self.rng = dyck_paper.batch_rng(data_seed)
+        else:
+            self.gen = torch.Generator(device=device).manual_seed(int(data_seed))
+            self.buffer: list = []
+
+    def next(self):
+        B = self.recipe.batch_size
+        if not self.use_torch:
+            b = dyck_paper.sample_batch(B, self.recipe.task, self.rng)
+            return b.tokens, b.labels, b.mask
+        if not self.buffer:
+            tok = dyck_paper.sample_tokens_torch(B * self.chunk, self.recipe.task, self.gen)
+            lab = dyck_paper.label_paper_torch(tok)
+            self.buffer = [(tok[i * B:(i + 1) * B], {r: lab[r][i * B:(i + 1) * B] for r in READOUT_SIZES},
+                            lab["mask"][i * B:(i + 1) * B]) for i in range(self.chunk)][::-1]
+        return self.buffer.pop()
+
+
 def _build(specs: list[MemberSpec], recipe: EnsembleRecipe, sources: dict, device: torch.device) -> StackedToy:
     models, frozen = [], {k: [] for k in recipe.shared_io_keys}
     for sp in specs:
@@ -209,7 +236,7 @@ def _train(specs, recipe: EnsembleRecipe, dev: torch.device, verbose: bool, on_e
     pending = [sp for sp in specs if sp.shared_from is not None and tuple(sp.shared_from) not in states]
     active: list[MemberSpec] = []
     progress: dict[tuple, MemberProgress] = {}
-    rngs: dict[tuple, np.random.Generator] = {}
+    rngs: dict[tuple, _Batches] = {}
     records: list[dict] = []
     curve: list[dict] = []
     opt: EnsembleOptimizer | None = None
@@ -224,17 +251,17 @@ def _train(specs, recipe: EnsembleRecipe, dev: torch.device, verbose: bool, on_e
         for sp in new:
             active.append(sp)
             progress[sp.key] = MemberProgress(sp.cohort, sp.seed, task_name)
-            rngs[sp.key] = dyck_paper.batch_rng(sp.seed if sp.data_seed is None else sp.data_seed)
+            rngs[sp.key] = _Batches(sp.seed if sp.data_seed is None else sp.data_seed, recipe, dev)
 
     join([sp for sp in specs if sp.shared_from is None or tuple(sp.shared_from) in states])
     while active:
         st = opt.stacked
-        batches = [dyck_paper.sample_batch(recipe.batch_size, recipe.task, rngs[sp.key]) for sp in active]
-        W = max(b.tokens.shape[1] for b in batches)
-        pad = lambda t: torch.nn.functional.pad(t, (0, W - t.shape[1]))
-        tokens = torch.stack([pad(b.tokens) for b in batches]).to(dev)
-        labels = {r: torch.stack([pad(b.labels[r]) for b in batches]).to(dev) for r in READOUT_SIZES}
-        mask = torch.stack([pad(b.mask) for b in batches]).to(dev)
+        batches = [rngs[sp.key].next() for sp in active]
+        W = max(b[0].shape[1] for b in batches)
+        pad = lambda t: torch.nn.functional.pad(t, (0, W - t.shape[1]))  # noqa: E731
+        tokens = torch.stack([pad(b[0]) for b in batches]).to(dev)
+        labels = {r: torch.stack([pad(b[1][r]) for b in batches]).to(dev) for r in READOUT_SIZES}
+        mask = torch.stack([pad(b[2]) for b in batches]).to(dev)
         lr = torch.tensor([lr_at(progress[sp.key].steps_done, recipe) for sp in active], dtype=torch.float64, device=dev)
         with _autocast(dev):
             logits = ensemble_logits(st.params, tokens, st.n_layers, st.n_heads, st.eps)

@@ -281,3 +281,83 @@ def eval_sets(config: PaperTaskConfig, n: int = 2048, seed: int = 0) -> dict[str
             tok = compositional_tokens(n, config, rng)
         out[name] = to_split(tok, name).subset(slice(None))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# torch sampler (for accelerators): same distribution and labels, torch's random stream
+# --------------------------------------------------------------------------------------------
+
+
+def sample_tokens_torch(n: int, config: PaperTaskConfig, generator: torch.Generator,
+                        length_range: tuple[int, int] | None = None) -> torch.Tensor:
+    """:func:`sample_tokens` in torch on ``generator``'s device: the same distribution, a
+    different random stream (so not the same strings as the numpy sampler for a seed). One
+    call draws many rows at the cost of one loop over positions, so draw several steps at once."""
+    lo, hi = length_range or (config.min_len, config.max_len)
+    if not (1 <= lo <= hi <= config.max_len):
+        raise ValueError(f"length_range must satisfy 1 <= lo <= hi <= max_len={config.max_len}, got {(lo, hi)}")
+    dev = generator.device
+    kw = dict(generator=generator, device=dev)
+    lengths = torch.randint(lo, hi + 1, (n,), **kw)
+    walk = torch.rand(n, **kw) < config.p_valid
+    u = torch.rand(n, hi, **kw)
+    fam = torch.randint(0, 3, (n, hi), **kw)
+    content = torch.randint(LPAREN, RBRACE + 1, (n, hi), **kw)
+    opens = torch.tensor(OPENERS, device=dev)
+    closes = torch.tensor(CLOSERS, device=dev)
+    stack = torch.zeros(n, config.max_depth + 1, dtype=torch.long, device=dev)
+    depth = torch.zeros(n, dtype=torch.long, device=dev)
+    rows = torch.arange(n, device=dev)
+    for t in range(hi):
+        do_open = (depth < config.max_depth) & ((depth == 0) | (u[:, t] < config.p_open))
+        top = stack[rows, (depth - 1).clamp(min=0)]
+        tok = torch.where(do_open, opens[fam[:, t]], closes[top])
+        slot = depth.clamp(max=config.max_depth)
+        stack[rows, slot] = torch.where(do_open, fam[:, t], stack[rows, slot])
+        depth = depth + torch.where(do_open, 1, -1)
+        content[:, t] = torch.where(walk, tok, content[:, t])
+    cols = torch.arange(hi, device=dev)[None, :]
+    content = torch.where(cols < lengths[:, None], content, PAD)
+    tokens = torch.full((n, config.max_len + 2), PAD, dtype=torch.long, device=dev)
+    tokens[:, 0] = BOS
+    tokens[:, 1 : 1 + hi] = content
+    tokens[rows, lengths + 1] = EOS
+    return tokens
+
+
+def label_paper_torch(tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    """:func:`label_paper` in torch (on ``tokens``' device); the same labels."""
+    if tokens.ndim != 2:
+        raise ValueError(f"tokens must be 2-D (n, T), got shape {tuple(tokens.shape)}")
+    tok = tokens.long()
+    n, T = tok.shape
+    dev = tok.device
+    is_open = (tok == OPENERS[0]) | (tok == OPENERS[1]) | (tok == OPENERS[2])
+    is_close = (tok == CLOSERS[0]) | (tok == CLOSERS[1]) | (tok == CLOSERS[2])
+    family = torch.where(is_open | is_close, (tok - LPAREN) // 2, -1)
+    stack = torch.zeros(n, MAX_DEPTH + 1, dtype=torch.long, device=dev)
+    depth = torch.zeros(n, dtype=torch.long, device=dev)
+    failed = torch.zeros(n, dtype=torch.bool, device=dev)
+    out_depth = torch.zeros(n, T, dtype=torch.long, device=dev)
+    out_inv = torch.zeros(n, T, dtype=torch.long, device=dev)
+    rows = torch.arange(n, device=dev)
+    for t in range(T):
+        live = ~failed
+        op = is_open[:, t] & live
+        overflow = op & (depth >= MAX_DEPTH)
+        push = op & ~overflow
+        slot = depth.clamp(max=MAX_DEPTH)
+        stack[rows, slot] = torch.where(push, family[:, t], stack[rows, slot])
+        cl = is_close[:, t] & live
+        empty = cl & (depth == 0)
+        top = stack[rows, (depth - 1).clamp(min=0)]
+        mismatch = cl & ~empty & (top != family[:, t])
+        pop = cl & ~empty & ~mismatch
+        depth = depth + push.long() - pop.long()
+        failed = failed | overflow | empty | mismatch
+        out_depth[:, t] = depth
+        out_inv[:, t] = failed.long()
+    mask = tok != PAD
+    zero = torch.zeros_like(tok)
+    return {"type": torch.where(mask, tok, zero), "depth": torch.where(mask, out_depth, zero),
+            "invalid": torch.where(mask, out_inv, zero), "mask": mask}

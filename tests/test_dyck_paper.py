@@ -129,3 +129,23 @@ def test_bad_input():
         dp.sample_tokens(4, CFG, np.random.default_rng(0), length_range=(2, 20))
     with pytest.raises(ValueError, match="n must be"):
         dp.eval_sets(CFG, 0)
+
+
+def test_torch_sampler_and_labeller_match_the_numpy_definitions():
+    g = torch.Generator().manual_seed(0)
+    tok = dp.sample_tokens_torch(3000, CFG, g)
+    lab_t = dp.label_paper_torch(tok)
+    lab_n = dp.label_paper(tok.numpy())
+    for k in ("type", "depth", "invalid", "mask"):
+        assert np.array_equal(lab_t[k].numpy(), lab_n[k]), k
+    _check_against_reference(tok.numpy()[:500])
+    # same distribution as the numpy sampler (walk share, length range, walks never fail)
+    lengths = lab_n["mask"].sum(1) - 2
+    assert lengths.min() == 2 and lengths.max() == 12
+    failed = lab_n["invalid"].max(1)
+    assert 0.4 < (failed == 0).mean() < 0.65
+    ref = dp.label_paper(dp.sample_tokens(3000, CFG, np.random.default_rng(0)))["invalid"].max(1)
+    assert abs((failed == 0).mean() - (ref == 0).mean()) < 0.05
+    rand = np.random.default_rng(1).integers(0, 9, size=(300, 20))
+    lt = dp.label_paper_torch(torch.from_numpy(rand))
+    assert all(np.array_equal(lt[k].numpy(), dp.label_paper(rand)[k]) for k in ("depth", "invalid"))

@@ -195,3 +195,18 @@ def test_trainer_runs_cohorts_with_shared_io_and_records():
                           rule=ConvergenceRule(threshold=1.0, eval_every=3, extra_steps=2, max_steps=4, eval_size=32))
     rec = train_members([MemberSpec("independent", 100)], hard, threads=1).records[0]
     assert not rec["converged"] and rec["steps"] is None and rec["total_steps"] == 4
+
+
+def test_torch_batch_source_gives_labelled_batches():
+    from polyrot_utils.cohort_training import _Batches
+
+    recipe = EnsembleRecipe(batch_size=8)
+    src = _Batches(3, recipe, torch.device("cpu"), chunk=4, use_torch=True)
+    seen = [src.next() for _ in range(6)]  # crosses a chunk boundary
+    for tok, lab, mask in seen:
+        assert tok.shape == (8, recipe.task.max_len + 2)
+        ref = dp.label_paper(tok.numpy())
+        assert all(np.array_equal(lab[k].numpy(), ref[k]) for k in lab) and np.array_equal(mask.numpy(), ref["mask"])
+    assert not torch.equal(seen[0][0], seen[1][0])
+    again = _Batches(3, recipe, torch.device("cpu"), chunk=4, use_torch=True)
+    assert torch.equal(again.next()[0], seen[0][0])
