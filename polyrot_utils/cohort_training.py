@@ -17,14 +17,16 @@ autocast (fp32 weights and optimiser state, as the paper).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
 
-from . import dyck_paper
+from . import cache, dyck_paper
 from .convergence import ConvergenceRule, MemberProgress, min_accuracy
 from .dyck import READOUT_SIZES
 from .ensemble import EnsembleOptimizer, StackedToy, ensemble_logits, member_losses, stack_models
@@ -196,7 +198,8 @@ def train_members(specs: list[MemberSpec], recipe: EnsembleRecipe | None = None,
                   on_eval: Callable[[MemberSpec, int, dict[str, torch.Tensor]], None] | None = None,
                   on_stop: Callable[[MemberSpec, dict, dict[str, torch.Tensor]], None] | None = None,
                   max_seconds: float | None = None,
-                  sources: dict[tuple[str, int], dict[str, torch.Tensor]] | None = None) -> EnsembleRun:
+                  sources: dict[tuple[str, int], dict[str, torch.Tensor]] | None = None,
+                  checkpoint: str | Path | None = None, resume: bool = False) -> EnsembleRun:
     """Train ``specs`` as one ensemble to ``recipe.rule`` (see module docstring).
 
     ``threads``: torch CPU threads while training (restored afterwards; ``None`` leaves them).
@@ -208,7 +211,14 @@ def train_members(specs: list[MemberSpec], recipe: EnsembleRecipe | None = None,
     converged) and pending followers are not trained (they get no record). ``sources``:
     final weights of source members trained earlier (``{(cohort, seed): state}``), so that
     followers whose source is not among ``specs`` can be trained (resuming a cohort).
+    ``checkpoint``: a path prefix; after every evaluation the whole training state (weights,
+    AdamW moments, per-member steps, progress, sampler RNG states, records, curve, finished
+    members) is written to ``<checkpoint>.safetensors`` + ``<checkpoint>.json``; with ``resume``
+    and those files present, training continues from them exactly (same result as without the
+    interruption, on CPU). CPU (numpy sampler) only.
     """
+    if checkpoint is not None and torch.device(device).type != "cpu":
+        raise ValueError("checkpoint/resume is supported on device='cpu' only (numpy sampler)")
     recipe = recipe or EnsembleRecipe()
     keys = [sp.key for sp in specs]
     if len(set(keys)) != len(keys):
@@ -221,13 +231,26 @@ def train_members(specs: list[MemberSpec], recipe: EnsembleRecipe | None = None,
     if threads:
         torch.set_num_threads(int(threads))
     try:
-        return _train(specs, recipe, dev, verbose, on_eval, on_stop, max_seconds, dict(sources or {}))
+        return _train(specs, recipe, dev, verbose, on_eval, on_stop, max_seconds, dict(sources or {}),
+                      None if checkpoint is None else Path(checkpoint), resume)
     finally:
         torch.set_num_threads(prev)
 
 
+def _key_str(key: tuple) -> str:
+    return f"{key[0]}/{int(key[1])}"
+
+
+def _spec_json(sp: MemberSpec) -> list:
+    return [sp.cohort, int(sp.seed), sp.data_seed, list(sp.shared_from) if sp.shared_from else None]
+
+
+def _spec_from_json(x: list) -> MemberSpec:
+    return MemberSpec(x[0], int(x[1]), x[2], tuple(x[3]) if x[3] else None)
+
+
 def _train(specs, recipe: EnsembleRecipe, dev: torch.device, verbose: bool, on_eval, on_stop, max_seconds,
-           sources: dict) -> EnsembleRun:
+           sources: dict, checkpoint: Path | None = None, resume: bool = False) -> EnsembleRun:
     rule = recipe.rule
     task_name = "paper"
     sets = {k: v.to(dev) for k, v in dyck_paper.eval_sets(recipe.task, rule.eval_size, recipe.eval_seed).items()}
@@ -253,7 +276,69 @@ def _train(specs, recipe: EnsembleRecipe, dev: torch.device, verbose: bool, on_e
             progress[sp.key] = MemberProgress(sp.cohort, sp.seed, task_name)
             rngs[sp.key] = _Batches(sp.seed if sp.data_seed is None else sp.data_seed, recipe, dev)
 
-    join([sp for sp in specs if sp.shared_from is None or tuple(sp.shared_from) in states])
+    source_keys = set(states)
+
+    def save_checkpoint(elapsed: float) -> None:
+        st = opt.stacked if opt is not None else None
+        tensors: dict[str, torch.Tensor] = {}
+        if st is not None:
+            tensors.update({f"p/{k}": v.detach().cpu() for k, v in st.params.items()})
+            tensors.update({f"m/{k}": v.cpu() for k, v in opt.m.items()})
+            tensors.update({f"v/{k}": v.cpu() for k, v in opt.v.items()})
+            tensors["steps"] = opt.steps.cpu()
+        for key, state in states.items():
+            if key not in source_keys:
+                tensors.update({f"done/{_key_str(key)}/{k}": v for k, v in state.items()})
+        meta = {
+            "active": [_spec_json(sp) for sp in active],
+            "pending": [_spec_json(sp) for sp in pending],
+            "progress": {_key_str(sp.key): {k: getattr(progress[sp.key], k) for k in
+                                            ("steps_done", "tokens_done", "first_pass", "stop_step")} for sp in active},
+            "rng": {_key_str(sp.key): rngs[sp.key].rng.bit_generator.state for sp in active},
+            "frozen": {k: v.tolist() for k, v in st.frozen.items()} if st is not None else {},
+            "done": [_key_str(k) for k in states if k not in source_keys],
+            "records": records, "curve": curve, "elapsed": elapsed, "recipe": recipe.to_dict(),
+        }
+        cache.atomic_save_safetensors(checkpoint.with_suffix(".safetensors"), {k: v.contiguous() for k, v in tensors.items()})
+        cache.atomic_write_json(checkpoint.with_suffix(".json"), meta)
+
+    if resume and checkpoint is not None and checkpoint.with_suffix(".json").exists():
+        meta = json.loads(checkpoint.with_suffix(".json").read_text())
+        if EnsembleRecipe.from_dict(meta["recipe"]) != recipe:
+            raise ValueError(f"{checkpoint}: the checkpoint was written with a different recipe")
+        tens = cache.load_safetensors(checkpoint.with_suffix(".safetensors"))
+        for ks in meta["done"]:
+            c, sd = ks.split("/")
+            pre = f"done/{ks}/"
+            states[(c, int(sd))] = {k[len(pre):]: v for k, v in tens.items() if k.startswith(pre)}
+        records, curve = meta["records"], meta["curve"]
+        pending = [_spec_from_json(x) for x in meta["pending"]]
+        active = [_spec_from_json(x) for x in meta["active"]]
+        if active:
+            template = build_toy(0)
+            st = StackedToy(params={k[2:]: v.to(dev) for k, v in tens.items() if k.startswith("p/")},
+                            seeds=tuple(sp.seed for sp in active),
+                            trainable=tuple(k for k, p in template.named_parameters() if p.requires_grad),
+                            frozen={k: torch.tensor(v, device=dev) for k, v in meta["frozen"].items()},
+                            n_layers=template.cfg.n_layers, n_heads=template.cfg.n_heads, eps=float(template.cfg.eps))
+            opt = EnsembleOptimizer(st, betas=recipe.betas, weight_decay=recipe.weight_decay, grad_clip=recipe.grad_clip)
+            opt.m = {k: tens[f"m/{k}"].to(dev) for k in opt.m}
+            opt.v = {k: tens[f"v/{k}"].to(dev) for k in opt.v}
+            opt.steps = tens["steps"].to(dev)
+        for sp in active:
+            pr = MemberProgress(sp.cohort, sp.seed, task_name)
+            for k, v in meta["progress"][_key_str(sp.key)].items():
+                setattr(pr, k, v)
+            progress[sp.key] = pr
+            rngs[sp.key] = _Batches(sp.seed if sp.data_seed is None else sp.data_seed, recipe, dev)
+            rngs[sp.key].rng.bit_generator.state = meta["rng"][_key_str(sp.key)]
+        t0 = time.perf_counter() - float(meta["elapsed"])
+        ready = [sp for sp in pending if tuple(sp.shared_from) in states]
+        pending = [sp for sp in pending if tuple(sp.shared_from) not in states]
+        if ready:
+            join(ready)
+    else:
+        join([sp for sp in specs if sp.shared_from is None or tuple(sp.shared_from) in states])
     while active:
         st = opt.stacked
         batches = [rngs[sp.key].next() for sp in active]
@@ -318,6 +403,8 @@ def _train(specs, recipe: EnsembleRecipe, dev: torch.device, verbose: bool, on_e
             if ready:
                 join(ready)
             del finished
+        if idx and checkpoint is not None:
+            save_checkpoint(time.perf_counter() - t0)
     keys = [sp.key for sp in specs]
     order = {k: i for i, k in enumerate(keys)}
     records.sort(key=lambda r: order[(r["cohort"], r["seed"])])

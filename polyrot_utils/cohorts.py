@@ -136,7 +136,8 @@ def cohort_config(kind: str, profile: str = "quick", n_seeds: int | None = None,
     """One-line cohort config: ``kind``'s default seeds (first ``n_seeds``), the profile's recipe,
     ``overrides`` as in :func:`toy_train_config`. ``source``: ``None`` = the profile's choice —
     ``"reference"`` for the reference kinds of a ``reference=True`` profile when no recipe
-    override (other than ``device``) is given and the seeds are the default ones, else ``"train"``."""
+    override (other than ``device``) is given, the seeds are the default ones and the reference
+    folder holds them all (otherwise it says so and trains), else ``"train"``."""
     if kind not in COHORT_KINDS:
         raise ValueError(f"kind must be one of {COHORT_KINDS}, got {kind!r}")
     if profile not in TOY_PROFILES:
@@ -147,6 +148,13 @@ def cohort_config(kind: str, profile: str = "quick", n_seeds: int | None = None,
         ref = TOY_PROFILES[profile]["reference"]
         source = (("ensemble" if ref == "ensemble" else "reference") if ref and kind in REFERENCE_KINDS
                   and not recipe_overrides and default_seeds else "train")
+        if source == "reference":
+            from .reference_dyck import reference_available
+
+            want = seeds if seeds is not None else DEFAULT_SEEDS[kind][: (n_seeds or len(DEFAULT_SEEDS[kind]))]
+            if not reference_available(kind, tuple(want)):
+                print(f"[cohorts] no reference weights for {kind} seeds {tuple(want)}; training them here instead")
+                source = "train"
     if seeds is None:
         seeds = DEFAULT_SEEDS[kind][: (n_seeds or len(DEFAULT_SEEDS[kind]))]
         if n_seeds is not None and n_seeds > len(DEFAULT_SEEDS[kind]):

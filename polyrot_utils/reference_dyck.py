@@ -48,6 +48,8 @@ REFERENCE_RECIPE = EnsembleRecipe(
     rule=ConvergenceRule(threshold=0.9999, eval_every=250, extra_steps=300, max_steps=3_500, eval_size=2_048),
 )
 RETRAIN_COMMAND = "python -m polyrot_utils.reference_dyck train"
+#: prefix of the resumable training state kept in the folder while a run is unfinished
+STATE = "train_state"
 #: the paper's recipe (its released code's budget: cap 30,000 steps, 3,000 extra steps after the
 #: criterion, evaluation every 500; the text says 60,000 and 10,000) for the ``paper`` profile
 PAPER_RECIPE = EnsembleRecipe(
@@ -82,7 +84,8 @@ def _git_commit() -> str:
 
 def _write_manifest(out: Path, recipe: EnsembleRecipe, records: list[dict], curve: list[dict], seconds: float,
                     complete: bool, threads: int, commit: str) -> None:
-    files = {r_file: sha256(out / r_file) for r_file in sorted(p.name for p in out.glob("*.safetensors"))}
+    files = {r_file: sha256(out / r_file) for r_file in sorted(p.name for p in out.glob("*.safetensors"))
+             if not r_file.startswith(STATE)}
     manifest = {
         "description": "Dyck-3 toy cohorts (paper task) trained to the paper's convergence criterion",
         "recipe": recipe.to_dict(),
@@ -105,7 +108,9 @@ def train_reference(out: Path | str = REFERENCE_DIR, recipe: EnsembleRecipe = RE
     """Train Cohorts A and B from scratch into ``out`` (weights written as each seed stops,
     the manifest rewritten after each); returns the manifest. ``resume``: keep the converged seeds
     in ``out`` and train the others from scratch (Cohort A followers from the stored seed 0);
-    the manifest's ``code_commit`` then names both commits."""
+    the manifest's ``code_commit`` then names both commits. While a run is unfinished the folder
+    also holds its training state (``train_state.*``, written after every evaluation); ``resume``
+    with that state present continues the run exactly where it stopped (CPU)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     specs = paper_cohort_members(n_seeds)
@@ -113,7 +118,14 @@ def train_reference(out: Path | str = REFERENCE_DIR, recipe: EnsembleRecipe = RE
     curve: list[dict] = []
     sources: dict = {}
     prior_seconds = 0.0
-    if resume and (out / MANIFEST).exists():
+    state = out / STATE
+    exact = resume and state.with_suffix(".json").exists()
+    if exact:  # continue an interrupted run exactly from its last evaluation
+        meta = json.loads(state.with_suffix(".json").read_text())
+        records = list(meta["records"])
+        commit = load_manifest(out)["code_commit"] if (out / MANIFEST).exists() else _git_commit()
+        prior_seconds = 0.0  # the state's elapsed time carries the earlier seconds
+    elif resume and (out / MANIFEST).exists():
         man = load_manifest(out)
         if EnsembleRecipe.from_dict(man["recipe"]) != recipe:
             raise ValueError("resume: the folder was trained with a different recipe")
@@ -129,7 +141,7 @@ def train_reference(out: Path | str = REFERENCE_DIR, recipe: EnsembleRecipe = RE
         specs = [sp for sp in specs if sp.key not in done]
         commit = man["code_commit"] + "+resumed@" + _git_commit()
     else:
-        for p in list(out.glob("*.safetensors")) + [out / MANIFEST]:
+        for p in list(out.glob("*.safetensors")) + [out / MANIFEST, state.with_suffix(".json")]:
             if p.exists():
                 p.unlink()
         commit = _git_commit()  # the code the run starts from
@@ -144,11 +156,17 @@ def train_reference(out: Path | str = REFERENCE_DIR, recipe: EnsembleRecipe = RE
         _write_manifest(out, recipe, _ordered(records), curve, prior_seconds + time.perf_counter() - t0, False,
                         threads, commit)
 
+    if device != "cpu":
+        state = None  # exact resume is CPU-only
     run = train_members(specs, recipe, device=device, threads=threads, verbose=verbose, on_stop=on_stop,
-                        max_seconds=max_seconds, sources={k: v for k, v in sources.items() if k[0] == "shared_io"})
-    curve = curve + run.curve
-    _write_manifest(out, recipe, _ordered(records), curve, prior_seconds + run.seconds, len(records) == 2 * n_seeds,
-                    threads, commit)
+                        max_seconds=max_seconds, sources={k: v for k, v in sources.items() if k[0] == "shared_io"},
+                        checkpoint=state, resume=exact)
+    curve = curve + run.curve if not exact else run.curve
+    complete = len(records) == 2 * n_seeds
+    _write_manifest(out, recipe, _ordered(records), curve, prior_seconds + run.seconds, complete, threads, commit)
+    if complete and state is not None:
+        for suffix in (".safetensors", ".json"):
+            state.with_suffix(suffix).unlink(missing_ok=True)
     return load_manifest(out)
 
 
@@ -169,6 +187,16 @@ def check_hashes(folder: Path | str = REFERENCE_DIR) -> dict[str, bool]:
     folder = Path(folder)
     man = load_manifest(folder)
     return {f: (folder / f).exists() and sha256(folder / f) == h for f, h in man["files"].items()}
+
+
+def reference_available(cohort: str, seeds: tuple[int, ...], folder: Path | str = REFERENCE_DIR) -> bool:
+    """True when the manifest in ``folder`` has a record (and a weight file) for every seed."""
+    try:
+        man = load_manifest(folder)
+    except FileNotFoundError:
+        return False
+    have = {(r["cohort"], r["seed"]) for r in man["convergence"]}
+    return all((cohort, int(s)) in have and file_name(cohort, s) in man["files"] for s in seeds)
 
 
 def load_reference_models(cohort: str, folder: Path | str = REFERENCE_DIR, seeds: tuple[int, ...] | None = None,

@@ -210,3 +210,27 @@ def test_torch_batch_source_gives_labelled_batches():
     assert not torch.equal(seen[0][0], seen[1][0])
     again = _Batches(3, recipe, torch.device("cpu"), chunk=4, use_torch=True)
     assert torch.equal(again.next()[0], seen[0][0])
+
+
+def test_checkpoint_resume_is_exact(tmp_path):
+    recipe = EnsembleRecipe(batch_size=8, warmup_steps=2,
+                            rule=ConvergenceRule(threshold=1.0, eval_every=3, extra_steps=2, max_steps=9, eval_size=32))
+    specs = paper_cohort_members(2)
+    straight = train_members(specs, recipe, threads=1, checkpoint=tmp_path / "a")
+    calls = []
+
+    def stop_at_second_eval(spec, step, state):
+        calls.append(step)
+        if step == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_members(specs, recipe, threads=1, checkpoint=tmp_path / "b", on_eval=stop_at_second_eval)
+    assert (tmp_path / "b.json").exists()
+    resumed = train_members(specs, recipe, threads=1, checkpoint=tmp_path / "b", resume=True)
+    assert set(resumed.states) == set(straight.states) == {sp.key for sp in specs}
+    for key, state in straight.states.items():
+        assert all(torch.equal(state[k], resumed.states[key][k]) for k in state), key
+    strip = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]  # noqa: E731
+    assert strip(resumed.records) == strip(straight.records)
+    assert [(r["cohort"], r["seed"], r["step"]) for r in resumed.curve] == [(r["cohort"], r["seed"], r["step"]) for r in straight.curve]
