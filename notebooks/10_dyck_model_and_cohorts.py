@@ -131,10 +131,15 @@ conv = convergence_table(trained)
 results.record("convergence", conv)
 conv_df = pd.DataFrame([{k: v for k, v in r.items() if k != "accuracy"} for r in conv])
 print("seeds meeting the criterion:", int(conv_df.converged.sum()), "of", len(conv_df))
-if any(c.source == "reference" for c in configs.values()):
-    from polyrot_utils.reference_dyck import load_manifest
+from polyrot_utils.reference_dyck import REFERENCE_DIR, load_manifest
 
-    curve = pd.DataFrame(load_manifest()["curve"])
+if (REFERENCE_DIR / "manifest.json").exists() and load_manifest()["curve"]:
+    manifest = load_manifest()
+    results.record("reference_run_complete", bool(manifest["complete"]))
+    if not manifest["complete"]:
+        print("The reference training run is unfinished (resume: python -m polyrot_utils.reference_dyck train --resume);"
+              " the curve below is its progress so far.")
+    curve = pd.DataFrame(manifest["curve"])
     results.record("accuracy_vs_tokens", curve[["cohort", "seed", "step", "tokens", "min_accuracy"]].to_dict(orient="records"))
     fig, ax = plt.subplots(figsize=(8, 3.8))
     for ci, (k, g) in enumerate(curve.groupby("cohort")):
