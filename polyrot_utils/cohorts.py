@@ -18,9 +18,9 @@ Cohort kinds (``CohortConfig.kind``):
 
 Profiles (:data:`TOY_PROFILES`) fix the training recipe so every chapter that asks for the
 same ``(kind, profile, n_seeds)`` gets the same cached models. All profiles use the paper's task
-(``DyckConfig.task="paper"``). Where a profile says ``reference=True`` (``quick``), the
-``shared_io`` and ``independent`` cohorts are not trained: their members are the committed
-reference weights (:mod:`polyrot_utils.reference_dyck`, trained by the ensemble trainer to the
+(``DyckConfig.task="paper"``). Where a profile says ``reference=True`` (``quick``) and
+``reference/dyck/`` holds a *complete* reference run, the ``shared_io`` and ``independent``
+cohorts are not trained: their members are the committed reference weights (:mod:`polyrot_utils.reference_dyck`, trained by the ensemble trainer to the
 paper's convergence criterion, content lengths 2..12) — ``CohortConfig.source == "reference"``.
 A chapter that needs training checkpoints asks for ``source="train"``::
 
