@@ -74,8 +74,10 @@ results = ChapterResults(
                 max_len=max_len, n_fit_strings=n_fit_strings, n_eval_strings=n_eval_strings, n_null=n_null, d_sae=d_sae,
                 k=k, sae_tokens=sae_tokens, device=device),
 )
+# checkpoints need a training run: the committed reference weights (the other Dyck chapters'
+# converged cohorts) carry no checkpoints, so this chapter trains its own run of the profile's recipe
 run = train_cohort(cohort_config(cohort, profile=toy_profile, n_seeds=n_seeds, steps=steps, batch_size=batch_size,
-                                 data_max_len=max_len, device=device))
+                                 data_max_len=max_len, device=device, source="train"))
 run_seed = run.seeds[0]
 member = run.members[run_seed]
 ck_steps = sorted(member.checkpoints)

@@ -17,7 +17,12 @@ Cohort kinds (``CohortConfig.kind``):
   This cohort lets the Haar chapter test that prediction.
 
 Profiles (:data:`TOY_PROFILES`) fix the training recipe so every chapter that asks for the
-same ``(kind, profile, n_seeds)`` gets the same cached models::
+same ``(kind, profile, n_seeds)`` gets the same cached models. All profiles use the paper's task
+(``DyckConfig.task="paper"``). Where a profile says ``reference=True`` (``quick``) and
+``reference/dyck/`` holds a *complete* reference run, the ``shared_io`` and ``independent``
+cohorts are not trained: their members are the committed reference weights (:mod:`polyrot_utils.reference_dyck`, trained by the ensemble trainer to the
+paper's convergence criterion, content lengths 2..12) — ``CohortConfig.source == "reference"``.
+A chapter that needs training checkpoints asks for ``source="train"``::
 
     cohort = train_cohort(cohort_config("independent", profile="quick", n_seeds=3))
     cohort.models          # {seed: HookedTransformer}
@@ -44,18 +49,27 @@ DEFAULT_SEEDS: dict[str, tuple[int, ...]] = {
     "sgd": (300, 301, 302, 303, 304),
 }
 
-_QUICK_DATA = dict(max_len=24, ood_min_len=26, ood_max_len=40, n_train=20_000, depth_after_invalid="ignore")
-#: training recipes by profile; ``sgd_lr`` replaces ``lr`` in the "sgd" cohort.
+#: the reference weights' task: the paper's, content lengths 2..12 ("ood" = the long set 10..12)
+_QUICK_DATA = dict(task="paper", min_len=2, max_len=12, ood_min_len=10, ood_max_len=12, n_train=20_000,
+                   n_heldout=2_048, n_ood=2_048)
+#: cohort kinds whose quick-profile members are the committed reference weights
+REFERENCE_KINDS = ("shared_io", "independent")
+#: training recipes by profile; ``sgd_lr`` replaces ``lr`` in the "sgd" cohort; ``reference``:
+#: True = the shared_io/independent cohorts load the committed reference weights
+#: (:mod:`polyrot_utils.reference_dyck`); "ensemble" = they are trained here by the ensemble
+#: trainer at the paper's recipe (``reference_dyck.PAPER_RECIPE``, to the convergence criterion,
+#: cached); False = the per-seed trainer at the profile's recipe.
 TOY_PROFILES: dict[str, dict[str, Any]] = {
     "smoke": dict(steps=60, batch_size=32, lr=1e-2, warmup_steps=10, eval_every=30, eval_size=256, n_checkpoints=2,
-                  data=dict(_QUICK_DATA, n_train=2_000, n_heldout=500, n_ood=500), sgd_lr=0.1),
+                  data=dict(_QUICK_DATA, n_train=2_000, n_heldout=500, n_ood=500), sgd_lr=0.1, reference=False),
     "quick": dict(steps=400, batch_size=64, lr=1e-2, warmup_steps=30, eval_every=100, eval_size=512, n_checkpoints=4,
-                  data=dict(_QUICK_DATA), sgd_lr=0.1),
+                  data=dict(_QUICK_DATA), sgd_lr=0.1, reference=True),
     "paper": dict(steps=30_000, batch_size=512, lr=3e-3, warmup_steps=500, eval_every=1_000, eval_size=2_048,
-                  n_checkpoints=30, data=dict(max_len=48, ood_min_len=50, ood_max_len=60, n_train=262_144,
-                                              n_heldout=8_192, n_ood=8_192, depth_after_invalid="freeze"),
-                  sgd_lr=0.1, device="auto"),
+                  n_checkpoints=30, data=dict(task="paper", min_len=2, max_len=62, ood_min_len=50, ood_max_len=60,
+                                              n_train=262_144, n_heldout=8_192, n_ood=8_192),
+                  sgd_lr=0.1, device="auto", reference="ensemble"),
 }
+COHORT_SOURCES = ("train", "reference", "ensemble")
 
 
 def toy_train_config(profile: str = "quick", **overrides: Any) -> ToyTrainConfig:
@@ -66,6 +80,7 @@ def toy_train_config(profile: str = "quick", **overrides: Any) -> ToyTrainConfig
         raise ValueError(f"profile must be one of {sorted(TOY_PROFILES)}, got {profile!r}")
     spec = dict(TOY_PROFILES[profile])
     spec.pop("sgd_lr")
+    spec.pop("reference")
     data = dyck.DyckConfig(**spec.pop("data"))
     cfg = ToyTrainConfig(data=data, **spec)
     overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -75,17 +90,24 @@ def toy_train_config(profile: str = "quick", **overrides: Any) -> ToyTrainConfig
 @dataclass(frozen=True)
 class CohortConfig:
     """A cohort: ``kind`` (see module docstring), ``seeds``, and the per-model ``train`` recipe
-    (its ``seed``/``data_seed``/``optimizer``/``shared_io_from`` are set per member)."""
+    (its ``seed``/``data_seed``/``optimizer``/``shared_io_from`` are set per member).
+    ``source="reference"``: the members are the committed reference weights (``train`` then
+    only supplies the data config the chapters evaluate on)."""
 
     kind: str = "independent"
     seeds: tuple[int, ...] = (100, 101, 102)
     train: ToyTrainConfig = field(default_factory=ToyTrainConfig)
     sgd_lr: float = 0.1
     shared_io_keys: tuple[str, ...] = ("embed.W_E", "unembed.W_U")
+    source: str = "train"
 
     def __post_init__(self) -> None:
         if self.kind not in COHORT_KINDS:
             raise ValueError(f"kind must be one of {COHORT_KINDS}, got {self.kind!r}")
+        if self.source not in COHORT_SOURCES:
+            raise ValueError(f"source must be one of {COHORT_SOURCES}, got {self.source!r}")
+        if self.source != "train" and self.kind not in REFERENCE_KINDS:
+            raise ValueError(f"source={self.source!r} exists only for kinds {REFERENCE_KINDS}, got kind {self.kind!r}")
         if len(self.seeds) < 1 or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be a non-empty tuple of distinct integers, got {self.seeds!r}")
 
@@ -109,20 +131,39 @@ class CohortConfig:
         return out
 
 
-def cohort_config(kind: str, profile: str = "quick", n_seeds: int | None = None, seeds: tuple[int, ...] | None = None, **overrides: Any) -> CohortConfig:
+def cohort_config(kind: str, profile: str = "quick", n_seeds: int | None = None, seeds: tuple[int, ...] | None = None,
+                  source: str | None = None, **overrides: Any) -> CohortConfig:
     """One-line cohort config: ``kind``'s default seeds (first ``n_seeds``), the profile's recipe,
-    ``overrides`` as in :func:`toy_train_config`."""
+    ``overrides`` as in :func:`toy_train_config`. ``source``: ``None`` = the profile's choice —
+    ``"reference"`` for the reference kinds of a ``reference=True`` profile when no recipe
+    override (other than ``device``) is given, the seeds are the default ones and the reference
+    folder holds them all (otherwise it says so and trains), else ``"train"``."""
     if kind not in COHORT_KINDS:
         raise ValueError(f"kind must be one of {COHORT_KINDS}, got {kind!r}")
     if n_seeds is not None and (isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1):
         # 0 used to mean "all five" and a negative number sliced silently; both are refused now
         raise ValueError(f"n_seeds must be a positive integer (or None for the kind's default seeds), got {n_seeds!r}")
+    if profile not in TOY_PROFILES:
+        raise ValueError(f"profile must be one of {sorted(TOY_PROFILES)}, got {profile!r}")
+    if source is None:
+        recipe_overrides = {k for k, v in overrides.items() if v is not None and k != "device"}
+        default_seeds = seeds is None and (n_seeds is None or n_seeds <= len(DEFAULT_SEEDS[kind]))
+        ref = TOY_PROFILES[profile]["reference"]
+        source = (("ensemble" if ref == "ensemble" else "reference") if ref and kind in REFERENCE_KINDS
+                  and not recipe_overrides and default_seeds else "train")
+        if source == "reference":
+            from .reference_dyck import reference_available
+
+            want = seeds if seeds is not None else DEFAULT_SEEDS[kind][: (len(DEFAULT_SEEDS[kind]) if n_seeds is None else n_seeds)]
+            if not reference_available(kind, tuple(want)):
+                print(f"[cohorts] no reference weights for {kind} seeds {tuple(want)}; training them here instead")
+                source = "train"
     if seeds is None:
         seeds = DEFAULT_SEEDS[kind][: (len(DEFAULT_SEEDS[kind]) if n_seeds is None else n_seeds)]
         if n_seeds is not None and n_seeds > len(DEFAULT_SEEDS[kind]):
             seeds = tuple(DEFAULT_SEEDS[kind][0] + i for i in range(n_seeds))
     return CohortConfig(kind=kind, seeds=tuple(int(s) for s in seeds), train=toy_train_config(profile, **overrides),
-                        sgd_lr=TOY_PROFILES[profile]["sgd_lr"])
+                        sgd_lr=TOY_PROFILES[profile]["sgd_lr"], source=source)
 
 
 @dataclass
@@ -154,7 +195,17 @@ class Cohort:
 
 
 def train_cohort(config: CohortConfig, *, verbose: bool = False) -> Cohort:
-    """Train (or load from the cache) every member of ``config``."""
+    """Train (or load from the cache) every member of ``config``; ``source="reference"`` loads
+    the committed reference weights instead (:func:`polyrot_utils.reference_dyck.reference_members`)."""
+    if config.source == "reference":
+        from .reference_dyck import reference_members
+
+        return Cohort(config, reference_members(config))
+    if config.source == "ensemble":
+        from .reference_dyck import PAPER_RECIPE, ensemble_folder, reference_members
+
+        folder = ensemble_folder(PAPER_RECIPE, n_seeds=len(DEFAULT_SEEDS[config.kind]), device=config.train.device)
+        return Cohort(config, reference_members(config, folder))
     members = {s: train_toy(c, verbose=verbose) for s, c in config.member_configs().items()}
     return Cohort(config, members)
 
@@ -168,6 +219,40 @@ def accuracy_table(cohorts: dict[str, Cohort], splits: tuple[str, ...] = ("heldo
             for sp in splits:
                 rows.append({"cohort": name, "seed": s, "split": sp,
                              **{k: v for k, v in t.history["final"][sp].items() if k.startswith("acc")}})
+    return rows
+
+
+def convergence_table(cohorts: dict[str, Cohort], threshold: float = 0.9999, eval_size: int = 2_048) -> list[dict]:
+    """One convergence record per member (:mod:`polyrot_utils.convergence` schema)::
+
+        {cohort, seed, task, converged, steps, tokens, seconds, accuracy: {split: {readout: value}}, ...}
+
+    Reference members: the record written when they were trained (the paper's rule applied
+    during training). Members trained here by the per-seed trainer (no stopping rule): measured
+    now on the paper's three evaluation sets at the cohort's lengths (``eval_size`` strings
+    each); ``converged`` says whether the final model meets ``threshold``, ``steps`` is the
+    fixed step budget, ``tokens`` is ``None`` (not counted) and ``rule_applied`` is False.
+    ``cohort`` is the key of ``cohorts``."""
+    from .convergence import min_accuracy
+    from .dyck_paper import eval_sets
+    from .cohort_training import ensemble_accuracy
+    from .ensemble import stack_models
+
+    rows = []
+    for name, c in cohorts.items():
+        for s, t in c.members.items():
+            rec = t.history.get("convergence")
+            if rec is not None:
+                rows.append({**rec, "cohort": name, "rule_applied": True})
+                continue
+            data = t.config.data
+            if data.task != "paper":
+                raise ValueError(f"convergence_table: cohort {name!r} is on task {data.task!r}; the criterion is the paper task's")
+            sets = eval_sets(dyck.paper_task_config(data), eval_size, 0)
+            acc = ensemble_accuracy(stack_models([t.model], [s]).params, sets)[0]  # copies to CPU
+            rows.append({"cohort": name, "seed": int(s), "task": data.task, "converged": min_accuracy(acc) >= threshold,
+                         "steps": t.config.steps, "tokens": None, "seconds": t.train_seconds,
+                         "min_accuracy": min_accuracy(acc), "accuracy": acc, "rule_applied": False})
     return rows
 
 
@@ -210,6 +295,6 @@ def shared_tensors_equal(cohort: Cohort, keys: tuple[str, ...] | None = None) ->
 
 
 __all__ = [
-    "COHORT_KINDS", "DEFAULT_SEEDS", "TOY_PROFILES", "Cohort", "CohortConfig", "accuracy_table", "cohort_config",
+    "COHORT_KINDS", "COHORT_SOURCES", "DEFAULT_SEEDS", "REFERENCE_KINDS", "TOY_PROFILES", "Cohort", "CohortConfig", "accuracy_table", "cohort_config", "convergence_table",
     "evaluate_toy", "functional_agreement", "shared_tensors_equal", "toy_train_config", "train_cohort",
 ]

@@ -1,5 +1,17 @@
 """The bounded-depth Dyck-3 language: tokens, a seeded sampler, per-position labels, splits.
 
+Two tasks (``DyckConfig.task``):
+
+- ``"paper"`` (default) — the paper's task, implemented in :mod:`polyrot_utils.dyck_paper`
+  (valid random walks and uniform random brackets, depth frozen at failure, no EOS rule). Its
+  splits: ``train`` and ``heldout`` from the training distribution (different seeds), ``ood``
+  the paper's *long* set scaled to ``max_len`` (``ood_min_len``/``ood_max_len`` are not used),
+  and ``compositional``. ``p_open_range``, ``p_valid``, ``p_corrupt`` and
+  ``depth_after_invalid`` do not apply (the paper's p_valid 0.5, p_open 0.55, "freeze").
+- ``"stack"`` — the stress variant described below: balanced words, words with one corrupted
+  bracket (whose error may sit deep in the string, so detecting it needs real bracket matching)
+  and random strings, with an EOS rule. Everything below this paragraph describes it.
+
 Vocabulary (40 ids, as in the paper's toy; ids 9..39 are never produced)::
 
     PAD=0  BOS=1  EOS=2  '('=3 ')'=4  '['=5 ']'=6  '{'=7 '}'=8
@@ -62,6 +74,7 @@ READOUT_SIZES: dict[str, int] = {"type": VOCAB_SIZE, "depth": N_DEPTH, "invalid"
 TOKEN_STR: dict[int, str] = {PAD: "_", BOS: "^", EOS: "$", 3: "(", 4: ")", 5: "[", 6: "]", 7: "{", 8: "}"}
 KINDS: tuple[str, ...] = ("valid", "corrupt", "random")
 SPLITS: tuple[str, ...] = ("train", "heldout", "ood")
+TASKS: tuple[str, ...] = ("paper", "stack")
 IGNORE = -1
 DEPTH_AFTER_INVALID = ("freeze", "ignore")
 
@@ -89,8 +102,13 @@ class DyckConfig:
     n_ctx: int = 64
     depth_after_invalid: str = "freeze"
     seed: int = 0
+    task: str = "paper"
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.task == "paper" and self.min_len < 2:
+            raise ValueError(f"task='paper' needs min_len >= 2, got {self.min_len}")
         if not (1 <= self.min_len <= self.max_len):
             raise ValueError(f"need 1 <= min_len <= max_len, got min_len={self.min_len}, max_len={self.max_len}")
         if not (1 <= self.ood_min_len <= self.ood_max_len):
@@ -418,19 +436,47 @@ def _from_tokens(tokens: np.ndarray, lengths: np.ndarray, kind: np.ndarray, name
     )
 
 
-_SPLIT_SALT = {"train": 0, "heldout": 1, "ood": 2}
+_SPLIT_SALT = {"train": 0, "heldout": 1, "ood": 2, "compositional": 3}
 
 
 def make_split(config: DyckConfig, which: str) -> DyckSplit:
-    """One split (``"train"``, ``"heldout"`` or ``"ood"``) of the dataset ``config`` describes.
+    """One split (``"train"``, ``"heldout"`` or ``"ood"``; task "paper" also ``"compositional"``,
+    ``n_ood`` strings) of the dataset ``config`` describes.
 
-    Deterministic given ``config`` (the seed is ``(config.seed, salt)`` per split). Held-out
-    rows identical to a train row are removed, so the held-out split may be slightly smaller
-    than ``n_heldout``.
+    Deterministic given ``config`` (the seed is ``(config.seed, salt)`` per split). Task
+    "stack": held-out rows identical to a train row are removed, so the held-out split may be
+    slightly smaller than ``n_heldout``. Task "paper": no such filtering (fresh draws, as the
+    paper's evaluation).
     """
-    if which not in _SPLIT_SALT:
-        raise ValueError(f"which must be one of {SPLITS}, got {which!r}")
+    allowed = SPLITS + (("compositional",) if config.task == "paper" else ())
+    if which not in allowed:
+        raise ValueError(f"which must be one of {allowed}, got {which!r}")
+    if config.task == "paper":
+        return _make_paper_split(config, which)
     return _make_split_cached(config, which)
+
+
+def paper_task_config(config: DyckConfig):
+    """The :class:`~polyrot_utils.dyck_paper.PaperTaskConfig` of a ``task="paper"`` config."""
+    from .dyck_paper import PaperTaskConfig
+
+    return PaperTaskConfig(min_len=config.min_len, max_len=config.max_len, n_ctx=config.n_ctx)
+
+
+@lru_cache(maxsize=32)
+def _make_paper_split(config: DyckConfig, which: str) -> DyckSplit:
+    from . import dyck_paper
+
+    pc = paper_task_config(config)
+    rng = np.random.default_rng([config.seed, _SPLIT_SALT[which], 0x9A9E])
+    n = {"train": config.n_train, "heldout": config.n_heldout}.get(which, config.n_ood)
+    if which == "compositional":
+        tok, kind = dyck_paper.compositional_tokens(n, pc, rng), np.zeros(n, dtype=np.int64)
+    else:
+        rng_range = pc.long_range if which == "ood" else None
+        tok, walk = dyck_paper.sample_tokens_with_kind(n, pc, rng, length_range=rng_range)
+        kind = np.where(walk, 0, 2)
+    return dyck_paper.to_split(tok, which, kind).subset(slice(None))
 
 
 @lru_cache(maxsize=32)

@@ -1,4 +1,5 @@
-"""Dyck-3 dataset invariants: balanced words are balanced, labels match the plain-python spec."""
+"""Dyck-3 dataset invariants of the ``stack`` stress variant: balanced words are balanced, labels match the
+plain-python spec. (The paper's task, the default, is tested in test_dyck_paper.py.)"""
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ def _content(row, length):
 
 
 def test_valid_strings_are_balanced_and_corrupt_are_not():
-    cfg = dyck.DyckConfig(n_train=3000, n_heldout=300, n_ood=300, max_depth=5)
+    cfg = dyck.DyckConfig(n_train=3000, n_heldout=300, n_ood=300, max_depth=5, task="stack")
     sp = dyck.make_split(cfg, "train")
     toks, lens, kind = sp.tokens.numpy(), sp.lengths.numpy(), sp.kind.numpy()
     assert set(np.unique(kind)) == {0, 1, 2}
@@ -36,7 +37,8 @@ def test_valid_strings_are_balanced_and_corrupt_are_not():
 
 
 def test_lengths_and_splits():
-    cfg = dyck.DyckConfig(min_len=4, max_len=12, ood_min_len=20, ood_max_len=30, n_train=2000, n_heldout=500, n_ood=400)
+    cfg = dyck.DyckConfig(min_len=4, max_len=12, ood_min_len=20, ood_max_len=30, n_train=2000, n_heldout=500, n_ood=400,
+                          task="stack")
     ds = dyck.make_dataset(cfg)
     for name in ("train", "heldout"):
         L = ds[name].lengths
@@ -54,7 +56,7 @@ def test_lengths_and_splits():
 
 @pytest.mark.parametrize("mode", dyck.DEPTH_AFTER_INVALID)
 def test_vectorised_labels_match_reference(mode):
-    cfg = dyck.DyckConfig(n_train=800, n_heldout=10, n_ood=10, depth_after_invalid=mode)
+    cfg = dyck.DyckConfig(n_train=800, n_heldout=10, n_ood=10, depth_after_invalid=mode, task="stack")
     sp = dyck.make_split(cfg, "train")
     for i in range(len(sp)):
         ref = dyck.label_reference(sp.tokens[i].tolist(), mode)
@@ -106,6 +108,10 @@ def test_bad_input():
         dyck.label_tokens(np.zeros(5, dtype=np.int64))
     with pytest.raises(ValueError, match="text"):
         dyck.encode("(a)")
+    with pytest.raises(ValueError, match="task"):
+        dyck.DyckConfig(task="dyck")
+    with pytest.raises(ValueError, match="which"):
+        dyck.make_split(dyck.DyckConfig(task="stack"), "compositional")
     with pytest.raises(ValueError, match="unknown DyckConfig"):
         dyck.with_overrides(dyck.DyckConfig(), nope=1)
 
