@@ -169,7 +169,7 @@ def copy_model(model):
     new.load_state_dict(model.state_dict())
     for (_, p_new), (_, p_old) in zip(new.named_parameters(), model.named_parameters()):
         p_new.requires_grad_(p_old.requires_grad)
-    return new.to(next(model.parameters()).device)
+    return new.to(next(model.parameters()).device, print_details=False)
 
 
 def parameter_dict(model) -> dict[str, torch.Tensor]:
@@ -325,7 +325,7 @@ def to_float64(model):
     new.cfg.dtype = torch.float64
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return new.to(torch.float64)
+        return new.to(torch.float64, print_details=False)
 
 
 def planted_rotation_check(
