@@ -66,7 +66,7 @@ fig, ax = figures.column_figure(height=2.4)
 labels = ["Dyck-3 toy (max)", "Pythia stand-ins (mean)"]
 kls = [premise["dyck_cross_seed_kl_max"], premise["pythia_cross_seed_kl"]]
 ax.barh(labels, [k if k is not None else 0 for k in kls], color=["#4c72b0", "#dd8452"])
-ax.axvline(premise["paper_bar_b"], color="k", ls="--", label="paper's bar B (1.74e-4)")
+ax.axvline(premise["paper_bar_b"], color="k", ls="--", label=f"paper's bar B ({premise['paper_bar_b']:.2e})")
 ax.set_xscale("log")
 ax.set_xlabel("cross-seed KL between output distributions (nats)")
 ax.legend(loc="lower right")

@@ -12,6 +12,7 @@ import math
 import re
 from typing import Any, Mapping
 
+from .bars import PAPER_BARS
 from .report import FAILS, HOLDS, HOLDS_PAPER_ONLY, checks_of, claim_status
 
 __all__ = ["THEMES", "premise", "premise_note", "haar_instruments", "status_by_theme", "theme_of", "fmt"]
@@ -63,7 +64,7 @@ def premise(res: Results) -> dict[str, Any]:
     out["pythia_loss_nats"] = _value(res, "20_pythia_seeds", "heldout_loss_nats_mean")
     out["pythia_cross_seed_kl"] = _value(res, "20_pythia_seeds", "cross_seed_kl_mean")
     out["pythia_cross_seed_top1"] = _value(res, "20_pythia_seeds", "cross_seed_top1_mean")
-    kl_bar = 1.74e-4  # the paper's within-seed bar B, the tightest KL it reports (its §8; chapter 16)
+    kl_bar = PAPER_BARS["B"]  # the paper's bar B: the tightest KL it reports (chapter 16)
     out["paper_bar_b"] = kl_bar
     out["dyck_meets_premise"] = (
         None if out["dyck_n_converged"] is None else out["dyck_n_converged"] == out["dyck_n_seeds"]
