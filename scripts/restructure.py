@@ -35,6 +35,7 @@ import argparse
 import ast
 import re
 import subprocess
+import textwrap
 import sys
 from pathlib import Path
 
@@ -361,9 +362,61 @@ def init_text(pkg: str, children: list[str]) -> str:
     if pkg.startswith("tasks."):
         rule += " (not from the sibling rung)"
     doc = LAYER_DOCS.get(pkg, f"The ``{pkg}`` layer.")
-    body = f'"""{doc}\n\nImport rule: this layer {rule}; ``tests/test_layers.py`` checks it.\n"""\n\n'
-    body += "__all__ = [" + ", ".join(f'"{c}"' for c in sorted(children)) + "]\n"
-    return body
+    return (wrap_doc(f"{doc}\n\nImport rule: this layer {rule}; ``tests/test_layers.py`` checks it.")
+            + "\n\n" + fmt_all(sorted(children)))
+
+
+def wrap_doc(doc: str) -> str:
+    paras = [textwrap.fill(p, MAX_LINE - 4) for p in doc.split("\n\n")]
+    return '"""' + "\n\n".join(paras) + '\n"""\n'
+
+
+def fmt_all(names: list[str]) -> str:
+    one = "__all__ = [" + ", ".join(f'"{n}"' for n in names) + "]\n"
+    if len(one) <= MAX_LINE:
+        return one
+    return "__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]\n"
+
+
+def tidy_top_imports(path: Path) -> bool:
+    """Merge and sort the module's leading ``from polyrot_utils… import …`` lines (one block)."""
+    text = path.read_text()
+    tree = ast.parse(text)
+    offs = line_offsets(text)
+    lead = []
+    for i, node in enumerate(tree.body):
+        if i == 0 and isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant):
+            continue
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            break
+        lead.append(node)
+    ours = [n for n in lead if isinstance(n, ast.ImportFrom) and not n.level and (n.module or "").startswith(PKG)]
+    if not ours:
+        return False
+    if any(text[offs[n.lineno - 1]: offs[n.end_lineno]].count("#") for n in ours):
+        return False  # comments: leave the block as written
+    merged: dict[str, list[str]] = {}
+    for n in ours:
+        for a in n.names:
+            s = alias_text(a)
+            if s not in merged.setdefault(n.module, []):
+                merged[n.module].append(s)
+    block = "\n".join(fmt_from("", m, sorted(v, key=str.lower)) for m, v in sorted(merged.items())) + "\n"
+    spans = sorted((offs[n.lineno - 1], offs[n.end_lineno]) for n in ours)
+    new = text
+    for s, e in reversed(spans):
+        new = new[:s] + new[e:]
+    first = spans[0][0]
+    before = new[:first].rstrip("\n")
+    after = new[first:].lstrip("\n")
+    new = before + "\n\n" + block + ("\n" if not after.startswith(("import ", "from ")) else "") + (
+        "\n" if after and not after.startswith(("import ", "from ")) and not after.startswith("#") else "") + after
+    new = re.sub(r"\n{4,}", "\n\n\n", new)
+    if new != text:
+        ast.parse(new)
+        path.write_text(new)
+        return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,8 +504,10 @@ def move_functions(src_new: str, dst_new: str, names: list[str], log: list[str])
                     import_lines.append(fmt_from("", node.module, [alias_text(a) for a in keep]))
     public = [n for n in move if not n.startswith("_")]
     doc = NEW_MODULE_DOCS.get(dst_new, "Moved from " + src_new + ".")
-    parts = [f'"""{doc}\n"""\n', "\n".join(import_lines) + "\n", "__all__ = [" + ", ".join(
-        f'"{n}"' for n in public) + "]\n"]
+    future = [ln for ln in import_lines if "__future__" in ln]
+    others = [ln for ln in import_lines if "__future__" not in ln]
+    parts = [wrap_doc(doc) + "\n", "\n".join(future) + "\n\n" + "\n".join(others) + "\n",
+             fmt_all(public)]
     parts += [text[slice(*node_span(n, offs))].rstrip("\n") + "\n" for n in nodes]
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_text("\n\n".join(p.rstrip("\n") + "\n" for p in parts).replace("\n\n\n\n", "\n\n\n"))
@@ -516,9 +571,7 @@ def add_all(path: Path, log: list[str]) -> None:
     if has_all(tree) or path.name == "__main__.py":
         return
     names = public_names(tree)
-    body = "__all__ = [" + ", ".join(f'"{n}"' for n in names) + "]\n"
-    if len(body) > MAX_LINE:
-        body = "__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]\n"
+    body = fmt_all(names)
     pos = import_insert_offset(text, tree)
     text = text[:pos] + "\n" + body + text[pos:]
     text = re.sub(r"\n{4,}", "\n\n\n", text)
@@ -749,6 +802,9 @@ def main() -> int:
         if "__pycache__" not in p.parts and p.name != "__init__.py":
             add_all(p, log)
     hoist_imports(log)
+    tidied = [p for p in sorted(Path(PKG).rglob("*.py")) if "__pycache__" not in p.parts and tidy_top_imports(p)]
+    if tidied:
+        log.append(f"merged and sorted the top polyrot_utils imports of {len(tidied)} modules")
 
     # 6. pyproject
     pp = Path("pyproject.toml")
