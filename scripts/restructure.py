@@ -86,6 +86,7 @@ MAPPING: dict[str, str] = {
     "perf": "book.perf",
     "build_cache": "book.build_cache",
     "figures": "book.figures",  # issue 14
+    "findings": "book.findings",  # the findings page: reads results via report
     "presentation": "book.presentation",  # issue 14
 }
 
