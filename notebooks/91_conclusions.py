@@ -36,8 +36,8 @@ profile = "quick"
 # %%
 from IPython.display import Markdown, display
 
-from polyrot_utils.report import claims_table, conclusion_groups, open_questions
-from polyrot_utils.results import ChapterResults
+from polyrot_utils.book.report import claims_table, conclusion_groups, open_questions
+from polyrot_utils.book.results import ChapterResults
 
 rows = claims_table(results_dir or None, exclude=("00_findings", "90_four_bars", "91_conclusions"))
 groups = conclusion_groups(rows)
