@@ -1,4 +1,4 @@
-"""Activation collection: polyrot_utils.activations vs a naive run_with_cache of every hook.
+"""Activation collection: polyrot_utils.models.activations vs a naive run_with_cache of every hook.
 
     python bench/bench_activations.py [--model dyck|neox|both] [--n-seqs 512] [--repeats 3]
 
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from polyrot_utils.activations import collect_activations, resid_sites
-from polyrot_utils.models import build_toy
+from polyrot_utils.models.activations import collect_activations, resid_sites
+from polyrot_utils.tasks.dyck.toy import build_toy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _neox_model():
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from polyrot_utils.loading import hooked_from_hf
+    from polyrot_utils.models.loading import hooked_from_hf
 
     cfg = GPTNeoXConfig(vocab_size=4096, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=512, max_position_embeddings=128, rotary_pct=0.25,
@@ -87,7 +87,7 @@ def main() -> None:
         tokens = torch.randint(3, 9, (args.n_seqs, 32))
         runs.append(bench_one("dyck-3 toy (d=64, 2 layers)", model, tokens, resid_sites(model), args.batch_size, args.repeats))
     if args.model in ("neox", "both"):
-        from polyrot_utils.loading import pythia_sites
+        from polyrot_utils.models.loading import pythia_sites
 
         model = _neox_model()
         tokens = torch.randint(0, 4096, (args.n_seqs // 4, 128))

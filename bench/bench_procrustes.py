@@ -63,7 +63,7 @@ def _worker(mode: str, n: int, d: int, batch: int, seed: int, threads: int | Non
 
     if threads:
         torch.set_num_threads(threads)
-    from polyrot_utils.procrustes import CrossCovariance
+    from polyrot_utils.core.procrustes import CrossCovariance
 
     out: dict = {"mode": mode, "torch_threads": torch.get_num_threads()}
     rss0 = _rss_mb()

@@ -1,4 +1,4 @@
-"""Benchmark: polyrot_utils.sae.train_sae vs SAELens's TopK trainer on the same activations.
+"""Benchmark: polyrot_utils.sae.autoencoder.train_sae vs SAELens's TopK trainer on the same activations.
 
 Same activations (synthetic sparse data with a known dictionary, or ``--acts`` path to an
 ``.npz`` / ``.safetensors`` holding an (n, d) matrix), same width, same k, same batch size, same
@@ -24,8 +24,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from polyrot_utils.metrics import explained_variance, matched_cosine  # noqa: E402
-from polyrot_utils.sae import train_sae  # noqa: E402
+from polyrot_utils.core.metrics import explained_variance, matched_cosine  # noqa: E402
+from polyrot_utils.sae.autoencoder import train_sae  # noqa: E402
 
 
 def synthetic(n: int, d: int, m: int, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,7 +55,7 @@ def load_acts(path: Path) -> torch.Tensor:
     return torch.from_numpy(arr)
 
 
-from polyrot_utils.perf import run_saelens  # noqa: E402  (shared with the Performance chapter)
+from polyrot_utils.book.perf import run_saelens  # noqa: E402  (shared with the Performance chapter)
 
 
 def run_ours(x_train: torch.Tensor, x_eval: torch.Tensor, *, d_sae: int, k: int, n_tokens: int, batch_size: int, lr: float | None, seed: int) -> dict:
@@ -63,7 +63,7 @@ def run_ours(x_train: torch.Tensor, x_eval: torch.Tensor, *, d_sae: int, k: int,
     sae, hist = train_sae(x_train, d_sae=d_sae, k=k, n_tokens=n_tokens, batch_size=batch_size, lr=lr, seed=seed, eval_activations=x_eval)
     total = time.perf_counter() - t0
     return {
-        "name": "polyrot_utils.sae.train_sae (TopK, AuxK)",
+        "name": "polyrot_utils.sae.autoencoder.train_sae (TopK, AuxK)",
         "train_seconds": hist["train_seconds"],
         "wall_seconds_incl_init_and_eval": total,
         "tokens": hist["n_tokens_seen"],
@@ -119,7 +119,7 @@ def main() -> None:
     fracs = [float(f) for f in args.ours_token_fracs.split(",") if f.strip()]
     for frac in fracs:
         sub = run_ours(x_train, x_eval, lr=args.lr, **{**common, "n_tokens": int(frac * args.n_tokens)})
-        sub["name"] = f"polyrot_utils.sae.train_sae, {frac:g} x tokens"
+        sub["name"] = f"polyrot_utils.sae.autoencoder.train_sae, {frac:g} x tokens"
         runs.append(sub)
     for r in runs:
         W = r.pop("W_dec")

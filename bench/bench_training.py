@@ -2,9 +2,9 @@
 
 Same data for both: fresh batches of the paper's task (``--batch`` strings, content lengths
 2..``--max-len``), member ``e`` reading the batches of data seed ``e``. The per-seed loop is
-today's trainer step (:mod:`polyrot_utils.training`: a ``HookedTransformer``, ``readout_loss``,
+today's trainer step (:mod:`polyrot_utils.tasks.dyck.training`: a ``HookedTransformer``, ``readout_loss``,
 ``clip_grad_norm_``, ``torch.optim.AdamW``) run one model at a time with one thread; the
-ensemble (:mod:`polyrot_utils.ensemble`) steps E = 1, 5, 10 models at once with ``--threads``.
+ensemble (:mod:`polyrot_utils.tasks.dyck.ensemble`) steps E = 1, 5, 10 models at once with ``--threads``.
 
 Throughput is *training tokens per second per model*: non-PAD positions (BOS, content, EOS) of
 the batches consumed, summed over the models trained, divided by wall time — i.e. how fast
@@ -30,10 +30,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from polyrot_utils import dyck_paper as dp  # noqa: E402
-from polyrot_utils import ensemble as en  # noqa: E402
-from polyrot_utils.models import build_toy  # noqa: E402
-from polyrot_utils.training import readout_loss  # noqa: E402
+from polyrot_utils.tasks.dyck import paper_task as dp  # noqa: E402
+from polyrot_utils.tasks.dyck import ensemble as en  # noqa: E402
+from polyrot_utils.tasks.dyck.toy import build_toy  # noqa: E402
+from polyrot_utils.tasks.dyck.training import readout_loss  # noqa: E402
 
 
 def batches(n_models: int, n_steps: int, batch: int, cfg: dp.PaperTaskConfig) -> list[list]:

@@ -26,9 +26,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue
 
-from polyrot_utils import figures, findings
-from polyrot_utils.report import FAILS, HOLDS, HOLDS_PAPER_ONLY, claims_table
-from polyrot_utils.results import ChapterResults, load_all_results
+from polyrot_utils.book import figures, findings
+from polyrot_utils.book.report import FAILS, HOLDS, HOLDS_PAPER_ONLY, claims_table
+from polyrot_utils.book.results import ChapterResults, load_all_results
 
 figures.use_book_style()
 res = load_all_results(results_dir or None)

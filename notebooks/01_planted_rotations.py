@@ -36,9 +36,10 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from polyrot_utils import figures, haar, procrustes, synthetic
-from polyrot_utils.results import ChapterResults
-from polyrot_utils.synthetic import planted_pair
+from polyrot_utils.book import figures
+from polyrot_utils.core import haar, procrustes, synthetic
+from polyrot_utils.book.results import ChapterResults
+from polyrot_utils.core.synthetic import planted_pair
 
 figures.use_book_style()
 

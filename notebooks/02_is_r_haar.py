@@ -40,9 +40,10 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from polyrot_utils import figures, haar
-from polyrot_utils.device import default_device
-from polyrot_utils.results import ChapterResults
+from polyrot_utils.book import figures
+from polyrot_utils.core import haar
+from polyrot_utils.core.device import default_device
+from polyrot_utils.book.results import ChapterResults
 
 figures.use_book_style()
 dims = [int(d) for d in dims]

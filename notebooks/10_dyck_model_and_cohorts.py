@@ -32,7 +32,7 @@
 
 # %% tags=["parameters"]
 seed = 0                                   # [int >= 0] seed of the planted Haar rotation
-toy_profile = "quick"                      # [str in {smoke, quick, paper}] training recipe: polyrot_utils.cohorts.TOY_PROFILES
+toy_profile = "quick"                      # [str in {smoke, quick, paper}] training recipe: polyrot_utils.tasks.dyck.cohorts.TOY_PROFILES
 cohorts = ["shared_io", "independent"]     # [list[str] in {shared_io, independent, same_init, sgd}] cohort kinds to train (also: "same_init", "sgd")
 n_seeds = 3                                # [int >= 2] seeds per cohort (paper: 5)
 steps = None                               # [int|None >= 1] None = the profile's value (quick: 400)
@@ -48,11 +48,23 @@ import pandas as pd
 import torch
 
 torch.set_num_threads(1)  # tiny models: one thread is fastest, more oversubscribe a shared CPU
-from polyrot_utils import dyck, haar
-from polyrot_utils.cohorts import (accuracy_table, cohort_config, convergence_table, functional_agreement,
-                                   shared_tensors_equal, train_cohort)
-from polyrot_utils.models import READOUT_SLICES, build_toy, count_parameters, planted_rotation_check
-from polyrot_utils.results import ChapterResults
+from polyrot_utils.tasks.dyck import language as dyck
+from polyrot_utils.core import haar
+from polyrot_utils.tasks.dyck.cohorts import (
+    accuracy_table,
+    cohort_config,
+    convergence_table,
+    functional_agreement,
+    shared_tensors_equal,
+    train_cohort,
+)
+from polyrot_utils.tasks.dyck.toy import (
+    READOUT_SLICES,
+    build_toy,
+    count_parameters,
+    planted_rotation_check,
+)
+from polyrot_utils.book.results import ChapterResults
 
 results = ChapterResults(
     "10_dyck_model_and_cohorts",
@@ -71,7 +83,7 @@ if "train" in sources.values():
 
 # %% [markdown]
 # ## The task
-# The paper's task (`polyrot_utils.dyck_paper`). Strings are `BOS + brackets + EOS` (shown as
+# The paper's task (`polyrot_utils.tasks.dyck.paper_task`). Strings are `BOS + brackets + EOS` (shown as
 # `^ … $`); half are *valid random walks* (open with probability 0.55, depth capped at 8 by
 # closing, never forced to close, so many end unbalanced — `kind` "valid"), half uniform random
 # brackets (`kind` "random"). Below each string: the depth label and the sticky invalid flag at
@@ -102,7 +114,7 @@ print("readout columns of the unembedding:", READOUT_SLICES)
 # %% [markdown]
 # ## The cohorts
 # In the default build the two cohorts are not trained here: they are the reference weights
-# committed under `reference/dyck/`, trained once by `python -m polyrot_utils.reference_dyck train`
+# committed under `reference/dyck/`, trained once by `python -m polyrot_utils.tasks.dyck.reference train`
 # (all ten seeds as one vectorised ensemble on CPU) until the paper's criterion — the minimum
 # per-token accuracy over the three evaluation sets × three readouts reaches 0.9999 — plus a fixed
 # number of extra steps. The `smoke` profile trains tiny models here instead (seconds, not
@@ -131,13 +143,13 @@ conv = convergence_table(trained)
 results.record("convergence", conv)
 conv_df = pd.DataFrame([{k: v for k, v in r.items() if k != "accuracy"} for r in conv])
 print("seeds meeting the criterion:", int(conv_df.converged.sum()), "of", len(conv_df))
-from polyrot_utils.reference_dyck import REFERENCE_DIR, load_manifest
+from polyrot_utils.tasks.dyck.reference import REFERENCE_DIR, load_manifest
 
 if (REFERENCE_DIR / "manifest.json").exists() and load_manifest()["curve"]:
     manifest = load_manifest()
     results.record("reference_run_complete", bool(manifest["complete"]))
     if not manifest["complete"]:
-        print("The reference training run is unfinished (resume: python -m polyrot_utils.reference_dyck train --resume);"
+        print("The reference training run is unfinished (resume: python -m polyrot_utils.tasks.dyck.reference train --resume);"
               " the curve below is its progress so far.")
     curve = pd.DataFrame(manifest["curve"])
     results.record("accuracy_vs_tokens", curve[["cohort", "seed", "step", "tokens", "min_accuracy"]].to_dict(orient="records"))

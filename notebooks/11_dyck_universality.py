@@ -43,7 +43,7 @@
 
 # %% tags=["parameters"]
 seed = 0                                   # [int >= 0] string sampling and SAE seeds
-toy_profile = "quick"                      # [str in {smoke, quick, paper}] training recipe (polyrot_utils.cohorts.TOY_PROFILES)
+toy_profile = "quick"                      # [str in {smoke, quick, paper}] training recipe (polyrot_utils.tasks.dyck.cohorts.TOY_PROFILES)
 cohorts = ["shared_io", "independent"]     # [list[str] in {shared_io, independent, same_init, sgd}] cohort kinds compared
 n_seeds = 3                                # [int >= 2] models per cohort (paper: 5)
 n_fit = 8192                               # [int >= 1] held-out tokens the SAEs and R are fitted on
@@ -61,10 +61,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from polyrot_utils import analysis
-from polyrot_utils.cohorts import cohort_config, train_cohort
-from polyrot_utils.dyck_suite import dyck_activations, short_site
-from polyrot_utils.results import ChapterResults
+from polyrot_utils.experiments import analysis
+from polyrot_utils.tasks.dyck.cohorts import cohort_config, train_cohort
+from polyrot_utils.tasks.dyck.suite import dyck_activations, short_site
+from polyrot_utils.book.results import ChapterResults
 
 results = ChapterResults("11_dyck_universality", params=dict(
     seed=seed, toy_profile=toy_profile, cohorts=cohorts, n_seeds=n_seeds, n_fit=n_fit, n_eval=n_eval,

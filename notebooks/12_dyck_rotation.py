@@ -58,10 +58,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from polyrot_utils import analysis
-from polyrot_utils.cohorts import cohort_config, train_cohort
-from polyrot_utils.dyck_suite import dyck_activations, short_site
-from polyrot_utils.results import ChapterResults
+from polyrot_utils.experiments import analysis
+from polyrot_utils.tasks.dyck.cohorts import cohort_config, train_cohort
+from polyrot_utils.tasks.dyck.suite import dyck_activations, short_site
+from polyrot_utils.book.results import ChapterResults
 
 results = ChapterResults("12_dyck_rotation", params=dict(
     seed=seed, toy_profile=toy_profile, cohorts=cohorts, n_seeds=n_seeds, n_fit=n_fit, n_eval=n_eval, d_sae=d_sae,

@@ -23,7 +23,7 @@
 # permutation passes them); here they are our checks.
 #
 # Here we put the Dyck toy's fitted rotations through the calibrated tests of
-# `polyrot_utils.haar` — per pair and site, and pooled per cohort — beside the paper's two
+# `polyrot_utils.core.haar` — per pair and site, and pooled per cohort — beside the paper's two
 # numbers; the distance to the nearest signed permutation with its own Haar null; the fixed
 # subspace of $R$ in the shared-I/O cohort against the shared embedding and readout; and cycle
 # consistency $R_{AB} R_{BC} \approx R_{AC}$ across three seeds. Cohorts: shared I/O, independent
@@ -55,10 +55,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from polyrot_utils import analysis, dyck, haar
-from polyrot_utils.cohorts import cohort_config, train_cohort
-from polyrot_utils.dyck_suite import dyck_activations, short_site
-from polyrot_utils.results import ChapterResults
+from polyrot_utils.experiments import analysis
+from polyrot_utils.tasks.dyck import language as dyck
+from polyrot_utils.core import haar
+from polyrot_utils.tasks.dyck.cohorts import cohort_config, train_cohort
+from polyrot_utils.tasks.dyck.suite import dyck_activations, short_site
+from polyrot_utils.book.results import ChapterResults
 
 results = ChapterResults("13_dyck_haar", params=dict(
     seed=seed, toy_profile=toy_profile, cohorts=cohorts, n_seeds=n_seeds, n_fit=n_fit, n_null=n_null, alpha=alpha,

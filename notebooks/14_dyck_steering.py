@@ -42,14 +42,14 @@
 
 # %% tags=["parameters"]
 seed = 0                                               # [int >= 0] (no randomness beyond the cached models; kept for the runner)
-toy_profile = "quick"                                  # [str in {smoke, quick, paper}] training recipe: polyrot_utils.cohorts.TOY_PROFILES
+toy_profile = "quick"                                  # [str in {smoke, quick, paper}] training recipe: polyrot_utils.tasks.dyck.cohorts.TOY_PROFILES
 cohorts = ["shared_io", "independent"]                 # [list[str] in {shared_io, independent, same_init, sgd}] cohort kinds (the paper's Cohort A and B)
 n_seeds = 3                                            # [int >= 2] seeds per cohort (paper: 5)
 steps = None                                           # [int|None >= 1] None means the value of the profile
 batch_size = None                                      # [int|None >= 1] None means the value of the profile
 max_len = None                                         # [int|None >= 1] None means the value of the profile
 sites = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_mid"]  # the paper steers at resid_mid of layer 1
-contrasts = ["closer", "depth", "invalid"]             # keys of polyrot_utils.steering.DYCK_CONTRASTS
+contrasts = ["closer", "depth", "invalid"]             # keys of polyrot_utils.experiments.steering.DYCK_CONTRASTS
 n_fit_strings = 400                                    # [int >= 1] held-out strings for the vectors and for R
 n_eval_strings = 128                                   # [int >= 1] other held-out strings to measure steering on
 alpha = 1.0                                            # [float] steering strength, in units of the vector
@@ -70,9 +70,10 @@ import torch
 from scipy.stats import spearmanr
 
 torch.set_num_threads(1)
-from polyrot_utils import dyck, steering
-from polyrot_utils.cohorts import cohort_config, train_cohort
-from polyrot_utils.results import ChapterResults
+from polyrot_utils.tasks.dyck import language as dyck
+from polyrot_utils.experiments import steering
+from polyrot_utils.tasks.dyck.cohorts import cohort_config, train_cohort
+from polyrot_utils.book.results import ChapterResults
 
 t_start, cpu_start = time.perf_counter(), time.process_time()
 results = ChapterResults(

@@ -37,7 +37,7 @@
 
 # %% tags=["parameters"]
 seed = 0                     # [int >= 0] seeds the Haar null sample
-toy_profile = "quick"        # [str in {smoke, quick, paper}] training recipe: polyrot_utils.cohorts.TOY_PROFILES
+toy_profile = "quick"        # [str in {smoke, quick, paper}] training recipe: polyrot_utils.tasks.dyck.cohorts.TOY_PROFILES
 cohort = "independent"       # [str in {shared_io, independent, same_init, sgd}] cohort kind of the run (its first seed) and of the cross-seed reference
 n_seeds = 2                  # [int >= 2] members of the cohort loaded (the first is the run; two give the cross-seed reference)
 steps = None                 # [int|None >= 1] None means the value of the profile
@@ -60,12 +60,12 @@ import pandas as pd
 import torch
 
 torch.set_num_threads(1)
-from polyrot_utils import analysis
-from polyrot_utils import checkpoints as ck
-from polyrot_utils import dyck
-from polyrot_utils.cohorts import cohort_config, train_cohort
-from polyrot_utils.dyck_suite import distinct_resid_sites, short_site
-from polyrot_utils.results import ChapterResults
+from polyrot_utils.experiments import analysis
+from polyrot_utils.experiments import checkpoints as ck
+from polyrot_utils.tasks.dyck import language as dyck
+from polyrot_utils.tasks.dyck.cohorts import cohort_config, train_cohort
+from polyrot_utils.tasks.dyck.suite import distinct_resid_sites, short_site
+from polyrot_utils.book.results import ChapterResults
 
 t_start, cpu_start = time.perf_counter(), time.process_time()
 results = ChapterResults(

@@ -24,7 +24,7 @@
 # | **Pr** predictive | Pearson r between predicted and measured single-component mean-ablation loss changes | > 0.99 | reported as the same number as C |
 #
 # By its own numbers, the paper's seeds fail P and C; this chapter measures all four on our
-# cohorts, with the protocols written out (`polyrot_utils.bars`):
+# cohorts, with the protocols written out (`polyrot_utils.tasks.dyck.bars`):
 #
 # - **B**: per readout and averaged over the three, on held-out strings, KL(anchor ‖ other).
 # - **P**: one SO(64) rotation for the whole residual stream (Procrustes on every residual site's
@@ -47,7 +47,7 @@
 
 # %% tags=["parameters"]
 seed = 0                               # [int >= 0] seeds the corruption of the causal strings
-toy_profile = "quick"                  # [str in {smoke, quick, paper}] training recipe: polyrot_utils.cohorts.TOY_PROFILES
+toy_profile = "quick"                  # [str in {smoke, quick, paper}] training recipe: polyrot_utils.tasks.dyck.cohorts.TOY_PROFILES
 cohorts = ["shared_io", "independent"] # [list[str] in {shared_io, independent, same_init, sgd}] cohort kinds (the paper's Cohort A and B)
 n_seeds = 3                            # [int >= 2] seeds per cohort; the first is the anchor of every pair (paper: 5)
 steps = None                           # [int|None >= 1] None means the value of the profile
@@ -70,9 +70,10 @@ import torch
 from scipy.stats import spearmanr
 
 torch.set_num_threads(1)
-from polyrot_utils import bars, dyck, haar
-from polyrot_utils.cohorts import cohort_config, train_cohort
-from polyrot_utils.results import ChapterResults
+from polyrot_utils.tasks.dyck import bars, language as dyck
+from polyrot_utils.core import haar
+from polyrot_utils.tasks.dyck.cohorts import cohort_config, train_cohort
+from polyrot_utils.book.results import ChapterResults
 
 t_start, cpu_start = time.perf_counter(), time.process_time()
 results = ChapterResults(

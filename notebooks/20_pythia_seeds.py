@@ -58,17 +58,18 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from polyrot_utils import corpus, figures
-from polyrot_utils.loading import describe, pythia_sites
-from polyrot_utils.neox import (
+from polyrot_utils.models import corpus
+from polyrot_utils.book import figures
+from polyrot_utils.models.loading import describe, pythia_sites
+from polyrot_utils.models.neox import (
     checkpoint_losses,
     evaluate_loss,
     pairwise_output_agreement,
     sample_continuations,
     standin_suite,
 )
-from polyrot_utils.pythia_suite import suite_config, suite_params
-from polyrot_utils.results import ChapterResults
+from polyrot_utils.tasks.pythia.suite import suite_config, suite_params
+from polyrot_utils.book.results import ChapterResults
 
 figures.use_book_style()
 params = suite_params(globals())
@@ -195,7 +196,7 @@ results.record("samples", samples)
 # LayerNorm's gain out of it.
 
 # %% tags=["hide-input"]
-from polyrot_utils.pythia_suite import processing_comparison
+from polyrot_utils.tasks.pythia.suite import processing_comparison
 
 if len(seed_names) >= 2 and not use_hub:
     pair = {n: max(suite.checkpoints[n].items())[1] for n in seed_names[:2]}

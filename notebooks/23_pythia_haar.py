@@ -75,10 +75,16 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter
 import pandas as pd
 
-from polyrot_utils import analysis, basis, haar
-from polyrot_utils.neox import standin_suite
-from polyrot_utils.pythia_suite import pythia_activations, short_site, suite_config, suite_params
-from polyrot_utils.results import ChapterResults
+from polyrot_utils.experiments import analysis
+from polyrot_utils.core import basis, haar
+from polyrot_utils.models.neox import standin_suite
+from polyrot_utils.tasks.pythia.suite import (
+    pythia_activations,
+    short_site,
+    suite_config,
+    suite_params,
+)
+from polyrot_utils.book.results import ChapterResults
 
 t_start, cpu_start = time.perf_counter(), time.process_time()
 suite_kwargs = suite_params(globals())

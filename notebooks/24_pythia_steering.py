@@ -85,10 +85,16 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from polyrot_utils import analysis
-from polyrot_utils.neox import standin_suite
-from polyrot_utils.pythia_suite import pythia_activations, short_site, steering_setup, suite_config, suite_params
-from polyrot_utils.results import ChapterResults
+from polyrot_utils.experiments import analysis
+from polyrot_utils.models.neox import standin_suite
+from polyrot_utils.tasks.pythia.suite import (
+    pythia_activations,
+    short_site,
+    steering_setup,
+    suite_config,
+    suite_params,
+)
+from polyrot_utils.book.results import ChapterResults
 
 t_start, cpu_start = time.perf_counter(), time.process_time()
 suite_kwargs = suite_params(globals())
@@ -261,8 +267,8 @@ results.record("median_ratio_random", float(valid["ratio_random"].median()) if l
 # not in the stand-ins' corpus), each applied unchanged to the anchor (within) and to every other
 # seed (cross); effect = mean KL(clean ‖ steered) over all logits and positions; ratio = mean cross
 # / within; "inverted" = ratio > 1. The claim: every vector at every α is inverted.
-from polyrot_utils import steering as _steering
-from polyrot_utils.pythia_suite import steering_setup as _setup
+from polyrot_utils.experiments import steering as _steering
+from polyrot_utils.tasks.pythia.suite import steering_setup as _setup
 
 n_layers_model = int(suite.models[anchor].cfg.n_layers)
 p_site = f"blocks.{min(paper_layer, n_layers_model - 1)}.hook_resid_post"

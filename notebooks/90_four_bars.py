@@ -32,8 +32,8 @@ profile = "quick"
 import pandas as pd
 from IPython.display import Markdown, display
 
-from polyrot_utils.report import claims_table, verdict_counts
-from polyrot_utils.results import ChapterResults
+from polyrot_utils.book.report import claims_table, verdict_counts
+from polyrot_utils.book.results import ChapterResults
 
 rows = claims_table(results_dir or None, exclude=("00_findings", "90_four_bars", "91_conclusions"))
 table = pd.DataFrame(rows)
@@ -51,9 +51,9 @@ results = ChapterResults("90_four_bars", params=dict(profile=profile))
 # *source* names the paper's section and the function in its repository.
 
 # %% tags=["hide-input"]
-from polyrot_utils import findings
-from polyrot_utils.report import RUNGS, compact_claims, paper_claims_view
-from polyrot_utils.results import load_all_results
+from polyrot_utils.book import findings
+from polyrot_utils.book.report import RUNGS, compact_claims, paper_claims_view
+from polyrot_utils.book.results import load_all_results
 
 
 def _style(frame, cols):

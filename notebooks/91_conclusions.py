@@ -36,8 +36,8 @@ profile = "quick"
 # %%
 from IPython.display import Markdown, display
 
-from polyrot_utils.report import claims_table, conclusion_groups, open_questions
-from polyrot_utils.results import ChapterResults
+from polyrot_utils.book.report import claims_table, conclusion_groups, open_questions
+from polyrot_utils.book.results import ChapterResults
 
 rows = claims_table(results_dir or None, exclude=("00_findings", "90_four_bars", "91_conclusions"))
 groups = conclusion_groups(rows)
@@ -48,18 +48,17 @@ results.record("paper_claim_counts", {k: len(groups[k]) for k in ("replicated", 
 # %% [markdown]
 # At a glance: how the paper's claims, and our own instrument checks, fall into the groups below.
 
-# %% tags=["hide-input"]
-import matplotlib.pyplot as plt
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Where every claim recorded by this build lands: the paper's claims by the paper's own bar (replicated, holds on the paper's terms only, did not replicate on its terms), and our own checks (pass, fail).", "name": "fig-91-groups"}, "image": {"alt": "Five horizontal bars counting claims per group."}}
+from polyrot_utils.book import figures
 
 labels = {"replicated": "replicated", "paper_only": "paper's terms only", "failed": "not on paper's terms",
           "checks_passed": "our checks: pass", "checks_failed": "our checks: fail"}
 colors = ["#2e7d32", "#f9a825", "#c62828", "#90caf9", "#6a1b9a"]
-fig, ax = plt.subplots(figsize=(7, 2.8))
+fig, ax = figures.column_figure(height=2.8)
 ax.barh([labels[k] for k in labels], [len(groups[k]) for k in labels], color=colors)
 ax.invert_yaxis()
 ax.set_xlabel("number of recorded claims")
-ax.set_title("Where every recorded claim of this build lands")
-plt.show()
+figures.show(fig)
 
 # %% [markdown]
 # ## Replicated

@@ -38,8 +38,8 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from polyrot_utils import figures, perf
-from polyrot_utils.results import ChapterResults, results_dir
+from polyrot_utils.book import figures, perf
+from polyrot_utils.book.results import ChapterResults, results_dir
 
 figures.use_book_style()
 
@@ -109,8 +109,8 @@ figures.show(fig)
 # against `run_with_cache` of every hook. Look for a speed-up above 1.
 
 # %% tags=["hide-input"]
-from polyrot_utils.activations import resid_sites
-from polyrot_utils.models import build_toy
+from polyrot_utils.models.activations import resid_sites
+from polyrot_utils.tasks.dyck.toy import build_toy
 
 toy = build_toy(seed).eval()
 tokens = torch.randint(3, 9, (512, 32), generator=torch.Generator().manual_seed(seed))

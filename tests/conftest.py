@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from polyrot_utils import book
+from polyrot_utils.book import runner as book
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = book.toc_notebooks(ROOT)

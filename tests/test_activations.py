@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from polyrot_utils import dyck
-from polyrot_utils.activations import collect_activations, resid_sites, validate_sites
-from polyrot_utils.models import build_toy
+from polyrot_utils.tasks.dyck import language as dyck
+from polyrot_utils.models.activations import collect_activations, resid_sites, validate_sites
+from polyrot_utils.tasks.dyck.toy import build_toy
 
 torch.set_num_threads(1)
 

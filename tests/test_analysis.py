@@ -1,4 +1,4 @@
-"""Tests for polyrot_utils.analysis: planted answers (B = A @ R exactly), controls, geometry, bad input."""
+"""Tests for polyrot_utils.experiments.analysis: planted answers (B = A @ R exactly), controls, geometry, bad input."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polyrot_utils import analysis, haar
-from polyrot_utils.sae import transfer_sae
+from polyrot_utils.experiments import analysis
+from polyrot_utils.core import haar
+from polyrot_utils.sae.autoencoder import transfer_sae
 
 D = 8
 SITES = ["s0", "s1"]
@@ -182,7 +183,7 @@ def test_fit_map_rank_deficient_does_not_blow_up():
     ys, ye = xs @ W, xe @ W
     m = analysis.fit_map(xs, ys, "affine")
     assert m.info["rank"] == 3
-    from polyrot_utils.metrics import explained_variance
+    from polyrot_utils.core.metrics import explained_variance
 
     assert explained_variance(ye, m.apply(xe)) > 0.999
     lin = analysis.fit_map(xs, ys, "linear")
@@ -305,7 +306,7 @@ def test_paper_decoder_cosine_is_many_to_one_and_signed():
 
 
 def test_explained_variance_scalar_counts_offsets():
-    from polyrot_utils import metrics
+    from polyrot_utils.core import metrics
 
     x = torch.tensor([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0]])
     x_hat = x.clone(); x_hat[:, 0] += 1.0

@@ -1,4 +1,4 @@
-"""Tests of polyrot_utils.bars: the four bars' computations on planted answers."""
+"""Tests of polyrot_utils.tasks.dyck.bars: the four bars' computations on planted answers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polyrot_utils import bars, dyck, haar
-from polyrot_utils.models import build_toy, load_parameter_dict, parameter_dict, rotate_residual
+from polyrot_utils.tasks.dyck import bars, language as dyck
+from polyrot_utils.core import haar
+from polyrot_utils.tasks.dyck.toy import (
+    build_toy,
+    load_parameter_dict,
+    parameter_dict,
+    rotate_residual,
+)
 
 torch.set_num_threads(1)
 
@@ -159,7 +165,7 @@ def test_pearson_edge_cases():
 def test_label_kl_bar_matches_the_papers_formula(model, batch):
     """KL(ε-smoothed one-hot ‖ model), pooled over positions and readouts, equals the formula
     computed by hand; weights combine splits."""
-    from polyrot_utils.models import split_readouts
+    from polyrot_utils.tasks.dyck.toy import split_readouts
 
     out = bars.label_kl_bar(model, {"h": batch}, eps=1e-6)
     with torch.no_grad():
@@ -183,7 +189,7 @@ def test_label_kl_bar_matches_the_papers_formula(model, batch):
 def test_paper_toy_steering_identical_copies_give_ratio_one():
     """The paper's cross/within ratio of a model and its exact copy is 1 wherever the vector moves
     the readout; the masks follow exp2_steering.py's definitions."""
-    from polyrot_utils import steering
+    from polyrot_utils.experiments import steering
 
     m = build_toy(3, init_scale=0.5)
     m.eval()

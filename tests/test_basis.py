@@ -1,11 +1,11 @@
-"""Outlier dimensions and where a rotation sends them (polyrot_utils.basis)."""
+"""Outlier dimensions and where a rotation sends them (polyrot_utils.core.basis)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from polyrot_utils import basis, haar
+from polyrot_utils.core import basis, haar
 
 
 def _acts_with_outliers(n: int, d: int, outliers: list[int], rng: np.random.Generator) -> np.ndarray:

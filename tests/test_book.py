@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from polyrot_utils import book
+from polyrot_utils.book import runner as book
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = book.toc_notebooks(ROOT)
@@ -58,7 +58,7 @@ def test_notebook_executes_under_smoke(smoke_build, stem):
 def test_every_paper_claim_carries_paper_value_and_source(smoke_build):
     """Issue 13: every kind="paper" claim of every results file of the smoke build says what the
     paper reports and where the paper defines the statistic."""
-    from polyrot_utils.results import load_all_results, paper_claim_problems
+    from polyrot_utils.book.results import load_all_results, paper_claim_problems
 
     everything = load_all_results(smoke_build / "results")
     assert everything, "the smoke build wrote no results files"

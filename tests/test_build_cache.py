@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from polyrot_utils import build_cache
+from polyrot_utils.book import build_cache
 
 
 def _tree(tmp_path: Path) -> tuple[Path, Path]:

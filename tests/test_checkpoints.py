@@ -1,5 +1,5 @@
-"""Tests of polyrot_utils.checkpoints (planted rotations) and of the Dyck steering helpers
-appended to polyrot_utils.steering."""
+"""Tests of polyrot_utils.experiments.checkpoints (planted rotations) and of the Dyck steering helpers
+appended to polyrot_utils.experiments.steering."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polyrot_utils import checkpoints as ck
-from polyrot_utils import dyck, haar, steering
-from polyrot_utils.models import READOUT_SLICES, build_toy, rotate_residual
-from polyrot_utils.procrustes import alignment_report, fit_alignment
+from polyrot_utils.experiments import checkpoints as ck
+from polyrot_utils.tasks.dyck import language as dyck
+from polyrot_utils.core import haar
+from polyrot_utils.experiments import steering
+from polyrot_utils.tasks.dyck.toy import READOUT_SLICES, build_toy, rotate_residual
+from polyrot_utils.core.procrustes import alignment_report, fit_alignment
 
 torch.set_num_threads(1)
 

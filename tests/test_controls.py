@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from polyrot_utils import controls, haar
-from polyrot_utils.synthetic import planted_pair
+from polyrot_utils.experiments import controls
+from polyrot_utils.core import haar
+from polyrot_utils.core.synthetic import planted_pair
 
 D, N, N_NULL = 16, 800, 100
 

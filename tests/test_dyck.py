@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polyrot_utils import dyck
+from polyrot_utils.tasks.dyck import language as dyck
 
 
 def _content(row, length):

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polyrot_utils import dyck, dyck_paper as dp
+from polyrot_utils.tasks.dyck import language as dyck, paper_task as dp
 
 CFG = dp.PaperTaskConfig(min_len=2, max_len=12)
 

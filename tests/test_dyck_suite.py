@@ -1,19 +1,19 @@
-"""Tests for polyrot_utils.dyck_suite: paired, disjoint fit/eval activations and the controls."""
+"""Tests for polyrot_utils.tasks.dyck.suite: paired, disjoint fit/eval activations and the controls."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from polyrot_utils import dyck
-from polyrot_utils.dyck_suite import (
+from polyrot_utils.tasks.dyck import language as dyck
+from polyrot_utils.tasks.dyck.suite import (
     _pick_strings,
     distinct_resid_sites,
     dyck_activations,
     member_name,
     short_site,
 )
-from polyrot_utils.models import build_toy
+from polyrot_utils.tasks.dyck.toy import build_toy
 
 CFG = dyck.DyckConfig(n_train=60, n_heldout=120, n_ood=10, max_len=10, ood_min_len=12, ood_max_len=14, seed=3)
 

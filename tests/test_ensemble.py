@@ -5,11 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from polyrot_utils import dyck_paper as dp, ensemble as en
-from polyrot_utils.cohort_training import EnsembleRecipe, MemberSpec, lr_at, paper_cohort_members, train_members
-from polyrot_utils.convergence import ConvergenceRule, MemberProgress, min_accuracy
-from polyrot_utils.models import build_toy, parameter_dict
-from polyrot_utils.models import split_readouts
+from polyrot_utils.tasks.dyck import paper_task as dp, ensemble as en
+from polyrot_utils.tasks.dyck.cohort_training import (
+    EnsembleRecipe,
+    MemberSpec,
+    lr_at,
+    paper_cohort_members,
+    train_members,
+)
+from polyrot_utils.tasks.dyck.convergence import ConvergenceRule, MemberProgress, min_accuracy
+from polyrot_utils.tasks.dyck.toy import build_toy, parameter_dict
+from polyrot_utils.tasks.dyck.toy import split_readouts
 
 
 def readout_loss(logits, batch):
@@ -198,7 +204,7 @@ def test_trainer_runs_cohorts_with_shared_io_and_records():
 
 
 def test_torch_batch_source_gives_labelled_batches():
-    from polyrot_utils.cohort_training import _Batches
+    from polyrot_utils.tasks.dyck.cohort_training import _Batches
 
     recipe = EnsembleRecipe(batch_size=8)
     src = _Batches(3, recipe, torch.device("cpu"), chunk=4, use_torch=True)

@@ -14,8 +14,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import given, strategies as st  # noqa: E402
 
-from polyrot_utils import figures  # noqa: E402
-from polyrot_utils.presentation import INJECTED_HEADER, tidy_executed_notebook  # noqa: E402
+from polyrot_utils.book import figures  # noqa: E402
+from polyrot_utils.book.presentation import INJECTED_HEADER, tidy_executed_notebook  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

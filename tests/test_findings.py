@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from polyrot_utils import findings
-from polyrot_utils.report import FAILS, HOLDS, HOLDS_PAPER_ONLY
+from polyrot_utils.book import findings
+from polyrot_utils.book.report import FAILS, HOLDS, HOLDS_PAPER_ONLY
 
 
 def _results() -> dict:

@@ -1,4 +1,4 @@
-"""Tests for polyrot_utils.haar: the one-angle law, sampling, eigenangles, calibrated tests."""
+"""Tests for polyrot_utils.core.haar: the one-angle law, sampling, eigenangles, calibrated tests."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.integrate import quad
 
-from polyrot_utils import haar
+from polyrot_utils.core import haar
 
 torch.set_num_threads(1)
 

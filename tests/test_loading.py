@@ -1,4 +1,4 @@
-"""Tests for polyrot_utils.loading: local directories, a fake HF cache, offline failure, sites."""
+"""Tests for polyrot_utils.models.loading: local directories, a fake HF cache, offline failure, sites."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from polyrot_utils.loading import (
+from polyrot_utils.models.loading import (
     PYTHIA_REVISIONS,
     ModelNotAvailableError,
     check_pair,
@@ -173,7 +173,7 @@ def test_hub_absent_fails_fast_without_offline_env(tmp_path):
     """No HF_HUB_OFFLINE and a (possibly) unreachable network: the default path never touches it."""
     code = (
         "import time\n"
-        "from polyrot_utils.loading import load_model, ModelNotAvailableError\n"
+        "from polyrot_utils.models.loading import load_model, ModelNotAvailableError\n"
         "t = time.perf_counter()\n"
         "try:\n    load_model('EleutherAI/pythia-70m-seed2')\nexcept ModelNotAvailableError as e:\n"
         "    print('OK', time.perf_counter()-t)\n"

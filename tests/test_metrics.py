@@ -1,4 +1,4 @@
-"""Tests for polyrot_utils.metrics."""
+"""Tests for polyrot_utils.core.metrics."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polyrot_utils.metrics import explained_variance, kl_divergence, matched_cosine, mean_max_cosine, top1_agreement
+from polyrot_utils.core.metrics import (
+    explained_variance,
+    kl_divergence,
+    matched_cosine,
+    mean_max_cosine,
+    top1_agreement,
+)
 
 
 def test_explained_variance_definition():
@@ -92,7 +98,7 @@ def test_kl_and_agreement():
 def test_pairwise_agreement_equals_pairwise_calls():
     import torch
 
-    from polyrot_utils.metrics import kl_divergence, pairwise_agreement, top1_agreement
+    from polyrot_utils.core.metrics import kl_divergence, pairwise_agreement, top1_agreement
 
     g = torch.Generator().manual_seed(0)
     logits = [torch.randn(3, 5, 11, generator=g) for _ in range(3)]

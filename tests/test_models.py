@@ -4,9 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from polyrot_utils import dyck
-from polyrot_utils.cohorts import cohort_config, functional_agreement, shared_tensors_equal, train_cohort
-from polyrot_utils.models import (
+from polyrot_utils.tasks.dyck import language as dyck
+from polyrot_utils.tasks.dyck.cohorts import (
+    cohort_config,
+    functional_agreement,
+    shared_tensors_equal,
+    train_cohort,
+)
+from polyrot_utils.tasks.dyck.toy import (
     PAPER_PARAM_COUNT,
     READOUT_SLICES,
     build_toy,
@@ -15,7 +20,7 @@ from polyrot_utils.models import (
     rotate_residual,
     split_readouts,
 )
-from polyrot_utils.training import ToyTrainConfig, load_toy, train_toy
+from polyrot_utils.tasks.dyck.training import ToyTrainConfig, load_toy, train_toy
 
 torch.set_num_threads(1)
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from polyrot_utils import corpus
-from polyrot_utils.neox import (
+from polyrot_utils.models import corpus
+from polyrot_utils.models.neox import (
     StandinConfig,
     SuiteConfig,
     checkpoint_steps,
@@ -22,7 +22,13 @@ from polyrot_utils.neox import (
     standin_suite,
     train_standin,
 )
-from polyrot_utils.tokenizer import TokenizerConfig, encode_corpus, load_tokenizer, token_byte_lengths, train_tokenizer
+from polyrot_utils.models.tokenizer import (
+    TokenizerConfig,
+    encode_corpus,
+    load_tokenizer,
+    token_byte_lengths,
+    train_tokenizer,
+)
 
 torch.set_num_threads(1)
 
@@ -77,7 +83,7 @@ def test_checkpoint_schedule():
 
 
 def test_train_loss_decreases_and_cache_hit():
-    from polyrot_utils.loading import load_model
+    from polyrot_utils.models.loading import load_model
 
     cfg = StandinConfig(seed=1, **TINY)
     run = train_standin(cfg)
@@ -115,7 +121,7 @@ def test_seeds_differ_only_by_seed_and_controls():
     w1 = suite.models["seed1"].W_E
     assert not torch.allclose(w1, suite.models["seed2"].W_E)
     # the untrained control is seed1's init, i.e. seed1's step-0 checkpoint
-    from polyrot_utils.loading import load_model
+    from polyrot_utils.models.loading import load_model
 
     path, rev = suite.checkpoints["seed1"][0]
     torch.testing.assert_close(load_model(path, revision=rev).W_E, suite.controls["untrained"].W_E)
@@ -125,7 +131,7 @@ def test_seeds_differ_only_by_seed_and_controls():
 
 
 def test_checkpoint_losses_standin():
-    from polyrot_utils.neox import checkpoint_losses
+    from polyrot_utils.models.neox import checkpoint_losses
 
     suite = standin_suite(SuiteConfig(base=StandinConfig(**TINY), n_seeds=1, n_heldout_seqs=4, controls=False, device="cpu"))
     curves = checkpoint_losses(suite, n_seqs=4)
@@ -139,7 +145,7 @@ def test_hub_suite_from_fake_cache(tmp_path, monkeypatch):
     """use_hub=True goes through load_model's HF-cache path; nothing is downloaded."""
     import shutil
 
-    from polyrot_utils.neox import build_standin, checkpoint_losses
+    from polyrot_utils.models.neox import build_standin, checkpoint_losses
 
     tok_dir = train_tokenizer(TokenizerConfig(vocab_size=512, train_fraction=0.2))
     commit = "89abcdef0123456789abcdef0123456789abcdef"
@@ -161,7 +167,7 @@ def test_hub_suite_from_fake_cache(tmp_path, monkeypatch):
     assert len(suite.checkpoints["seed1"]) == 154
     curves = checkpoint_losses(suite, n_seqs=2, steps=[0])
     assert curves["seed2"][0]["step"] == 0 and curves["seed2"][0]["tokens"] == 0
-    from polyrot_utils.loading import ModelNotAvailableError
+    from polyrot_utils.models.loading import ModelNotAvailableError
 
     with pytest.raises(ModelNotAvailableError, match="step1000"):
         checkpoint_losses(suite, n_seqs=2, steps=[1000])

@@ -1,4 +1,4 @@
-"""Tests for polyrot_utils.procrustes: planted rotations, conventions, streaming, baselines, bad input."""
+"""Tests for polyrot_utils.core.procrustes: planted rotations, conventions, streaming, baselines, bad input."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polyrot_utils.haar import sample_haar
-from polyrot_utils.procrustes import (
+from polyrot_utils.core.haar import sample_haar
+from polyrot_utils.core.procrustes import (
     AlignmentMap,
     CrossCovariance,
     alignment_report,

@@ -1,4 +1,4 @@
-"""Tests for the Pythia rung's glue (polyrot_utils.pythia_suite) and the generic tables it feeds
+"""Tests for the Pythia rung's glue (polyrot_utils.tasks.pythia.suite) and the generic tables it feeds
 (analysis.steering_table, analysis.map_ev_table)."""
 
 from __future__ import annotations
@@ -9,10 +9,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polyrot_utils import analysis, book, haar
-from polyrot_utils.activations import collect_activations
-from polyrot_utils.neox import StandinConfig, SuiteConfig, standin_suite
-from polyrot_utils.pythia_suite import (
+from polyrot_utils.experiments import analysis
+from polyrot_utils.book import runner as book
+from polyrot_utils.core import haar
+from polyrot_utils.models.activations import collect_activations
+from polyrot_utils.models.neox import StandinConfig, SuiteConfig, standin_suite
+from polyrot_utils.tasks.pythia.suite import (
     TEXT_CONTRASTS,
     checkpoint_activations,
     contrast_masks,
@@ -261,8 +263,8 @@ def test_map_ev_table_planted():
 
 
 def test_suite_params_reads_the_namespace_and_names_what_is_missing():
-    from polyrot_utils.book import declared_parameters
-    from polyrot_utils.pythia_suite import SUITE_PARAMETERS, suite_config, suite_params
+    from polyrot_utils.book.runner import declared_parameters
+    from polyrot_utils.tasks.pythia.suite import SUITE_PARAMETERS, suite_config, suite_params
 
     declared = declared_parameters("20_pythia_seeds")
     kwargs = suite_params(dict(declared, unrelated=1))

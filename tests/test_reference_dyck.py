@@ -4,9 +4,14 @@ re-measured on CPU every seed of both cohorts meets the paper's criterion; cohor
 import pytest
 import torch
 
-from polyrot_utils import reference_dyck as rd
-from polyrot_utils.cohort_training import EnsembleRecipe
-from polyrot_utils.cohorts import cohort_config, convergence_table, shared_tensors_equal, train_cohort
+from polyrot_utils.tasks.dyck import reference as rd
+from polyrot_utils.tasks.dyck.cohort_training import EnsembleRecipe
+from polyrot_utils.tasks.dyck.cohorts import (
+    cohort_config,
+    convergence_table,
+    shared_tensors_equal,
+    train_cohort,
+)
 
 SCHEMA = {"cohort", "seed", "task", "converged", "steps", "tokens", "seconds", "accuracy"}
 

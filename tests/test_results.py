@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from polyrot_utils import report
-from polyrot_utils.results import ChapterResults, paper_claim_problems
+from polyrot_utils.book import report
+from polyrot_utils.book.results import ChapterResults, paper_claim_problems
 
 
 @pytest.fixture

@@ -21,9 +21,11 @@ import numpy as np
 import pytest
 import torch
 
-from polyrot_utils import book, cache, dyck, results
-from polyrot_utils.cohorts import cohort_config
-from polyrot_utils.procrustes import CrossCovariance, fit_rotation
+from polyrot_utils.book import runner as book, results
+from polyrot_utils.core import cache
+from polyrot_utils.tasks.dyck import language as dyck
+from polyrot_utils.tasks.dyck.cohorts import cohort_config
+from polyrot_utils.core.procrustes import CrossCovariance, fit_rotation
 
 ROOT = Path(__file__).resolve().parent.parent
 torch.set_num_threads(1)
@@ -190,7 +192,7 @@ def _mini_repo(root: Path, body: str, stem: str = "chapter") -> Path:
 def test_kernel_killed_mid_chapter_changes_no_results_file(tmp_path):
     """Fault injection: the kernel records a value, then dies (SIGKILL) before the chapter ends."""
     body = (
-        "# %%\nfrom polyrot_utils.results import ChapterResults\n"
+        "# %%\nfrom polyrot_utils.book.results import ChapterResults\n"
         "r = ChapterResults('chapter', params=dict(x=x))\nr.record('half', 1.0)\n\n"
         "# %%\nimport os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n\n"
         "# %%\nr.record('never', 2.0)\n"
@@ -213,7 +215,7 @@ def test_kernel_killed_mid_chapter_changes_no_results_file(tmp_path):
 
 @pytest.mark.slow
 def test_render_and_verdict_refuse_incomplete_outputs(tmp_path, monkeypatch):
-    body = "# %%\nfrom polyrot_utils.results import ChapterResults\nChapterResults('chapter').record('v', 1.0)\n"
+    body = "# %%\nfrom polyrot_utils.book.results import ChapterResults\nChapterResults('chapter').record('v', 1.0)\n"
     root = _mini_repo(tmp_path / "repo", body)
     build = tmp_path / "build"
     book.run_notebook("chapter", "smoke", build_dir=build, root=root)
@@ -227,7 +229,7 @@ def test_render_and_verdict_refuse_incomplete_outputs(tmp_path, monkeypatch):
     with pytest.raises(book.BookError, match="not marked complete"):
         book.stage_sources(build, root)
     # ... and by the verdict chapters' table
-    from polyrot_utils.report import claims_table
+    from polyrot_utils.book.report import claims_table
 
     with pytest.raises(results.IncompleteResultsError, match="not marked complete"):
         claims_table(build / "results")
@@ -260,7 +262,7 @@ TINY_DATA = dyck.DyckConfig(max_len=12, ood_min_len=14, ood_max_len=18, n_train=
 
 
 def _tiny_toy_config():
-    from polyrot_utils.training import ToyTrainConfig
+    from polyrot_utils.tasks.dyck.training import ToyTrainConfig
 
     return ToyTrainConfig(steps=10, batch_size=16, lr=1e-2, warmup_steps=2, eval_every=100, eval_size=50,
                           n_checkpoints=1, data=TINY_DATA)
@@ -268,7 +270,7 @@ def _tiny_toy_config():
 
 @pytest.mark.parametrize("victim", ["model.safetensors", "history.json", "ckpt_000000.safetensors"])
 def test_truncated_toy_model_is_reported_and_retrained(tmp_cache, victim):
-    from polyrot_utils.training import load_toy, train_toy
+    from polyrot_utils.tasks.dyck.training import load_toy, train_toy
 
     cfg = _tiny_toy_config()
     first = train_toy(cfg)
@@ -288,7 +290,7 @@ def test_truncated_toy_model_is_reported_and_retrained(tmp_cache, victim):
 
 
 def test_legacy_entry_without_manifest_is_adopted_or_rebuilt(tmp_cache):
-    from polyrot_utils.training import train_toy
+    from polyrot_utils.tasks.dyck.training import train_toy
 
     cfg = _tiny_toy_config()
     path = train_toy(cfg).path
@@ -304,7 +306,7 @@ def test_legacy_entry_without_manifest_is_adopted_or_rebuilt(tmp_cache):
 
 
 def test_truncated_haar_null_is_reported_and_recomputed(tmp_cache):
-    from polyrot_utils.haar import null_features
+    from polyrot_utils.core.haar import null_features
 
     a = null_features(6, n_null=20, seed=3)
     (entry,) = (tmp_cache / "haar_null").iterdir()
@@ -326,14 +328,14 @@ def test_truncated_cached_json_is_rebuilt(tmp_cache):
 
 
 def _sae_dir(tmp_path: Path) -> Path:
-    from polyrot_utils import sae as S
+    from polyrot_utils.sae import autoencoder as S
 
     sae = S.SAE(S.SAEConfig(d_in=6, d_sae=12, architecture="topk", k=2))
     return S.save_sae(sae, tmp_path / "sae")
 
 
 def test_load_sae_names_a_damaged_file(tmp_path):
-    from polyrot_utils.sae import load_sae
+    from polyrot_utils.sae.autoencoder import load_sae
 
     d = _sae_dir(tmp_path)
     cfg_text = (d / "cfg.json").read_text()
@@ -347,7 +349,7 @@ def test_load_sae_names_a_damaged_file(tmp_path):
 
 
 def test_load_sae_rejects_unknown_dtype(tmp_path):
-    from polyrot_utils.sae import load_sae
+    from polyrot_utils.sae.autoencoder import load_sae
 
     d = _sae_dir(tmp_path)
     raw = json.loads((d / "cfg.json").read_text())
@@ -358,7 +360,7 @@ def test_load_sae_rejects_unknown_dtype(tmp_path):
 
 
 def test_damaged_cached_sae_is_retrained(tmp_cache):
-    from polyrot_utils.sae import train_sae_cached
+    from polyrot_utils.sae.autoencoder import train_sae_cached
 
     x = torch.randn(256, 6, generator=torch.Generator().manual_seed(0))
     kw = dict(d_sae=12, k=2, n_tokens=512, batch_size=64, seed=0)
@@ -422,7 +424,7 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 
 def test_missing_local_revision_lists_existing(tiny_dir):
-    from polyrot_utils.loading import load_model
+    from polyrot_utils.models.loading import load_model
 
     with pytest.raises(ValueError, match=r"revision 'step9' does not exist in .*its revisions are step8"):
         load_model(tiny_dir, revision="step9")
@@ -430,7 +432,7 @@ def test_missing_local_revision_lists_existing(tiny_dir):
 
 
 def test_mistyped_local_path_gets_one_message_for_both_readings(tmp_path, monkeypatch):
-    from polyrot_utils.loading import ModelNotAvailableError, load_model
+    from polyrot_utils.models.loading import ModelNotAvailableError, load_model
 
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
@@ -452,7 +454,7 @@ def test_mistyped_local_path_gets_one_message_for_both_readings(tmp_path, monkey
 def test_damaged_model_files_are_named(tiny_dir, tmp_path):
     import shutil
 
-    from polyrot_utils.loading import load_model
+    from polyrot_utils.models.loading import load_model
 
     bad = tmp_path / "bad"
     shutil.copytree(tiny_dir, bad, ignore=shutil.ignore_patterns("step*"))
@@ -467,7 +469,7 @@ def test_damaged_model_files_are_named(tiny_dir, tmp_path):
 
 
 def test_damaged_downloaded_weights_say_how_to_remove(tiny_dir, tmp_path, monkeypatch):
-    from polyrot_utils.loading import load_model
+    from polyrot_utils.models.loading import load_model
 
     repo = tmp_path / "hub" / "models--EleutherAI--pythia-70m-seed1"
     commit = "0123456789abcdef0123456789abcdef01234567"
@@ -526,7 +528,7 @@ def test_cross_covariance_float32_offset_far_above_spread():
 
 
 def test_math_functions_accept_array_likes():
-    from polyrot_utils.metrics import explained_variance
+    from polyrot_utils.core.metrics import explained_variance
 
     rng = np.random.default_rng(2)
     a = rng.standard_normal((40, 4))

@@ -12,8 +12,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polyrot_utils import sae as S
-from polyrot_utils.metrics import explained_variance, matched_cosine
+from polyrot_utils.sae import autoencoder as S
+from polyrot_utils.core.metrics import explained_variance, matched_cosine
 
 torch.set_num_threads(1)
 
@@ -170,7 +170,7 @@ def test_transfer_through_planted_rotation_and_shift(trained, centred):
 
 def test_transfer_with_fitted_rotation(trained):
     """End to end with procrustes.fit_rotation (centred): recovered R and means give the source EV."""
-    procrustes = pytest.importorskip("polyrot_utils.procrustes")
+    procrustes = pytest.importorskip("polyrot_utils.core.procrustes")
     x_src, _, sae, _ = trained
     d = x_src.shape[1]
     R = haar(d, seed=7)

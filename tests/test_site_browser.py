@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from polyrot_utils.site_check import check_site, find_chromium
+from polyrot_utils.book.site_check import check_site, find_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 

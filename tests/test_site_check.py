@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from polyrot_utils.site_check import _PAGE_PROBE, find_chromium, path_pattern, reader_problems
+from polyrot_utils.book.site_check import _PAGE_PROBE, find_chromium, path_pattern, reader_problems
 
 
 def _cell(i, tags=(), toggles=1, shown=False, output="", stderr=""):
@@ -85,7 +85,7 @@ def test_probe_on_a_handmade_page(tmp_path):
         pytest.skip("no Chromium on this machine")
     from playwright.sync_api import sync_playwright
 
-    from polyrot_utils.site_check import CHROMIUM_ARGS
+    from polyrot_utils.book.site_check import CHROMIUM_ARGS
 
     page_file = tmp_path / "p.html"
     page_file.write_text(HANDMADE)

@@ -1,4 +1,4 @@
-"""Tests for polyrot_utils.steering: diff-of-means, hooks on tiny HookedTransformers, exact
+"""Tests for polyrot_utils.experiments.steering: diff-of-means, hooks on tiny HookedTransformers, exact
 transfer through a rotated copy of a model, fixed subspaces, regime thresholds."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polyrot_utils import steering as St
+from polyrot_utils.experiments import steering as St
 
 torch.set_num_threads(1)
 

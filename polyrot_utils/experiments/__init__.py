@@ -1,0 +1,9 @@
+"""The analyses (universality, alignment, Haar tables, steering transfer, checkpoints, controls),
+over activations from either rung.
+
+Import rule: this layer may import from its own layer and core, sae, models, tasks;
+``tests/test_layers.py`` checks it.
+"""
+
+
+__all__ = ["analysis", "checkpoints", "controls", "steering"]

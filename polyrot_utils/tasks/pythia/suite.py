@@ -1,0 +1,438 @@
+"""The Pythia rung's glue: a suite's residual stream on held-out text, and text contrasts for steering.
+
+Everything downstream (SAEs, alignment maps, Haar tests, steering tables) lives in
+:mod:`polyrot_utils.experiments.analysis`, :mod:`polyrot_utils.core.haar`, :mod:`polyrot_utils.core.basis` and
+:mod:`polyrot_utils.experiments.steering`, which work on plain ``acts[model][site]`` dictionaries. This module
+builds those dictionaries for a :class:`polyrot_utils.models.neox.Suite` (stand-ins or real PolyPythias)::
+
+    cfg = suite_config(**params)                      # the SuiteConfig chapter 20 builds
+    suite = standin_suite(cfg)
+    acts = pythia_activations(suite, cfg, n_fit_seqs=64, n_eval_seqs=32)
+    acts.fit["seed1"]["blocks.0.hook_resid_post"]     # (64 * T, d) float32
+    acts.eval[...]                                     # (32 * T, d), other held-out text
+
+Rows: ``n_fit_seqs + n_eval_seqs`` windows of held-out text (:func:`polyrot_utils.models.neox.heldout_tokens`,
+spread evenly over the held-out speeches' token stream, in stream order); the first ``n_fit_seqs``
+give the fit batch, the rest the eval batch, so no token is in both and the eval text comes mostly
+from other speeches. Rows are (sequence, position) in order, the same for every model: row ``i``
+is the same token of the same text everywhere. ``skip_positions`` drops each window's first
+positions (a window starts mid-text, yet the model treats its first token as a document start).
+
+Steering contrasts (:data:`TEXT_CONTRASTS`) are defined on the *current* token, so they work with
+any tokenizer: ``the_vs_of`` (the token " the" vs " of"), ``sentence_end_vs_word`` (".", "?", "!"
+vs a lower-case word), ``number_vs_word`` (a token made of digits vs a lower-case word). The
+behaviour a vector should move is the next-token distribution: log p(next ∈ S_A) − log p(next ∈
+S_B), with S_A / S_B the tokens that follow group A / group B most distinctively in the fit text
+(:func:`distinctive_next_tokens`), read at group-B positions of the eval text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import inspect
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from polyrot_utils.core import metrics, procrustes
+from polyrot_utils.models.activations import collect_activations, validate_sites
+from polyrot_utils.models.loading import load_model, ModelNotAvailableError, pythia_sites
+from polyrot_utils.models.neox import heldout_tokens, StandinConfig, Suite, SuiteConfig
+from polyrot_utils.models.steering_hooks import diff_of_means
+
+
+__all__ = [
+    "PythiaActs",
+    "TEXT_CONTRASTS",
+    "suite_config",
+    "text_batches",
+    "pythia_activations",
+    "checkpoint_activations",
+    "short_site",
+    "token_classes",
+    "contrast_masks",
+    "distinctive_next_tokens",
+    "next_token_set_behaviour",
+    "steering_setup",
+]
+
+
+def suite_config(
+    *,
+    use_hub: bool = False,
+    model_names: Sequence[str] = (),
+    revision: str | None = None,
+    allow_download: bool = False,
+    n_seeds: int = 4,
+    d_model: int = 128,
+    n_layers: int = 2,
+    n_heads: int = 4,
+    d_mlp: int = 512,
+    n_ctx: int = 128,
+    vocab_size: int = 4096,
+    batch_size: int = 16,
+    n_steps: int = 150,
+    lr: float = 4e-3,
+    train_fraction: float = 1.0,
+    n_heldout_seqs: int = 64,
+    seed: int = 0,
+    device: str = "auto",
+) -> SuiteConfig:
+    """The :class:`~polyrot_utils.models.neox.SuiteConfig` that chapter ``20_pythia_seeds`` builds from the
+    same parameters (same names, same defaults), so every Pythia chapter hits the same cached models."""
+    base = StandinConfig(
+        d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_mlp=d_mlp, n_ctx=n_ctx, vocab_size=vocab_size,
+        batch_size=batch_size, n_steps=n_steps, lr=lr, train_fraction=train_fraction,
+    )
+    return SuiteConfig(
+        base=base, n_seeds=n_seeds, seed_offset=seed, n_heldout_seqs=n_heldout_seqs, use_hub=use_hub,
+        model_names=tuple(model_names), revision=revision, allow_download=allow_download, device=device,
+    )
+
+
+def suite_params(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The suite's parameters, read by name from a notebook's namespace (``globals()``).
+
+    Every Pythia chapter declares chapter 20's suite parameters in its own ``parameters`` cell
+    (papermill needs each notebook to declare what it accepts); this turns them into the keyword
+    arguments of :func:`suite_config`, so no chapter spells the list out again.
+    """
+    missing = [name for name in SUITE_PARAMETERS if name not in namespace]
+    if missing:
+        raise KeyError(f"the notebook's parameters cell lacks the suite parameters {missing}; "
+                       f"every Pythia chapter declares all of {list(SUITE_PARAMETERS)}")
+    out = {name: namespace[name] for name in SUITE_PARAMETERS}
+    out["model_names"] = list(out["model_names"])
+    return out
+
+
+#: the names :func:`suite_config` takes, i.e. chapter 20's suite parameters
+SUITE_PARAMETERS: tuple[str, ...] = tuple(inspect.signature(suite_config).parameters)
+
+
+def short_site(site: str) -> str:
+    """``blocks.1.hook_resid_post`` -> ``b1.resid_post``; ``unembed.hook_in`` -> ``final_ln_out``."""
+    if site == "unembed.hook_in":
+        return "final_ln_out"
+    return site.replace("blocks.", "b").replace("hook_", "")
+
+
+def text_batches(suite: Suite, cfg: SuiteConfig, n_fit_seqs: int, n_eval_seqs: int,
+                 seq_len: int | None = None) -> tuple[Tensor, Tensor]:
+    """``(fit_tokens (n_fit_seqs, T), eval_tokens (n_eval_seqs, T))``: disjoint held-out windows
+    (see the module docstring). ``seq_len`` defaults to the suite's held-out length."""
+    if int(n_fit_seqs) < 1 or int(n_eval_seqs) < 1:
+        raise ValueError(f"n_fit_seqs and n_eval_seqs must be >= 1, got {n_fit_seqs} and {n_eval_seqs}")
+    T = int(seq_len or suite.heldout_tokens.shape[1])
+    tok = suite.tokenizer if suite.info.get("source") == "hub" else None
+    toks = heldout_tokens(cfg.base.tokenizer_config, int(n_fit_seqs) + int(n_eval_seqs), T, tokenizer=tok)
+    return toks[: int(n_fit_seqs)].clone(), toks[int(n_fit_seqs):].clone()
+
+
+@dataclass
+class PythiaActs:
+    """Paired activations of a suite's models on held-out text.
+
+    ``fit`` / ``eval``: ``{model: {site: (n, d)}}`` float32 CPU tensors (rows: (sequence,
+    position) of ``fit_tokens`` / ``eval_tokens`` at positions ``>= skip_positions``); ``models``:
+    ``{name: HookedTransformer}`` (seeds, then controls named ``"control:<name>"``); ``members``:
+    the seeds' names; ``sites`` in forward order; ``info``: sizes."""
+
+    fit: dict[str, dict[str, Tensor]]
+    eval: dict[str, dict[str, Tensor]]
+    sites: list[str]
+    models: dict[str, Any]
+    members: list[str]
+    fit_tokens: Tensor
+    eval_tokens: Tensor
+    skip_positions: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def row_mask(self, tokens: Tensor) -> Tensor:
+        """``(n, T)`` bool: the positions whose activations are rows (``>= skip_positions``)."""
+        m = torch.ones(tokens.shape, dtype=torch.bool)
+        m[:, : self.skip_positions] = False
+        return m
+
+
+def _position_mask(tokens: Tensor, skip_positions: int) -> Tensor | None:
+    if skip_positions < 0 or skip_positions >= tokens.shape[1]:
+        raise ValueError(f"skip_positions must be in [0, T={tokens.shape[1]}), got {skip_positions}")
+    if skip_positions == 0:
+        return None
+    m = torch.ones(tokens.shape, dtype=torch.bool)
+    m[:, :skip_positions] = False
+    return m
+
+
+def pythia_activations(
+    suite: Suite,
+    cfg: SuiteConfig,
+    *,
+    n_fit_seqs: int,
+    n_eval_seqs: int,
+    sites: Sequence[str] | None = None,
+    controls: Sequence[str] = ("untrained", "shuffled"),
+    seq_len: int | None = None,
+    skip_positions: int = 0,
+    batch_size: int = 16,
+) -> PythiaActs:
+    """Activations of every seed of ``suite`` (plus the named ``controls``) at ``sites`` (default
+    :func:`polyrot_utils.models.loading.pythia_sites`) on a fit and a disjoint eval batch of held-out text.
+
+    ``KeyError`` for a control the suite lacks (hub suites have no ``shuffled``)."""
+
+    missing = [c for c in controls if c not in suite.controls]
+    if missing:
+        raise KeyError(f"controls {missing} not in the suite; it has {sorted(suite.controls)}")
+    models = dict(suite.models)
+    members = list(models)
+    models.update({f"control:{c}": suite.controls[c] for c in controls})
+    first = models[members[0]]
+    sites = validate_sites(first, sites) if sites is not None else pythia_sites(first)
+    fit_tokens, eval_tokens = text_batches(suite, cfg, n_fit_seqs, n_eval_seqs, seq_len)
+    out: dict[str, dict[str, dict[str, Tensor]]] = {"fit": {}, "eval": {}}
+    for which, toks in (("fit", fit_tokens), ("eval", eval_tokens)):
+        mask = _position_mask(toks, int(skip_positions))
+        for name, model in models.items():
+            out[which][name] = collect_activations(model, toks, sites, batch_size=batch_size, mask=mask)
+    n_fit = next(iter(out["fit"][members[0]].values())).shape[0]
+    n_eval = next(iter(out["eval"][members[0]].values())).shape[0]
+    info = {"n_fit_seqs": int(n_fit_seqs), "n_eval_seqs": int(n_eval_seqs), "seq_len": int(fit_tokens.shape[1]),
+            "n_fit_rows": int(n_fit), "n_eval_rows": int(n_eval), "skip_positions": int(skip_positions),
+            "d_model": int(first.cfg.d_model)}
+    return PythiaActs(out["fit"], out["eval"], list(sites), models, members, fit_tokens, eval_tokens,
+                      int(skip_positions), info)
+
+
+def checkpoint_activations(
+    suite: Suite,
+    seed_name: str,
+    fit_tokens: Tensor,
+    eval_tokens: Tensor,
+    sites: Sequence[str],
+    *,
+    steps: Sequence[int] | None = None,
+    skip_positions: int = 0,
+    device: str | None = "auto",
+    batch_size: int = 16,
+    skip_missing: bool = False,
+) -> tuple[dict[int, dict[str, Tensor]], dict[int, dict[str, Tensor]]]:
+    """``(fit, eval)``, each ``{step: {site: (n, d)}}``: one run's checkpoints (loaded one at a
+    time through :func:`polyrot_utils.models.loading.load_model`, as ``load_model(path, revision)``) on
+    the given tokens. ``steps``: default every checkpoint the suite lists. ``skip_missing``:
+    leave out hub revisions that are not available offline instead of raising."""
+
+    if seed_name not in suite.checkpoints:
+        raise KeyError(f"seed_name {seed_name!r} has no checkpoints; seeds: {sorted(suite.checkpoints)}")
+    have = suite.checkpoints[seed_name]
+    steps = sorted(have) if steps is None else sorted(int(s) for s in steps)
+    bad = [s for s in steps if s not in have]
+    if bad:
+        raise KeyError(f"no checkpoints at steps {bad} for {seed_name!r}; available: {sorted(have)[:20]}…")
+    fit, ev = {}, {}
+    fmask = _position_mask(fit_tokens, int(skip_positions))
+    emask = _position_mask(eval_tokens, int(skip_positions))
+    for s in steps:
+        path, rev = have[s]
+        try:
+            model = load_model(path, revision=rev, device=device, allow_download=suite.info.get("allow_download", False))
+        except ModelNotAvailableError:
+            if not skip_missing:
+                raise
+            continue
+        fit[s] = collect_activations(model, fit_tokens, list(sites), batch_size=batch_size, mask=fmask)
+        ev[s] = collect_activations(model, eval_tokens, list(sites), batch_size=batch_size, mask=emask)
+        del model
+    return fit, ev
+
+
+# ----------------------------------------------------------------------------- text contrasts
+#: Steering contrasts on the current token. ``a`` / ``b``: the token classes of
+#: :func:`token_classes` whose positions give ``v = mean(x | A) − mean(x | B)``.
+TEXT_CONTRASTS: dict[str, dict[str, str]] = {
+    "the_vs_of": dict(a="the", b="of", description='current token " the" vs " of" (what follows an article vs a preposition)'),
+    "sentence_end_vs_word": dict(a="sentence_end", b="word",
+                                 description='current token ends a sentence (".", "?", "!") vs a lower-case word'),
+    "number_vs_word": dict(a="number", b="word", description="current token is a number (digits only) vs a lower-case word"),
+}
+
+
+def token_classes(tokenizer: Any, vocab_size: int) -> dict[str, np.ndarray]:
+    """``{class: (vocab_size,) bool}`` over token ids, from each id's decoded text: ``the`` / ``of``
+    (exactly " the" / " of"), ``sentence_end`` (".", "?", "!", optionally with a space before),
+    ``number`` (digits only, optionally a leading space; at least one digit), ``word`` (a leading
+    space then lower-case letters only)."""
+    if int(vocab_size) < 1:
+        raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
+    out = {c: np.zeros(int(vocab_size), dtype=bool) for c in ("the", "of", "sentence_end", "number", "word")}
+    n_tok = min(int(vocab_size), len(tokenizer))
+    for i in range(n_tok):
+        s = tokenizer.decode([i])
+        st = s.strip()
+        out["the"][i] = s == " the"
+        out["of"][i] = s == " of"
+        out["sentence_end"][i] = st in (".", "?", "!") and s in (".", "?", "!", " .", " ?", " !")
+        out["number"][i] = st.isdigit() and s.lstrip(" ") == st and st.isascii()
+        out["word"][i] = s.startswith(" ") and st.isascii() and st.isalpha() and st.islower() and s[1:] == st
+    return out
+
+
+def contrast_masks(tokens: Tensor, classes: Mapping[str, np.ndarray], contrast: str) -> tuple[Tensor, Tensor]:
+    """``(mask_a, mask_b)``, each ``(n, T)`` bool: the positions of ``tokens`` whose current token is in
+    the contrast's class A / B (:data:`TEXT_CONTRASTS`; ``classes`` from :func:`token_classes`)."""
+    if contrast not in TEXT_CONTRASTS:
+        raise ValueError(f"contrast must be one of {sorted(TEXT_CONTRASTS)}, got {contrast!r}")
+    spec = TEXT_CONTRASTS[contrast]
+    t = torch.as_tensor(tokens)
+    if t.ndim != 2:
+        raise ValueError(f"tokens must be (n, T), got shape {tuple(t.shape)}")
+    out = []
+    for key in (spec["a"], spec["b"]):
+        table = torch.as_tensor(np.asarray(classes[key]))
+        if int(t.max()) >= table.numel():
+            raise ValueError(f"token id {int(t.max())} is outside the class table of size {table.numel()}")
+        out.append(table[t])
+    return out[0], out[1]
+
+
+def distinctive_next_tokens(tokens: Tensor, mask_a: Tensor, mask_b: Tensor, k: int = 10,
+                            vocab_size: int | None = None) -> tuple[list[int], list[int]]:
+    """``(S_A, S_B)``: the ``k`` next tokens most typical of group A over group B and vice versa.
+
+    From the empirical next-token distributions p_A, p_B at the A / B positions of ``tokens (n, T)``
+    (the last position has no next token and is ignored): S_A = the top ``k`` by p_A − p_B, S_B the
+    top ``k`` by p_B − p_A (only tokens with a positive difference). ``ValueError`` if a group has no
+    position with a next token."""
+    t = torch.as_tensor(tokens)
+    V = int(vocab_size or int(t.max()) + 1)
+    nxt = t[:, 1:]
+    dists = []
+    for name, m in (("mask_a", mask_a), ("mask_b", mask_b)):
+        mm = torch.as_tensor(m, dtype=torch.bool)
+        if mm.shape != t.shape:
+            raise ValueError(f"{name} must have the tokens' shape {tuple(t.shape)}, got {tuple(mm.shape)}")
+        sel = nxt[mm[:, :-1]]
+        if sel.numel() == 0:
+            raise ValueError(f"{name} selects no position with a next token")
+        dists.append(torch.bincount(sel, minlength=V).double() / sel.numel())
+    diff = dists[0] - dists[1]
+    order_a = torch.argsort(-diff)[: int(k)]
+    order_b = torch.argsort(diff)[: int(k)]
+    sa = [int(i) for i in order_a if diff[i] > 0]
+    sb = [int(i) for i in order_b if diff[i] < 0]
+    if not sa or not sb:
+        raise ValueError("the two groups' next-token distributions do not differ; no distinctive tokens")
+    return sa, sb
+
+
+def next_token_set_behaviour(set_a: Sequence[int], set_b: Sequence[int], mask: Tensor | None = None
+                             ) -> Callable[[Tensor], Tensor]:
+    """Behaviour ``logits (batch, pos, vocab) -> log p(next ∈ S_A) − log p(next ∈ S_B)`` at the
+    ``mask`` positions (``(batch, pos)`` bool; None = every position); the softmax normaliser
+    cancels, so it is ``logsumexp(logits[S_A]) − logsumexp(logits[S_B])``."""
+    ia, ib = list(set_a), list(set_b)
+    if not ia or not ib:
+        raise ValueError("set_a and set_b must be non-empty")
+
+    def f(logits: Tensor) -> Tensor:
+        z = logits.float()
+        diff = torch.logsumexp(z[..., ia], -1) - torch.logsumexp(z[..., ib], -1)
+        return diff[mask.to(diff.device)] if mask is not None else diff
+
+    return f
+
+
+def steering_setup(acts: PythiaActs, tokenizer: Any, vocab_size: int, site: str,
+                   contrasts: Sequence[str] = tuple(TEXT_CONTRASTS), *, k_next: int = 10,
+                   min_count: int = 20) -> tuple[dict[tuple[str, str], Tensor], dict[str, Callable], list[dict[str, Any]]]:
+    """Everything :func:`polyrot_utils.experiments.analysis.steering_table` needs for text contrasts.
+
+    Returns ``(vectors, behaviours, info)``: ``vectors[(model, contrast)]`` = diff-of-means (d,)
+    at ``site`` over ``acts.fit`` rows (every model in ``acts.fit``); ``behaviours[contrast]`` =
+    :func:`next_token_set_behaviour` with S_A / S_B from the fit text, at the B positions of
+    ``acts.eval_tokens``; ``info``: one row per contrast (counts, the decoded S_A / S_B, whether
+    it was used). A contrast with fewer than ``min_count`` A or B positions in either batch is
+    left out (its info row says so)."""
+
+    classes = token_classes(tokenizer, vocab_size)
+    fit_rows = acts.row_mask(acts.fit_tokens)
+    eval_rows = acts.row_mask(acts.eval_tokens)
+    vectors: dict[tuple[str, str], Tensor] = {}
+    behaviours: dict[str, Callable] = {}
+    info = []
+    for c in contrasts:
+        fa, fb = contrast_masks(acts.fit_tokens, classes, c)
+        ea, eb = contrast_masks(acts.eval_tokens, classes, c)
+        fa, fb, ea, eb = fa & fit_rows, fb & fit_rows, ea & eval_rows, eb & eval_rows
+        counts = {"fit_a": int(fa.sum()), "fit_b": int(fb.sum()), "eval_a": int(ea.sum()), "eval_b": int(eb.sum())}
+        row: dict[str, Any] = {"contrast": c, "description": TEXT_CONTRASTS[c]["description"], **counts}
+        if min(counts.values()) < int(min_count):
+            row["used"] = False
+            info.append(row)
+            continue
+        sa, sb = distinctive_next_tokens(acts.fit_tokens, fa, fb, k=k_next, vocab_size=vocab_size)
+        row.update(used=True, next_a=[tokenizer.decode([i]) for i in sa], next_b=[tokenizer.decode([i]) for i in sb])
+        for m in acts.fit:
+            vectors[(m, c)] = diff_of_means(acts.fit[m][site], fa[fit_rows], fb[fit_rows])
+        behaviours[c] = next_token_set_behaviour(sa, sb, eb)
+        info.append(row)
+    return vectors, behaviours, info
+
+
+def processing_comparison(
+    checkpoints: Mapping[str, tuple[Any, str]],
+    tokens: Tensor,
+    sites: Sequence[str],
+    *,
+    processings: Sequence[str] = ("none", "fold_ln", "tl_default"),
+    reference: str = "none",
+    device: str | None = "auto",
+    batch_size: int = 16,
+) -> list[dict[str, Any]]:
+    """How TransformerLens's weight processing changes the residual basis and the fitted R.
+
+    ``checkpoints``: two models as ``{name: (path, revision)}`` (e.g. two seeds' final
+    checkpoints, loaded with :func:`polyrot_utils.models.loading.load_model`). For each processing and
+    site: ``act_change`` = ‖acts_proc − acts_ref‖_F / ‖acts_ref − mean‖_F for the first model
+    (0: the residual stream is untouched), ``ones_component`` = the fraction of the activations'
+    centred variance along the all-ones axis (``center_writing_weights`` removes it), ``R_change`` =
+    ‖R_proc − R_ref‖_F / √(2d) between the two models' Procrustes fits, and ``map_ev`` of that fit.
+    """
+    from polyrot_utils.models.activations import collect_activations
+    from polyrot_utils.models.loading import load_model
+
+    if len(checkpoints) != 2:
+        raise ValueError(f"checkpoints must name exactly two models, got {list(checkpoints)}")
+    if reference not in processings:
+        raise ValueError(f"reference {reference!r} must be one of processings {list(processings)}")
+    names = list(checkpoints)
+    acts: dict[str, dict[str, dict[str, Tensor]]] = {}
+    for proc in processings:
+        acts[proc] = {}
+        for name in names:
+            path, revision = checkpoints[name]
+            model = load_model(path, revision=revision, processing=proc, device=device)
+            acts[proc][name] = collect_activations(model, tokens, list(sites), batch_size=batch_size)
+            del model
+    rows = []
+    for site in sites:
+        ref_a = acts[reference][names[0]][site].double()
+        ref_scale = float((ref_a - ref_a.mean(0)).norm())
+        fits = {}
+        for proc in [reference] + [p for p in processings if p != reference]:
+            xa, xb = acts[proc][names[0]][site].double(), acts[proc][names[1]][site].double()
+            fits[proc] = procrustes.fit_alignment(xa, xb, method="rotation")
+            d = xa.shape[1]
+            ones = torch.ones(d, dtype=torch.float64) / d**0.5
+            xc = xa - xa.mean(0)
+            rows.append({
+                "site": site, "processing": proc,
+                "act_change": float((xa - ref_a).norm()) / ref_scale,
+                "ones_component": float(((xc @ ones) ** 2).sum() / (xc**2).sum()),
+                "R_change": float(np.linalg.norm(fits[proc].matrix - fits[reference].matrix) / np.sqrt(2 * d)),
+                "map_ev": float(metrics.explained_variance(xb, torch.as_tensor(fits[proc].apply(xa)))),
+            })
+    return rows
