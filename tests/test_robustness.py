@@ -565,7 +565,7 @@ def test_concurrent_builds_in_separate_processes_run_once(tmp_cache, tmp_path):
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from polyrot_utils import cache\n"
+        "from polyrot_utils.core import cache\n"
         "def build(entry):\n"
         "    with open(sys.argv[1], 'a') as fh: fh.write('built\\n')\n"
         "    time.sleep(1.0)\n"

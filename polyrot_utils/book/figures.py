@@ -14,7 +14,7 @@ cell.
 
 Typical chapter use::
 
-    from polyrot_utils import figures
+    from polyrot_utils.book import figures
     figures.use_book_style()
     fig, ax = figures.column_figure(height=3.2)
     ...
