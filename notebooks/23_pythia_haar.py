@@ -362,6 +362,41 @@ for name, c in results.data["claims"].items():
 print(f"chapter time: {wall_s:.1f} s wall, {cpu_s:.1f} s CPU")
 
 # %% [markdown]
+# ## A negative control: does R between unrelated clouds also "look Haar"?
+# As in the Dyck chapter: R fitted, and tested with the same calibrated test, between the first
+# seed and (a) an untrained stand-in on the same windows, (b) the same seed with its token pairing
+# shuffled, beside a real pair, at the last site. Look at the controls' `map_ev` (≤ 0: nothing was
+# aligned) and whether they "look Haar" too.
+
+# %% tags=["hide-input"]
+from polyrot_utils.experiments import controls
+
+ctrl_acts = pythia_activations(suite, suite_cfg, n_fit_seqs=n_fit_seqs, n_eval_seqs=n_eval_seqs, controls=("untrained",),
+                               skip_positions=skip_positions)
+neg = controls.haar_negative_controls(ctrl_acts.fit[members[0]][sites[-1]], ctrl_acts.fit["control:untrained"][sites[-1]],
+                                      ctrl_acts.fit[members[1]][sites[-1]], n_null=n_null, seed=seed, alpha=alpha)
+results.record("haar_negative_controls", {k: {f: v.as_dict()[f] for f in ("map_ev", "frobenius_ratio", "ks_pvalue_iid",
+                                                                       "pvalue", "looks_haar")} for k, v in neg.items()})
+results.claim("negative_controls_rejected", value=float(max(neg[k].pvalue for k in ("untrained", "shuffled"))),
+              threshold=alpha, op="<=", kind="check",
+              description=f"ours: the calibrated Haar test rejects R fitted to an untrained stand-in and to shuffled "
+                          f"pairs ({sites[-1]}): if not, 'looks Haar' is uninformative")
+controls.controls_table(neg).style.format(precision=3)
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Calibrated Haar p-values of R fitted between two seeds (pair) and between the first seed and its negative controls: an untrained stand-in on the same windows, and the same seed with its token pairing shuffled. A control that also 'looks Haar' (p above α, right of the line) shows that passing the Haar test says nothing about the seeds by itself.", "name": "fig-23-negative-control"}, "image": {"alt": "Three horizontal bars of calibrated p-values on a log axis with a vertical line at alpha."}}
+from polyrot_utils.book import figures
+
+fig, ax = figures.column_figure(height=2.2)
+names = list(neg)
+ax.barh(names, [max(neg[k].pvalue, 1e-4) for k in names], color=["#4c72b0" if k == "pair" else "#8c8c8c" for k in names])
+ax.axvline(alpha, color="#c44e52", ls="--", label=f"α = {alpha}")
+ax.set_xscale("log")
+ax.set_xlim(1e-4, 1.5)
+ax.set_xlabel("calibrated Haar p-value (left of the line: rejected)")
+ax.legend(loc="lower right")
+figures.show(fig)
+
+# %% [markdown]
 # ## Exercises
 #
 # :::{admonition} Exercise 1 — Outlier dimensions
