@@ -39,7 +39,11 @@ def test_other_results_are_inputs_only_of_chapters_that_read_them(tmp_path):
     ks = build_cache.chapter_key("syn", "quick", {}, root, build)
     (build / "results" / "a.json").write_text('{"values": {"x": 1}}')
     assert build_cache.chapter_key("a", "quick", {}, root, build) == ka  # its own results do not count
-    assert build_cache.chapter_key("syn", "quick", {}, root, build) != ks
+    ks2 = build_cache.chapter_key("syn", "quick", {}, root, build)
+    assert ks2 != ks
+    (root / "notebooks" / "syn2.py").write_text("# %%\nrows = load_all_results()\n")  # another reader
+    (build / "results" / "syn2.json").write_text('{"values": {}}')
+    assert build_cache.chapter_key("syn", "quick", {}, root, build) == ks2  # readers do not depend on each other
 
 
 def test_fresh_only_with_matching_stamp_and_outputs(tmp_path):

@@ -11,7 +11,8 @@ code changed. Here a chapter's *inputs* are hashed into one key:
 - committed data the chapters read (``reference/``, when the repository has one);
 - for a chapter that *reads other chapters' results* (the synthesis chapters: its source calls
   ``load_results``, ``load_all_results`` or ``claims_table``, or reads ``timings.json``): the
-  bytes of every other chapter's results file, so a changed upstream number re-executes it.
+  bytes of every other data chapter's results file (not the other readers'), so a changed upstream
+  number re-executes it.
 
 After a successful execution the runner writes ``<build>/executed/stamps/<stem>.json`` with
 that key. On the next build, a chapter whose key matches its stamp, and whose executed notebook
@@ -55,6 +56,11 @@ def reads_other_results(source_text: str) -> bool:
     return any(marker in source_text for marker in _READER_MARKERS)
 
 
+def _is_reader(root: Path, stem: str) -> bool:
+    src = root / "notebooks" / f"{stem}.py"
+    return src.exists() and reads_other_results(src.read_text())
+
+
 def chapter_key(
     stem: str,
     profile: str,
@@ -76,7 +82,10 @@ def chapter_key(
         parts["reference"] = _hash_files([p for p in reference.rglob("*") if p.is_file()], reference)
     if reads_other_results(source):
         results = build / "results"
-        others = [p for p in results.glob("*.json") if p.stem != stem] if results.is_dir() else []
+        # the data chapters' results; other readers' are left out (they read the same data, and
+        # counting them would make the readers depend on each other in a cycle)
+        others = [p for p in results.glob("*.json") if p.stem != stem and not _is_reader(root, p.stem)] \
+            if results.is_dir() else []
         parts["upstream_results"] = _hash_files(others, results) if others else None
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
