@@ -48,6 +48,11 @@ from polyrot_utils.tasks.dyck.training import evaluate_toy, TrainedToy
 
 
 __all__ = [
+    "CHECKPOINT_COHORT",
+    "CHECKPOINT_DIR",
+    "CHECKPOINT_SEEDS",
+    "CHECKPOINT_STEPS",
+    "checkpoint_name",
     "MANIFEST",
     "PAPER_RECIPE",
     "REFERENCE_DIR",
@@ -84,6 +89,12 @@ REFERENCE_RECIPE = EnsembleRecipe(
 RETRAIN_COMMAND = "python -m polyrot_utils.tasks.dyck.reference train"
 #: prefix of the resumable training state kept in the folder while a run is unfinished
 STATE = "train_state"
+#: the cohort, seeds and steps whose intermediate weights the run keeps (under ``checkpoints/``)
+#: for the claims-as-training-proceeds analysis: Cohort B's first three seeds, log-spaced steps
+CHECKPOINT_COHORT = "independent"
+CHECKPOINT_SEEDS = (100, 101, 102)
+CHECKPOINT_STEPS = (250, 500, 1_000, 2_000, 4_000)
+CHECKPOINT_DIR = "checkpoints"
 #: the paper's recipe (its released code's budget: cap 30,000 steps, 3,000 extra steps after the
 #: criterion, evaluation every 500; the text says 60,000 and 10,000) for the ``paper`` profile
 PAPER_RECIPE = EnsembleRecipe(
@@ -98,6 +109,11 @@ PAPER_RECIPE = EnsembleRecipe(
 
 def file_name(cohort: str, seed: int) -> str:
     return f"{cohort}_seed{int(seed)}.safetensors"
+
+
+def checkpoint_name(seed: int, step: int) -> str:
+    """File name (under ``checkpoints/``) of a Cohort B seed's weights after ``step`` updates."""
+    return f"{CHECKPOINT_COHORT}_seed{int(seed)}_step{int(step)}.safetensors"
 
 
 def sha256(path: Path) -> str:
@@ -120,6 +136,7 @@ def _write_manifest(out: Path, recipe: EnsembleRecipe, records: list[dict], curv
                     complete: bool, threads: int, commit: str) -> None:
     files = {r_file: sha256(out / r_file) for r_file in sorted(p.name for p in out.glob("*.safetensors"))
              if not r_file.startswith(STATE)}
+    files.update({f"{CHECKPOINT_DIR}/{p.name}": sha256(p) for p in sorted((out / CHECKPOINT_DIR).glob("*.safetensors"))})
     manifest = {
         "description": "Dyck-3 toy cohorts (paper task) trained to the paper's convergence criterion",
         "recipe": recipe.to_dict(),
@@ -175,7 +192,8 @@ def train_reference(out: Path | str = REFERENCE_DIR, recipe: EnsembleRecipe = RE
         specs = [sp for sp in specs if sp.key not in done]
         commit = man["code_commit"] + "+resumed@" + _git_commit()
     else:
-        for p in list(out.glob("*.safetensors")) + [out / MANIFEST, state.with_suffix(".json")]:
+        for p in (list(out.glob("*.safetensors")) + list((out / CHECKPOINT_DIR).glob("*.safetensors"))
+                  + [out / MANIFEST, state.with_suffix(".json")]):
             if p.exists():
                 p.unlink()
         commit = _git_commit()  # the code the run starts from
@@ -190,9 +208,14 @@ def train_reference(out: Path | str = REFERENCE_DIR, recipe: EnsembleRecipe = RE
         _write_manifest(out, recipe, _ordered(records), curve, prior_seconds + time.perf_counter() - t0, False,
                         threads, commit)
 
+    def on_eval(spec: MemberSpec, steps_done: int, state: dict[str, torch.Tensor]) -> None:
+        if spec.cohort == CHECKPOINT_COHORT and spec.seed in CHECKPOINT_SEEDS and steps_done in CHECKPOINT_STEPS:
+            cache.atomic_save_safetensors(out / CHECKPOINT_DIR / checkpoint_name(spec.seed, steps_done), state,
+                                          {"cohort": spec.cohort, "seed": str(spec.seed), "step": str(steps_done)})
+
     if device != "cpu":
         state = None  # exact resume is CPU-only
-    run = train_members(specs, recipe, device=device, threads=threads, verbose=verbose, on_stop=on_stop,
+    run = train_members(specs, recipe, device=device, threads=threads, verbose=verbose, on_stop=on_stop, on_eval=on_eval,
                         max_seconds=max_seconds, sources={k: v for k, v in sources.items() if k[0] == "shared_io"},
                         checkpoint=state, resume=exact)
     curve = curve + run.curve if not exact else run.curve
