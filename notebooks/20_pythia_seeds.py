@@ -30,22 +30,8 @@
 # and a control, or top-1 agreement far below what the seeds' own accuracy allows.
 
 # %% tags=["parameters"]
-use_hub = False          # True: the real PolyPythias from the HF cache (or hub, with allow_download)
-model_names = []         # hub names; empty means EleutherAI/pythia-70m-seed1..9
-revision = None          # hub revision, e.g. "step143000"; None means main
-allow_download = False   # fetch uncached hub models (needs network)
-n_seeds = 4  # [int >= 2]
-d_model = 128  # [int >= 1]
-n_layers = 2  # [int >= 1]
-n_heads = 4  # [int >= 1]
-d_mlp = 512  # [int >= 1]
-n_ctx = 128  # [int >= 1]
-vocab_size = 4096  # [int >= 1]
-batch_size = 16  # [int >= 1]
-n_steps = 150  # [int >= 1]
-lr = 4e-3  # [float > 0]
-train_fraction = 1.0     # [float > 0, <= 1] < 1: train the tokenizer and models on every k-th speech only (smoke)
-n_heldout_seqs = 64  # [int >= 1]
+suite_profile = "quick"  # [str in {smoke, quick, paper, hub}] the models: SUITE_PROFILES in polyrot_utils.tasks.pythia.suite
+suite_overrides = {}     # [dict] any argument of suite_config, e.g. {"n_seeds": 6} or {"allow_download": true}
 n_ckpt_eval_seqs = 16  # [int >= 1]
 n_sample_tokens = 30  # [int >= 1]
 seed = 0  # [int >= 0]
@@ -68,13 +54,14 @@ from polyrot_utils.models.neox import (
     sample_continuations,
     standin_suite,
 )
-from polyrot_utils.tasks.pythia.suite import suite_config, suite_params
+from polyrot_utils.tasks.pythia.suite import suite_from_parameters
 from polyrot_utils.book.results import ChapterResults
 
 figures.use_book_style()
-params = suite_params(globals())
+suite_cfg = suite_from_parameters(suite_profile, suite_overrides, seed=seed, device=device)
+params = dict(suite_profile=suite_profile, suite_overrides=suite_overrides, seed=seed, device=device,
+              n_ckpt_eval_seqs=n_ckpt_eval_seqs)
 results = ChapterResults("20_pythia_seeds", params=params)
-suite_cfg = suite_config(**params)
 base = suite_cfg.base
 
 # %% [markdown]
@@ -85,7 +72,7 @@ base = suite_cfg.base
 # texts are U.S. government works in the public domain, from the UC Santa Barbara American
 # Presidency Project). Speeches — never parts of one — are split at random into training and
 # held-out sets. A byte-level BPE (Pythia's algorithm, a smaller vocabulary) is trained on the
-# training speeches only. Held-out text is used for every number below, also with `use_hub`.
+# training speeches only. Held-out text is used for every number below, also with `suite_cfg.use_hub`.
 
 # %% tags=["hide-input"]
 info = corpus.corpus_info()
@@ -198,7 +185,7 @@ results.record("samples", samples)
 # %% tags=["hide-input"]
 from polyrot_utils.tasks.pythia.suite import processing_comparison
 
-if len(seed_names) >= 2 and not use_hub:
+if len(seed_names) >= 2 and not suite_cfg.use_hub:
     pair = {n: max(suite.checkpoints[n].items())[1] for n in seed_names[:2]}
     proc_rows = pd.DataFrame(processing_comparison(pair, suite.heldout_tokens[:16], pythia_sites(suite.models[seed_names[0]]),
                                                    device=device))
@@ -278,7 +265,7 @@ display(Markdown(f"Mean cross-seed KL {cross_kl:.4f} nats/token, top-1 agreement
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out loss of every checkpoint of every seed against the number of training tokens it has seen (log scale; step 0 drawn at one token).", "name": "fig-20-loss-curves"}, "image": {"alt": "Loss curves per seed falling with training tokens and overlapping."}}
 ckpt_steps = None if suite.info["source"] == "standin" else [0, 1000, 3000, 10000, 33000, 143000]
 curves = checkpoint_losses(
-    suite, n_seqs=n_ckpt_eval_seqs, steps=ckpt_steps, device=device, skip_missing=use_hub
+    suite, n_seqs=n_ckpt_eval_seqs, steps=ckpt_steps, device=device, skip_missing=suite_cfg.use_hub
 )
 fig, ax = figures.column_figure(height=3.2, width_fraction=0.8)
 for name, rows in curves.items():

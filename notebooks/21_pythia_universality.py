@@ -45,22 +45,8 @@
 # agreement ≈ 0.65), not Pythia-70m.
 
 # %% tags=["parameters"]
-use_hub = False          # True: the real PolyPythias from the HF cache (or hub, with allow_download)
-model_names = []         # hub names; empty means EleutherAI/pythia-70m-seed1..9
-revision = None          # hub revision, e.g. "step143000"; None means main
-allow_download = False   # fetch uncached hub models (needs network)
-n_seeds = 4  # [int >= 2]
-d_model = 128  # [int >= 1]
-n_layers = 2  # [int >= 1]
-n_heads = 4  # [int >= 1]
-d_mlp = 512  # [int >= 1]
-n_ctx = 128  # [int >= 1]
-vocab_size = 4096  # [int >= 1]
-batch_size = 16  # [int >= 1]
-n_steps = 150  # [int >= 1]
-lr = 4e-3  # [float > 0]
-train_fraction = 1.0     # [float > 0, <= 1] < 1: train the tokenizer and models on every k-th speech only (smoke)
-n_heldout_seqs = 64  # [int >= 1]
+suite_profile = "quick"  # [str in {smoke, quick, paper, hub}] the models: SUITE_PROFILES in polyrot_utils.tasks.pythia.suite
+suite_overrides = {}     # [dict] any argument of suite_config, e.g. {"n_seeds": 6} or {"allow_download": true}
 seed = 0  # [int >= 0]
 device = "auto"
 # this chapter
@@ -85,17 +71,16 @@ from polyrot_utils.models.neox import standin_suite
 from polyrot_utils.tasks.pythia.suite import (
     pythia_activations,
     short_site,
-    suite_config,
-    suite_params,
+    suite_from_parameters,
 )
 from polyrot_utils.book.results import ChapterResults
 
 t_start, cpu_start = time.perf_counter(), time.process_time()
-suite_kwargs = suite_params(globals())
+suite_cfg = suite_from_parameters(suite_profile, suite_overrides, seed=seed, device=device)
+suite_kwargs = dict(suite_profile=suite_profile, suite_overrides=suite_overrides, seed=seed, device=device)
 params = dict(suite_kwargs, anchor=anchor, n_fit_seqs=n_fit_seqs, n_eval_seqs=n_eval_seqs, skip_positions=skip_positions,
               sae_expansion=sae_expansion, sae_k=sae_k, sae_n_tokens=sae_n_tokens, sae_batch_size=sae_batch_size)
 results = ChapterResults("21_pythia_universality", params=params)
-suite_cfg = suite_config(**suite_kwargs)
 
 # %% [markdown]
 # ## The seeds and their residual streams

@@ -31,33 +31,19 @@
 # nearby checkpoints (a drift, not a random rotation), or a calibrated test rejecting.
 #
 # Checkpoints are the stand-ins' saved ones (a Pythia-like schedule: step 0, powers of two, even
-# steps), each loaded through `load_model` like a PolyPythia revision; with `use_hub` the same
+# steps), each loaded through `load_model` like a PolyPythia revision; with `suite_cfg.use_hub` the same
 # code reads `step<k>` revisions of the real seeds. The stand-in's whole run is 150 optimiser
 # steps under `quick` (≈ 300 k tokens), a weak model (≈ 5.3 nats/token).
 
 # %% tags=["parameters"]
-use_hub = False          # True: the real PolyPythias from the HF cache (or hub, with allow_download)
-model_names = []         # hub names; empty means EleutherAI/pythia-70m-seed1..9
-revision = None          # hub revision, e.g. "step143000"; None means main
-allow_download = False   # fetch uncached hub models (needs network)
-n_seeds = 4  # [int >= 2]
-d_model = 128  # [int >= 1]
-n_layers = 2  # [int >= 1]
-n_heads = 4  # [int >= 1]
-d_mlp = 512  # [int >= 1]
-n_ctx = 128  # [int >= 1]
-vocab_size = 4096  # [int >= 1]
-batch_size = 16  # [int >= 1]
-n_steps = 150  # [int >= 1]
-lr = 4e-3  # [float > 0]
-train_fraction = 1.0     # [float > 0, <= 1] < 1: train the tokenizer and models on every k-th speech only (smoke)
-n_heldout_seqs = 64  # [int >= 1]
+suite_profile = "quick"  # [str in {smoke, quick, paper, hub}] the models: SUITE_PROFILES in polyrot_utils.tasks.pythia.suite
+suite_overrides = {}     # [dict] any argument of suite_config, e.g. {"n_seeds": 6} or {"allow_download": true}
 seed = 0  # [int >= 0]
 device = "auto"
 # this chapter
 ckpt_seed = "seed1"      # the run whose checkpoints are compared
 ckpt_steps = []          # [list[int] >= 0] checkpoint steps; empty: every saved one (hub: hub_steps)
-hub_steps = [0, 1000, 3000, 10000, 33000, 143000]   # [list[int] >= 0] with use_hub and no ckpt_steps
+hub_steps = [0, 1000, 3000, 10000, 33000, 143000]   # [list[int] >= 0] with the hub suite and no ckpt_steps
 reference_seed = "seed2" # another seed's final model, for scale: R between two seeds
 n_fit_seqs = 32          # [int >= 1] held-out windows for fitting
 n_eval_seqs = 16         # [int >= 1] further held-out windows for every EV
@@ -84,19 +70,18 @@ from polyrot_utils.tasks.pythia.suite import (
     checkpoint_activations,
     pythia_activations,
     short_site,
-    suite_config,
-    suite_params,
+    suite_from_parameters,
 )
 from polyrot_utils.book.results import ChapterResults
 
 t_start, cpu_start = time.perf_counter(), time.process_time()
-suite_kwargs = suite_params(globals())
+suite_cfg = suite_from_parameters(suite_profile, suite_overrides, seed=seed, device=device)
+suite_kwargs = dict(suite_profile=suite_profile, suite_overrides=suite_overrides, seed=seed, device=device)
 params = dict(suite_kwargs, ckpt_seed=ckpt_seed, ckpt_steps=list(ckpt_steps), hub_steps=list(hub_steps),
               reference_seed=reference_seed, n_fit_seqs=n_fit_seqs, n_eval_seqs=n_eval_seqs, skip_positions=skip_positions,
               n_null=n_null, alpha=alpha, affine_margin=affine_margin, paper_fraction=paper_fraction, paper_layer=paper_layer,
               sae_expansion=sae_expansion, sae_k=sae_k, sae_n_tokens=sae_n_tokens)
 results = ChapterResults("25_pythia_checkpoints", params=params)
-suite_cfg = suite_config(**suite_kwargs)
 
 # %% [markdown]
 # ## Checkpoints and their activations
@@ -112,7 +97,7 @@ seed_acts = pythia_activations(suite, suite_cfg, n_fit_seqs=n_fit_seqs, n_eval_s
                                skip_positions=skip_positions)
 sites = seed_acts.sites
 fit_by_step, ev_by_step = checkpoint_activations(suite, ckpt_seed, seed_acts.fit_tokens, seed_acts.eval_tokens, sites,
-                                                 steps=steps, skip_positions=skip_positions, device=device, skip_missing=use_hub)
+                                                 steps=steps, skip_positions=skip_positions, device=device, skip_missing=suite_cfg.use_hub)
 steps = sorted(fit_by_step)
 final = steps[-1]
 name = {s: f"step{s}" for s in steps}          # model keys: strings, like Pythia revisions

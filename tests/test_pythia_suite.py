@@ -29,9 +29,7 @@ from polyrot_utils.tasks.pythia.suite import (
 
 PYTHIA_CHAPTERS = ["21_pythia_universality", "22_pythia_rotation", "23_pythia_haar", "24_pythia_steering",
                    "25_pythia_checkpoints"]
-SUITE_PARAMS = ["use_hub", "model_names", "revision", "allow_download", "n_seeds", "d_model", "n_layers", "n_heads",
-                "d_mlp", "n_ctx", "vocab_size", "batch_size", "n_steps", "lr", "train_fraction", "n_heldout_seqs", "seed",
-                "device"]
+SUITE_PARAMS = ["suite_profile", "suite_overrides", "seed", "device"]
 # a tiny suite (trained once, then cached): 2 seeds + 2 controls, a few steps each
 TINY = dict(n_seeds=2, d_model=16, n_layers=1, n_heads=2, d_mlp=32, n_ctx=16, vocab_size=512, batch_size=4, n_steps=3,
             train_fraction=0.05, n_heldout_seqs=4, device="cpu")
@@ -61,16 +59,40 @@ def test_chapters_21_22_share_sae_settings():
 
 
 def test_suite_config_is_chapter_20s():
+    """The quick profile is SUITE_DEFAULTS (the stand-ins chapter 20 trains by default); a profile
+    sets only what differs; an override wins over the profile."""
+    from polyrot_utils.tasks.pythia.suite import SUITE_DEFAULTS, SUITE_PROFILES, suite_from_parameters
+
     p = book.declared_parameters("20_pythia_seeds")
-    cfg = suite_config(**{k: p[k] for k in SUITE_PARAMS})
-    base = StandinConfig(d_model=p["d_model"], n_layers=p["n_layers"], n_heads=p["n_heads"], d_mlp=p["d_mlp"],
-                         n_ctx=p["n_ctx"], vocab_size=p["vocab_size"], batch_size=p["batch_size"], n_steps=p["n_steps"],
-                         lr=p["lr"], train_fraction=p["train_fraction"])
-    expected = SuiteConfig(base=base, n_seeds=p["n_seeds"], seed_offset=p["seed"], n_heldout_seqs=p["n_heldout_seqs"],
-                           use_hub=p["use_hub"], model_names=tuple(p["model_names"]), revision=p["revision"],
-                           allow_download=p["allow_download"], device=p["device"])
+    cfg = suite_from_parameters(p["suite_profile"], p["suite_overrides"], seed=p["seed"], device=p["device"])
+    d = SUITE_DEFAULTS
+    base = StandinConfig(d_model=d["d_model"], n_layers=d["n_layers"], n_heads=d["n_heads"], d_mlp=d["d_mlp"],
+                         n_ctx=d["n_ctx"], vocab_size=d["vocab_size"], batch_size=d["batch_size"], n_steps=d["n_steps"],
+                         lr=d["lr"], train_fraction=d["train_fraction"])
+    expected = SuiteConfig(base=base, n_seeds=d["n_seeds"], seed_offset=p["seed"], n_heldout_seqs=d["n_heldout_seqs"],
+                           use_hub=False, model_names=(), revision=None, allow_download=False, device=p["device"])
     assert cfg == expected
     assert cfg.base.key() == expected.base.key()
+    for name, prof in SUITE_PROFILES.items():
+        assert all(d[k] != v for k, v in prof.items()), f"profile {name} repeats a default"
+    assert suite_config("paper").base.d_model == 512 and suite_config("paper", d_model=256).base.d_model == 256
+    assert suite_config("hub").use_hub
+
+
+@pytest.mark.parametrize("overrides, match", [({"d_modle": 3}, "d_modle"), ({"seed": 3}, "chapter's own"),
+                                              ([1], "mapping")])
+def test_suite_overrides_refused_by_name(overrides, match):
+    from polyrot_utils.tasks.pythia.suite import suite_from_parameters
+
+    with pytest.raises(ValueError, match=match):
+        suite_from_parameters("quick", overrides, seed=0, device="cpu")
+    with pytest.raises(ValueError, match="profile"):
+        suite_config("huge")
+
+
+def test_suite_overrides_refused_by_the_runner_before_any_kernel():
+    with pytest.raises(book.BookError, match="suite_overrides.*d_modle"):
+        book.check_parameters("22_pythia_rotation", {"suite_overrides": {"d_modle": 3}}, "command line")
 
 
 def test_short_site():
@@ -260,17 +282,3 @@ def test_map_ev_table_planted():
     assert by["identity"]["map_ev"] < 0.5
     with pytest.raises(ValueError, match="methods"):
         analysis.map_ev_table(fit, ev, [("a", "b")], ["s"], methods=("nope",))
-
-
-def test_suite_params_reads_the_namespace_and_names_what_is_missing():
-    from polyrot_utils.book.runner import declared_parameters
-    from polyrot_utils.tasks.pythia.suite import SUITE_PARAMETERS, suite_config, suite_params
-
-    declared = declared_parameters("20_pythia_seeds")
-    kwargs = suite_params(dict(declared, unrelated=1))
-    assert set(kwargs) == set(SUITE_PARAMETERS) and "unrelated" not in kwargs
-    assert suite_config(**kwargs) == suite_config()  # chapter 20's defaults are suite_config's defaults
-    namespace = dict(declared)
-    del namespace["d_model"]
-    with pytest.raises(KeyError, match="d_model"):
-        suite_params(namespace)

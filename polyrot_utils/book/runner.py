@@ -196,7 +196,7 @@ def declared_parameters(stem: str, root: Path = REPO_ROOT) -> dict[str, Any]:
 # Without a spec the type is the default's (int, float — ints accepted —, bool, str, list);
 # a default of None accepts anything. Checked by the runner before a kernel starts.
 _SPEC_RE = re.compile(r"^\[((?:[^\[\]]|\[[^\]]*\])*)\]")
-_TYPE_RE = re.compile(r"^\s*(int|float|bool|str|list|any)(?:\[(int|float|bool|str)\])?(\|None)?\s*")
+_TYPE_RE = re.compile(r"^\s*(int|float|bool|str|list|dict|any)(?:\[(int|float|bool|str)\])?(\|None)?\s*")
 _BOUND_RE = re.compile(r"^\s*,?\s*(>=|<=|>|<)\s*([-+0-9.eE_]+)\s*")
 _CHOICE_RE = re.compile(r"^\s*,?\s*in\s*\{([^}]*)\}\s*")
 
@@ -207,7 +207,7 @@ class ParamSpec:
 
     name: str
     default: Any
-    type: str = "any"            # int, float, bool, str, list, any
+    type: str = "any"            # int, float, bool, str, list, dict, any
     item_type: str | None = None  # for list[...]
     nullable: bool = False
     bounds: list[tuple[str, float]] = field(default_factory=list)
@@ -225,6 +225,14 @@ class ParamSpec:
             return None
         if value is None:
             return None if self.nullable else "None is not accepted"
+        if self.type == "dict":
+            if not isinstance(value, dict):
+                return f"expected a mapping, got {type(value).__name__}"
+            if self.name == "suite_overrides":
+                from polyrot_utils.tasks.pythia.suite import suite_overrides_problem
+
+                return suite_overrides_problem(value)
+            return None
         if self.type == "list":
             if not isinstance(value, list):
                 return f"expected a list, got {type(value).__name__}"

@@ -5,7 +5,7 @@ Everything downstream (SAEs, alignment maps, Haar tests, steering tables) lives 
 :mod:`polyrot_utils.experiments.steering`, which work on plain ``acts[model][site]`` dictionaries. This module
 builds those dictionaries for a :class:`polyrot_utils.models.neox.Suite` (stand-ins or real PolyPythias)::
 
-    cfg = suite_config(**params)                      # the SuiteConfig chapter 20 builds
+    cfg = suite_config("quick", n_seeds=4)            # the SuiteConfig chapter 20 builds
     suite = standin_suite(cfg)
     acts = pythia_activations(suite, cfg, n_fit_seqs=64, n_eval_seqs=32)
     acts.fit["seed1"]["blocks.0.hook_resid_post"]     # (64 * T, d) float32
@@ -29,7 +29,6 @@ S_B), with S_A / S_B the tokens that follow group A / group B most distinctively
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import inspect
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -46,7 +45,11 @@ from polyrot_utils.models.steering_hooks import diff_of_means
 __all__ = [
     "PythiaActs",
     "TEXT_CONTRASTS",
+    "SUITE_DEFAULTS",
+    "SUITE_PROFILES",
     "suite_config",
+    "suite_from_parameters",
+    "suite_overrides_problem",
     "text_batches",
     "pythia_activations",
     "checkpoint_activations",
@@ -59,57 +62,96 @@ __all__ = [
 ]
 
 
+#: the Pythia rung's suites by profile, like the toy's ``TOY_PROFILES``: ``smoke`` (seconds; the
+#: numbers mean nothing), ``quick`` (the default build: 1.45 M-parameter stand-ins trained on a
+#: public-domain corpus), ``paper`` (Pythia-70m's shape, d_model 512, 6 layers, 9 seeds), ``hub``
+#: (the real PolyPythias ``EleutherAI/pythia-70m-seed1..9`` from the Hugging Face cache; add
+#: ``{"allow_download": true}`` to fetch them). A chapter takes ``suite_profile`` plus a dict of
+#: ``suite_overrides`` (any argument of :func:`suite_config`), so no chapter repeats the list.
+SUITE_PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": dict(n_seeds=2, d_model=32, n_heads=2, d_mlp=128, n_ctx=32, vocab_size=1024,
+                  batch_size=8, n_steps=8, train_fraction=0.05, n_heldout_seqs=8, device="cpu"),
+    "quick": dict(),
+    "paper": dict(n_seeds=9, d_model=512, n_layers=6, n_heads=8, d_mlp=2048, n_ctx=256, vocab_size=8192,
+                  batch_size=32, n_steps=800, lr=1e-3, n_heldout_seqs=256),
+    "hub": dict(use_hub=True, n_seeds=9, n_heldout_seqs=256),
+}
+
+
 def suite_config(
+    profile: str = "quick",
     *,
-    use_hub: bool = False,
-    model_names: Sequence[str] = (),
+    use_hub: bool | None = None,
+    model_names: Sequence[str] | None = None,
     revision: str | None = None,
-    allow_download: bool = False,
-    n_seeds: int = 4,
-    d_model: int = 128,
-    n_layers: int = 2,
-    n_heads: int = 4,
-    d_mlp: int = 512,
-    n_ctx: int = 128,
-    vocab_size: int = 4096,
-    batch_size: int = 16,
-    n_steps: int = 150,
-    lr: float = 4e-3,
-    train_fraction: float = 1.0,
-    n_heldout_seqs: int = 64,
-    seed: int = 0,
-    device: str = "auto",
+    allow_download: bool | None = None,
+    n_seeds: int | None = None,
+    d_model: int | None = None,
+    n_layers: int | None = None,
+    n_heads: int | None = None,
+    d_mlp: int | None = None,
+    n_ctx: int | None = None,
+    vocab_size: int | None = None,
+    batch_size: int | None = None,
+    n_steps: int | None = None,
+    lr: float | None = None,
+    train_fraction: float | None = None,
+    n_heldout_seqs: int | None = None,
+    seed: int | None = None,
+    device: str | None = None,
 ) -> SuiteConfig:
-    """The :class:`~polyrot_utils.models.neox.SuiteConfig` that chapter ``20_pythia_seeds`` builds from the
-    same parameters (same names, same defaults), so every Pythia chapter hits the same cached models."""
+    """The :class:`~polyrot_utils.models.neox.SuiteConfig` of ``profile`` (:data:`SUITE_PROFILES`),
+    with any argument given here overriding it; every Pythia chapter calls it with the same
+    ``suite_profile`` and ``suite_overrides``, so they all hit the same cached models.
+
+    >>> suite_config("smoke").n_seeds, suite_config("smoke", n_seeds=3).n_seeds
+    (2, 3)
+    """
+    if profile not in SUITE_PROFILES:
+        raise ValueError(f"suite profile must be one of {sorted(SUITE_PROFILES)}, got {profile!r}")
+    given = {k: v for k, v in locals().items() if k not in ("profile",) and v is not None}
+    spec = {**SUITE_DEFAULTS, **SUITE_PROFILES[profile], **given}
     base = StandinConfig(
-        d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_mlp=d_mlp, n_ctx=n_ctx, vocab_size=vocab_size,
-        batch_size=batch_size, n_steps=n_steps, lr=lr, train_fraction=train_fraction,
+        d_model=spec["d_model"], n_layers=spec["n_layers"], n_heads=spec["n_heads"], d_mlp=spec["d_mlp"],
+        n_ctx=spec["n_ctx"], vocab_size=spec["vocab_size"], batch_size=spec["batch_size"], n_steps=spec["n_steps"],
+        lr=spec["lr"], train_fraction=spec["train_fraction"],
     )
     return SuiteConfig(
-        base=base, n_seeds=n_seeds, seed_offset=seed, n_heldout_seqs=n_heldout_seqs, use_hub=use_hub,
-        model_names=tuple(model_names), revision=revision, allow_download=allow_download, device=device,
+        base=base, n_seeds=spec["n_seeds"], seed_offset=spec["seed"], n_heldout_seqs=spec["n_heldout_seqs"],
+        use_hub=spec["use_hub"], model_names=tuple(spec["model_names"]), revision=spec["revision"],
+        allow_download=spec["allow_download"], device=spec["device"],
     )
 
 
-def suite_params(namespace: Mapping[str, Any]) -> dict[str, Any]:
-    """The suite's parameters, read by name from a notebook's namespace (``globals()``).
-
-    Every Pythia chapter declares chapter 20's suite parameters in its own ``parameters`` cell
-    (papermill needs each notebook to declare what it accepts); this turns them into the keyword
-    arguments of :func:`suite_config`, so no chapter spells the list out again.
-    """
-    missing = [name for name in SUITE_PARAMETERS if name not in namespace]
-    if missing:
-        raise KeyError(f"the notebook's parameters cell lacks the suite parameters {missing}; "
-                       f"every Pythia chapter declares all of {list(SUITE_PARAMETERS)}")
-    out = {name: namespace[name] for name in SUITE_PARAMETERS}
-    out["model_names"] = list(out["model_names"])
-    return out
+#: the ``quick`` suite: what every argument of :func:`suite_config` means when no profile sets it
+SUITE_DEFAULTS: dict[str, Any] = dict(
+    use_hub=False, model_names=(), revision=None, allow_download=False, n_seeds=4, d_model=128, n_layers=2,
+    n_heads=4, d_mlp=512, n_ctx=128, vocab_size=4096, batch_size=16, n_steps=150, lr=4e-3, train_fraction=1.0,
+    n_heldout_seqs=64, seed=0, device="auto",
+)
 
 
-#: the names :func:`suite_config` takes, i.e. chapter 20's suite parameters
-SUITE_PARAMETERS: tuple[str, ...] = tuple(inspect.signature(suite_config).parameters)
+def suite_overrides_problem(overrides: Mapping[str, Any]) -> str | None:
+    """``None`` when ``overrides`` names only arguments of :func:`suite_config`, else the reason."""
+    if not isinstance(overrides, Mapping):
+        return f"expected a mapping of suite_config arguments, got {type(overrides).__name__}"
+    unknown = sorted(set(overrides) - set(SUITE_DEFAULTS))
+    if unknown:
+        return f"unknown suite argument(s) {unknown}; accepted: {sorted(SUITE_DEFAULTS)}"
+    return None
+
+
+def suite_from_parameters(suite_profile: str, suite_overrides: Mapping[str, Any], *, seed: int,
+                          device: str) -> SuiteConfig:
+    """A Pythia chapter's parameters -> its :class:`SuiteConfig`: ``suite_profile`` and
+    ``suite_overrides`` (any argument of :func:`suite_config` but ``seed`` and ``device``, which
+    are the chapter's own parameters). A bad key is refused before any work, by name."""
+    why = suite_overrides_problem(suite_overrides)
+    if why is None and {"seed", "device"} & set(suite_overrides):
+        why = "seed and device are the chapter's own parameters; set them directly, not in suite_overrides"
+    if why:
+        raise ValueError(f"suite_overrides: {why}")
+    return suite_config(suite_profile, seed=seed, device=device, **dict(suite_overrides))
 
 
 def short_site(site: str) -> str:
