@@ -75,9 +75,9 @@ sites = next(iter(suites.values())).sites
 site_labels = [short_site(s) for s in sites]
 saes = {}
 for c, s in suites.items():
-    names = s.members + ["untrained", "rotated"]
+    names = s.members + [s.control("untrained"), s.control("rotated")]
     saes[c], _ = analysis.train_saes(s.fit, d_sae=d_sae, k=k, n_tokens=sae_tokens, batch_size=sae_batch,
-                                     seed={**analysis.model_seeds(s.members, base=seed), "untrained": seed, "rotated": seed},
+                                     seed={**analysis.model_seeds(s.members, base=seed), **{n: seed for n in names[-2:]}},
                                      models=names)
 print({c: s.members for c, s in suites.items()}, "| sites:", site_labels, "| rows:", n_fit, "fit,", n_eval, "eval")
 
@@ -117,8 +117,9 @@ ctrl_rows = []
 for c, s in suites.items():
     a, b = s.members[0], s.members[1]
     fit, ev, sa, unpaired = analysis.with_unpaired(s.fit, s.eval, saes[c], a, seed=seed)
-    pairs = {"untrained as target": (a, "untrained"), "untrained as source": ("untrained", a),
-             "unpaired fit rows": (unpaired, b), "exactly rotated copy": (a, "rotated"), "real pair": (a, b)}
+    u, rot = s.control("untrained"), s.control("rotated")
+    pairs = {"untrained as target": (a, u), "untrained as source": (u, a),
+             "unpaired fit rows": (unpaired, b), "exactly rotated copy": (a, rot), "real pair": (a, b)}
     for label, pair in pairs.items():
         for r in analysis.alignment_table(fit, ev, sa, [pair], sites, methods=("identity", "rotation", "affine")):
             ctrl_rows.append({"cohort": c, "control": label, **r})

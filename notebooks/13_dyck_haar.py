@@ -312,7 +312,7 @@ if len(cyc):
 from polyrot_utils.experiments import controls
 
 ctrl_suite = dyck_activations(trained[cohorts[0]], "heldout", n_fit=n_fit, n_eval=256, seed=seed, controls=("untrained",))
-untrained_name = next(m for m in ctrl_suite.fit if m not in ctrl_suite.members)
+untrained_name = ctrl_suite.control("untrained")
 a_name, b_name = ctrl_suite.members[:2]
 neg = controls.haar_negative_controls(ctrl_suite.fit[a_name][sites[-1]], ctrl_suite.fit[untrained_name][sites[-1]],
                                       ctrl_suite.fit[b_name][sites[-1]], n_null=n_null, seed=seed, alpha=alpha)

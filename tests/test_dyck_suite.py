@@ -63,14 +63,17 @@ def test_fit_and_eval_strings_disjoint(split):
 
 def test_controls(models, split):
     s = dyck_activations(models, split, n_fit=80, n_eval=80, seed=2, controls=("untrained", "rotated"))
-    assert set(s.models) == {"seed0", "seed1", "untrained", "rotated"}
+    assert set(s.models) == {"seed0", "seed1", "control:untrained", "control:rotated"}
+    assert s.controls == ["untrained", "rotated"] and s.control("rotated") == "control:rotated"
+    with pytest.raises(KeyError, match="controls"):
+        s.control("shuffled")
     assert s.members == ["seed0", "seed1"]
-    src, R = s.planted["rotated"]
+    src, R = s.planted["control:rotated"]
     assert src == "seed0"
     Rt = torch.as_tensor(R, dtype=torch.float32)
     for site in s.sites:
-        assert torch.allclose(s.eval["seed0"][site] @ Rt, s.eval["rotated"][site], atol=1e-4)
-    assert not torch.allclose(s.eval["untrained"][s.sites[-1]], s.eval["seed0"][s.sites[-1]])
+        assert torch.allclose(s.eval["seed0"][site] @ Rt, s.eval["control:rotated"][site], atol=1e-4)
+    assert not torch.allclose(s.eval["control:untrained"][s.sites[-1]], s.eval["seed0"][s.sites[-1]])
 
 
 def test_split_by_name_needs_config(models):
@@ -92,7 +95,7 @@ def test_bad_input(models, split):
     with pytest.raises(KeyError):
         dyck_activations(models, split, n_fit=10, n_eval=10, sites=["blocks.9.hook_resid_pre"])
     with pytest.raises(ValueError, match="already named"):
-        dyck_activations({"untrained": models[0]}, split, n_fit=10, n_eval=10, controls=("untrained",))
+        dyck_activations({"control:untrained": models[0]}, split, n_fit=10, n_eval=10, controls=("untrained",))
 
 
 def test_short_site():

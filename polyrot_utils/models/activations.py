@@ -10,14 +10,65 @@ tokens and mask, so two models' activations pair up row by row.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import torch
 
 from polyrot_utils.core.device import default_device
 
 
-__all__ = ["collect_activations", "resid_sites", "validate_sites"]
+__all__ = ["CONTROL_PREFIX", "PairedActs", "collect_activations", "resid_sites", "short_site", "validate_sites"]
+
+#: model keys of controls in a :class:`PairedActs` start with this (``"control:untrained"``)
+CONTROL_PREFIX = "control:"
+
+
+@dataclass
+class PairedActs:
+    """Paired residual-stream activations of several models: the one input type of every
+    analysis in :mod:`polyrot_utils.experiments`, built by each rung its own way
+    (:func:`polyrot_utils.tasks.dyck.suite.dyck_activations`,
+    :func:`polyrot_utils.tasks.pythia.suite.pythia_activations`).
+
+    ``fit`` / ``eval``: ``{model: {site: (n, d)}}`` float32 CPU tensors, rows = token positions
+    (row vectors), row ``i`` the same token of the same input for every model; the two batches
+    come from disjoint inputs. ``sites`` in forward order; ``models``: ``{name: HookedTransformer}``
+    (members, then controls keyed ``"control:<name>"``); ``members``: the seeds' names in order;
+    ``planted``: ``{control key: (source name, R)}`` for controls built by an exact rotation
+    (``acts[source] @ R == acts[control]``); ``info``: sizes and provenance.
+    """
+
+    fit: dict[str, dict[str, torch.Tensor]]
+    eval: dict[str, dict[str, torch.Tensor]]
+    sites: list[str]
+    models: dict[str, Any]
+    members: list[str]
+    planted: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def controls(self) -> list[str]:
+        """The controls' short names (``["untrained", "rotated"]``), in model order."""
+        return [k[len(CONTROL_PREFIX):] for k in self.models if k.startswith(CONTROL_PREFIX)]
+
+    def control(self, name: str) -> str:
+        """The model key of control ``name`` (``"untrained"`` -> ``"control:untrained"``);
+        ``KeyError`` naming the controls there are."""
+        key = name if name.startswith(CONTROL_PREFIX) else CONTROL_PREFIX + name
+        if key not in self.models:
+            raise KeyError(f"no control {name!r}; this batch has controls {self.controls}")
+        return key
+
+
+def short_site(site: str) -> str:
+    """The one short name of a residual site, used by both rungs: ``blocks.1.hook_resid_mid`` ->
+    ``b1.resid_mid``; the final-norm output (``unembed.hook_in``, ``ln_final.hook_normalized``)
+    -> ``final``."""
+    if site in ("unembed.hook_in", "ln_final.hook_normalized"):
+        return "final"
+    return site.replace("blocks.", "b").replace("hook_", "")
 
 
 def resid_sites(model: Any, include_final: bool = True) -> list[str]:

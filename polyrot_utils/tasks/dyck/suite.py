@@ -7,7 +7,8 @@ batch and a disjoint eval batch of held-out strings, rows paired across models.
                              controls=("untrained", "rotated"))
     suite.fit["seed0"]["blocks.0.hook_resid_post"]      # (4096, 64) float32
     suite.eval[...]                                       # (4096, 64), other strings
-    suite.planted                                         # {"rotated": ("seed0", R)}
+    suite.planted                                 # {"control:rotated": ("seed0", R)}
+    suite.fit["control:untrained"]                # the controls' activations
 
 Everything downstream (SAEs, alignment maps, Haar tests) lives in :mod:`polyrot_utils.experiments.analysis`,
 which works on the plain ``acts[model][site]`` dictionaries this module returns (and which the
@@ -26,19 +27,27 @@ Controls (extra models beside the cohort's, named by the ``controls`` argument):
 - ``"rotated"`` — :func:`polyrot_utils.tasks.dyck.toy.rotate_residual` of the cohort's first member
   by a Haar ``R`` drawn from ``seed``: the same function in an exactly rotated basis (a
   *positive* control: a perfect alignment method recovers it with zero gap). ``R`` is in
-  ``SuiteActs.planted["rotated"]`` as ``(source_name, R)`` with ``acts[source] @ R = acts["rotated"]``.
+  ``planted["control:rotated"]`` as ``(source_name, R)`` with ``acts[source] @ R = acts["control:rotated"]``.
+
+Controls are keyed ``"control:<name>"`` in ``models``, ``fit`` and ``eval``, as on the Pythia rung.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from polyrot_utils.core import haar
-from polyrot_utils.models.activations import collect_activations, resid_sites, validate_sites
+from polyrot_utils.models.activations import (
+    CONTROL_PREFIX,
+    collect_activations,
+    PairedActs,
+    resid_sites,
+    short_site,
+    validate_sites,
+)
 from polyrot_utils.tasks.dyck import language as dyck
 from polyrot_utils.tasks.dyck.toy import build_toy, rotate_residual
 
@@ -48,21 +57,8 @@ CONTROLS = ("untrained", "rotated")
 UNTRAINED_SEED_OFFSET = 90_000
 
 
-@dataclass
-class SuiteActs:
-    """Paired activations of several models. ``fit`` / ``eval``: ``{model: {site: (n, d)}}``
-    float32 CPU tensors on disjoint strings; ``sites`` in forward order; ``models``: the
-    ``{name: HookedTransformer}`` they came from (controls included); ``members``: the names of
-    the cohort's own models (no controls); ``planted``: ``{control: (source_name, R)}``;
-    ``info``: strings and tokens per batch."""
-
-    fit: dict[str, dict[str, torch.Tensor]]
-    eval: dict[str, dict[str, torch.Tensor]]
-    sites: list[str]
-    models: dict[str, Any]
-    members: list[str]
-    planted: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
+#: the Dyck rung's name for :class:`~polyrot_utils.models.activations.PairedActs`
+SuiteActs = PairedActs
 
 
 def member_name(seed: int) -> str:
@@ -74,14 +70,6 @@ def distinct_resid_sites(model: Any, include_final: bool = True) -> list[str]:
     """:func:`polyrot_utils.models.activations.resid_sites` without the duplicates: ``blocks.{l}.hook_resid_pre``
     for ``l >= 1`` holds the same tensor as ``blocks.{l-1}.hook_resid_post`` and is dropped."""
     return [s for s in resid_sites(model, include_final) if not (s.endswith("hook_resid_pre") and not s.startswith("blocks.0."))]
-
-
-def short_site(site: str) -> str:
-    """``blocks.1.hook_resid_mid`` -> ``b1.resid_mid``; the final-norm output (``unembed.hook_in``,
-    ``ln_final.hook_normalized``) -> ``final``."""
-    if site in ("unembed.hook_in", "ln_final.hook_normalized"):
-        return "final"
-    return site.replace("blocks.", "b").replace("hook_", "")
 
 
 def _named_models(cohort_or_models: Any) -> dict[str, Any]:
@@ -178,9 +166,10 @@ def dyck_activations(
     first = models[members[0]]
     sites = validate_sites(first, sites) if sites is not None else distinct_resid_sites(first)
     extra, planted = control_models(first, controls, seed) if controls else ({}, {})
+    extra = {CONTROL_PREFIX + c: m for c, m in extra.items()}
     for name in extra:
         if name in models:
-            raise ValueError(f"a model is already named {name!r}; rename it to use the {name!r} control")
+            raise ValueError(f"a model is already named {name!r}; rename it to use that control")
     models.update(extra)
     fit_idx, eval_idx = _pick_strings(split, int(n_fit), int(n_eval), seed)
     batches: dict[str, dict[str, dict[str, torch.Tensor]]] = {"fit": {}, "eval": {}}
@@ -192,7 +181,7 @@ def dyck_activations(
     info = {"split": split.name, "n_fit": int(n_fit), "n_eval": int(n_eval), "fit_strings": int(len(fit_idx)),
             "eval_strings": int(len(eval_idx)), "seed": int(seed)}
     return SuiteActs(batches["fit"], batches["eval"], list(sites), models, members,
-                     {c: (members[0], R) for c, R in planted.items()}, info)
+                     {CONTROL_PREFIX + c: (members[0], R) for c, R in planted.items()}, info)
 
 
 __all__ = ["CONTROLS", "SuiteActs", "control_models", "distinct_resid_sites", "dyck_activations", "member_name", "short_site"]

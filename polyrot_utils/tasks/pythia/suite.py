@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from polyrot_utils.core import metrics, procrustes
-from polyrot_utils.models.activations import collect_activations, validate_sites
+from polyrot_utils.models.activations import collect_activations, PairedActs, short_site, validate_sites
 from polyrot_utils.models.loading import load_model, ModelNotAvailableError, pythia_sites
 from polyrot_utils.models.neox import heldout_tokens, StandinConfig, Suite, SuiteConfig
 from polyrot_utils.models.steering_hooks import diff_of_means
@@ -154,13 +154,6 @@ def suite_from_parameters(suite_profile: str, suite_overrides: Mapping[str, Any]
     return suite_config(suite_profile, seed=seed, device=device, **dict(suite_overrides))
 
 
-def short_site(site: str) -> str:
-    """``blocks.1.hook_resid_post`` -> ``b1.resid_post``; ``unembed.hook_in`` -> ``final_ln_out``."""
-    if site == "unembed.hook_in":
-        return "final_ln_out"
-    return site.replace("blocks.", "b").replace("hook_", "")
-
-
 def text_batches(suite: Suite, cfg: SuiteConfig, n_fit_seqs: int, n_eval_seqs: int,
                  seq_len: int | None = None) -> tuple[Tensor, Tensor]:
     """``(fit_tokens (n_fit_seqs, T), eval_tokens (n_eval_seqs, T))``: disjoint held-out windows
@@ -174,23 +167,14 @@ def text_batches(suite: Suite, cfg: SuiteConfig, n_fit_seqs: int, n_eval_seqs: i
 
 
 @dataclass
-class PythiaActs:
-    """Paired activations of a suite's models on held-out text.
+class PythiaActs(PairedActs):
+    """:class:`~polyrot_utils.models.activations.PairedActs` of a suite on held-out text, plus the
+    token windows the rows came from: ``fit_tokens`` / ``eval_tokens`` ``(n_seqs, T)``, rows =
+    positions ``>= skip_positions`` in (sequence, position) order."""
 
-    ``fit`` / ``eval``: ``{model: {site: (n, d)}}`` float32 CPU tensors (rows: (sequence,
-    position) of ``fit_tokens`` / ``eval_tokens`` at positions ``>= skip_positions``); ``models``:
-    ``{name: HookedTransformer}`` (seeds, then controls named ``"control:<name>"``); ``members``:
-    the seeds' names; ``sites`` in forward order; ``info``: sizes."""
-
-    fit: dict[str, dict[str, Tensor]]
-    eval: dict[str, dict[str, Tensor]]
-    sites: list[str]
-    models: dict[str, Any]
-    members: list[str]
-    fit_tokens: Tensor
-    eval_tokens: Tensor
+    fit_tokens: Tensor = field(default_factory=lambda: torch.zeros(0, 0, dtype=torch.long))
+    eval_tokens: Tensor = field(default_factory=lambda: torch.zeros(0, 0, dtype=torch.long))
     skip_positions: int = 0
-    info: dict[str, Any] = field(default_factory=dict)
 
     def row_mask(self, tokens: Tensor) -> Tensor:
         """``(n, T)`` bool: the positions whose activations are rows (``>= skip_positions``)."""
@@ -245,8 +229,8 @@ def pythia_activations(
     info = {"n_fit_seqs": int(n_fit_seqs), "n_eval_seqs": int(n_eval_seqs), "seq_len": int(fit_tokens.shape[1]),
             "n_fit_rows": int(n_fit), "n_eval_rows": int(n_eval), "skip_positions": int(skip_positions),
             "d_model": int(first.cfg.d_model)}
-    return PythiaActs(out["fit"], out["eval"], list(sites), models, members, fit_tokens, eval_tokens,
-                      int(skip_positions), info)
+    return PythiaActs(out["fit"], out["eval"], list(sites), models, members, {}, info, fit_tokens=fit_tokens,
+                      eval_tokens=eval_tokens, skip_positions=int(skip_positions))
 
 
 def checkpoint_activations(
