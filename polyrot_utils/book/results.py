@@ -165,6 +165,7 @@ class ChapterResults:
         paper_verdict: bool = True,
         check_of: str | None = None,
         why_stricter: str | None = None,
+        interval: Any = None,
     ) -> bool:
         """Record a pass/fail claim: ``passed = value <op> threshold``. Returns ``passed``.
 
@@ -177,7 +178,9 @@ class ChapterResults:
         A ``"paper"`` claim must carry a non-empty ``paper_value`` and ``source`` (see the module
         docstring); ``paper_verdict`` is the paper's own verdict on its criterion. A ``"check"``
         that is a stricter or different version of a paper claim names it in ``check_of`` and
-        gives ``why_stricter``. Raises ``ValueError`` naming the argument otherwise.
+        gives ``why_stricter``. ``interval``: the headline's spread across seeds, an
+        :class:`polyrot_utils.core.intervals.Interval` (or its ``as_dict()``), shown beside the
+        value by the verdict. Raises ``ValueError`` naming the argument otherwise.
         """
         if kind not in ("paper", "check"):
             raise ValueError(f"kind must be 'paper' or 'check', got {kind!r}")
@@ -226,6 +229,12 @@ class ChapterResults:
             )
         if p_value is not None:
             entry["p_value"] = float(p_value)
+        if interval is not None:
+            iv = interval.as_dict() if hasattr(interval, "as_dict") else dict(interval)
+            missing = {"point", "lo", "hi", "n", "level", "method"} - set(iv)
+            if missing:
+                raise ValueError(f"claim {name!r}: interval lacks {sorted(missing)} (use polyrot_utils.core.intervals)")
+            entry["interval"] = iv
         self.data["claims"][name] = _plain(entry)
         self._write()
         return passed
