@@ -102,3 +102,21 @@ def test_short_site():
     assert short_site("blocks.1.hook_resid_mid") == "b1.resid_mid"
     assert short_site("unembed.hook_in") == "final"
     assert short_site("ln_final.hook_normalized") == "final"
+
+
+def test_cohort_premise_reads_convergence_records_and_flags_unconverged_seeds():
+    from types import SimpleNamespace
+
+    from polyrot_utils.tasks.dyck.suite import cohort_premise
+
+    rec = lambda conv, acc: {"convergence": {"converged": conv, "min_accuracy": acc}}  # noqa: E731
+    good = SimpleNamespace(histories={0: rec(True, 0.99995), 1: rec(True, 1.0)})
+    bad = SimpleNamespace(histories={0: rec(True, 0.99995), 1: rec(False, 0.9991)})
+    assert cohort_premise(good)["meets"] is True and "2/2" in cohort_premise(good)["summary"]
+    p = cohort_premise(bad)
+    assert p["meets"] is False and p["n_converged"] == 1 and p["worst_min_accuracy"] == 0.9991
+    trained_here = SimpleNamespace(histories={0: {"final": {"heldout": {"acc_type": 1.0, "acc_depth": 0.97,
+                                                                         "acc_invalid": 0.99, "acc_string": 0.5}}}})
+    p = cohort_premise(trained_here)
+    assert p["meets"] is False and p["worst_min_accuracy"] == 0.97
+    assert cohort_premise({0: object()})["meets"] is None

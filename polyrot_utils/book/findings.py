@@ -16,7 +16,7 @@ from polyrot_utils.book.report import checks_of, claim_status, FAILS, HOLDS, HOL
 from polyrot_utils.tasks.dyck.bars import PAPER_BARS
 
 
-__all__ = ["THEMES", "premise", "premise_note", "haar_instruments", "status_by_theme", "theme_of", "fmt"]
+__all__ = ["THEMES", "premise", "premise_banner", "premise_note", "haar_instruments", "status_by_theme", "theme_of", "fmt"]
 
 Results = Mapping[str, Mapping[str, Any]]
 
@@ -153,3 +153,24 @@ def premise_note(p: Mapping[str, Any], rung: str) -> str:
         return (f"stand-ins of {fmt(p.get('pythia_n_params'))} parameters, loss {fmt(p.get('pythia_loss_nats'))} nats; "
                 f"cross-seed KL {fmt(p.get('pythia_cross_seed_kl'))}, top-1 {fmt(p.get('pythia_cross_seed_top1'))}: {verdict}")
     return "planted answers: the premise holds by construction"
+
+
+def premise_banner(acts: Any) -> Any:
+    """The box every rung chapter shows before its first result: whether the models whose
+    activations ``acts`` holds meet the paper's premise (``acts.info["premise"]``, set by
+    :func:`polyrot_utils.tasks.dyck.suite.dyck_activations` and
+    :func:`polyrot_utils.tasks.pythia.suite.pythia_activations`): the theme's admonition box
+    (note when the premise is met, warning otherwise), as IPython HTML."""
+    import html
+
+    from IPython.display import HTML
+
+    p = (getattr(acts, "info", {}) or {}).get("premise") or {}
+    if not p:
+        return HTML("")
+    kind = "note" if p.get("meets") else "warning"
+    head = "The models meet the paper's premise" if p.get("meets") else "The models do not meet the paper's premise"
+    tail = "" if p.get("meets") else (" Read every number below as a measurement on these models, not as a "
+                                      "verdict on the paper.")
+    return HTML(f'<div class="admonition {kind}"><p class="admonition-title">{html.escape(head)}</p>'
+                f"<p>{html.escape(str(p['summary']))}.{html.escape(tail)}</p></div>")

@@ -38,7 +38,7 @@ from torch import Tensor
 from polyrot_utils.core import metrics, procrustes
 from polyrot_utils.models.activations import collect_activations, PairedActs, short_site, validate_sites
 from polyrot_utils.models.loading import load_model, ModelNotAvailableError, pythia_sites
-from polyrot_utils.models.neox import heldout_tokens, StandinConfig, Suite, SuiteConfig
+from polyrot_utils.models.neox import heldout_tokens, pairwise_output_agreement, StandinConfig, Suite, SuiteConfig
 from polyrot_utils.models.steering_hooks import diff_of_means
 
 
@@ -53,7 +53,9 @@ __all__ = [
     "text_batches",
     "pythia_activations",
     "checkpoint_activations",
+    "PREMISE_KL_BAR",
     "short_site",
+    "suite_premise",
     "token_classes",
     "contrast_masks",
     "distinctive_next_tokens",
@@ -229,8 +231,34 @@ def pythia_activations(
     info = {"n_fit_seqs": int(n_fit_seqs), "n_eval_seqs": int(n_eval_seqs), "seq_len": int(fit_tokens.shape[1]),
             "n_fit_rows": int(n_fit), "n_eval_rows": int(n_eval), "skip_positions": int(skip_positions),
             "d_model": int(first.cfg.d_model)}
+    info["premise"] = suite_premise(suite, eval_tokens)
     return PythiaActs(out["fit"], out["eval"], list(sites), models, members, {}, info, fit_tokens=fit_tokens,
                       eval_tokens=eval_tokens, skip_positions=int(skip_positions))
+
+
+#: the paper's functional bar (its bar B, chapter 16): seeds whose mean next-token KL exceeds
+#: this are not "the same function" in the paper's sense
+PREMISE_KL_BAR = 1e-4
+
+
+def suite_premise(suite: Suite, tokens: Tensor, max_seqs: int = 16) -> dict[str, Any]:
+    """How far a suite meets the paper's premise (its seeds compute the same function): the mean
+    next-token KL (nats/token) and top-1 agreement over ordered pairs of seeds on ``tokens``
+    (first ``max_seqs`` windows), against :data:`PREMISE_KL_BAR`. ``{"rung": "pythia", "meets",
+    "summary", "kl", "top1", "n_params", "source"}``."""
+    agree = pairwise_output_agreement(suite.models, tokens[: int(max_seqs)])
+    m = len(agree["names"])
+    off = ~np.eye(m, dtype=bool)
+    kl, top1 = float(agree["kl"][off].mean()), float(agree["top1"][off].mean())
+    first = next(iter(suite.models.values()))
+    n_params = int(sum(p.numel() for p in first.parameters()))
+    source = suite.info.get("source", "standin")
+    what = "the hub's PolyPythias" if source == "hub" else f"stand-ins of {n_params / 1e6:.2f} M parameters"
+    meets = kl <= PREMISE_KL_BAR
+    summary = (f"{what}: cross-seed KL {kl:.3g} nats/token, top-1 agreement {top1:.3f} -> "
+               + ("meets" if meets else "does NOT meet") + f" the paper's premise (KL <= {PREMISE_KL_BAR:g})")
+    return {"rung": "pythia", "meets": meets, "summary": summary, "kl": kl, "top1": top1, "n_params": n_params,
+            "source": source}
 
 
 def checkpoint_activations(
