@@ -242,6 +242,14 @@ class ChapterResults:
     def __getitem__(self, name: str) -> Any:
         return self.data["values"][name]
 
+    def claims(self) -> dict[str, dict[str, Any]]:
+        """A copy of the claims recorded so far, ``{name: entry}`` (see :meth:`claim`)."""
+        return {k: dict(v) for k, v in self.data["claims"].items()}
+
+    def values(self) -> dict[str, Any]:
+        """A copy of the values recorded so far, ``{name: value}`` (see :meth:`record`)."""
+        return dict(self.data["values"])
+
     def _write(self) -> None:
         atomic_write_json(self.path, self.data)
 

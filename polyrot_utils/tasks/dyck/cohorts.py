@@ -21,7 +21,7 @@ same ``(kind, profile, n_seeds)`` gets the same cached models. All profiles use 
 (``DyckConfig.task="paper"``). Where a profile says ``reference=True`` (``quick``) and
 ``reference/dyck/`` holds a *complete* reference run, the ``shared_io`` and ``independent``
 cohorts are not trained: their members are the committed reference weights (:mod:`polyrot_utils.tasks.dyck.reference`, trained by the ensemble trainer to the
-paper's convergence criterion, content lengths 2..12) — ``CohortConfig.source == "reference"``.
+paper's convergence criterion, content lengths 2..8) — ``CohortConfig.source == "reference"``.
 A chapter that needs training checkpoints asks for ``source="train"``::
 
     cohort = train_cohort(cohort_config("independent", profile="quick", n_seeds=3))
@@ -61,8 +61,8 @@ DEFAULT_SEEDS: dict[str, tuple[int, ...]] = {
     "sgd": (300, 301, 302, 303, 304),
 }
 
-#: the reference weights' task: the paper's, content lengths 2..12 ("ood" = the long set 10..12)
-_QUICK_DATA = dict(task="paper", min_len=2, max_len=12, ood_min_len=10, ood_max_len=12, n_train=20_000,
+#: the reference weights' task: the paper's, content lengths 2..8 ("ood" = the long set 6..8)
+_QUICK_DATA = dict(task="paper", min_len=2, max_len=8, ood_min_len=6, ood_max_len=8, n_train=20_000,
                    n_heldout=2_048, n_ood=2_048)
 #: cohort kinds whose quick-profile members are the committed reference weights
 REFERENCE_KINDS = ("shared_io", "independent")
