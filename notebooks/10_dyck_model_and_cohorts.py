@@ -50,7 +50,7 @@ timeline_n_null = 200                      # [int >= 10] Haar null samples per r
 timeline_n_fit = 4096                      # [int >= 2] activation rows R and the SAEs are fitted on there
 timeline_n_eval = 2048                     # [int >= 2] other rows everything there is scored on
 stack_seeds = 3                            # [int >= 2] seeds of the stack-task stress variant (trained here)
-stack_steps = 1500                         # [int >= 1] their training steps
+stack_steps = 1000                         # [int >= 1] their training steps
 device = "auto"
 
 # %% tags=["hide-input"]
@@ -87,10 +87,15 @@ data_cfg = next(iter(configs.values())).train.data
 # brackets (`kind` "random"). Below each string: the depth label and the sticky invalid flag at
 # every position. A string fails at an open at depth 8, a close on an empty stack or a close of
 # the wrong family; from the failing token on the flag is 1 and the depth stays frozen at its
-# last value. An unbalanced EOS is not a failure. The default build's models were trained at
-# content lengths 2–8 (the paper: 2–62); its *long* set is scaled to match (6–8, the paper's
-# 50–60 of 62), and its *compositional* set nests one family 3–5 deep inside shallow pairs.
-# Look at a `random` row: its flag rises at the first impossible bracket and stays up.
+# last value. An unbalanced EOS is not a failure. The paper trains at content lengths 2–62; the
+# first table gives this build's range, its *long* set (scaled from the paper's 50–60 of 62) and
+# the nest depths of its *compositional* set (one family nested inside shallow pairs). In the
+# examples, look at a `random` row: its flag rises at the first impossible bracket and stays up.
+
+# %%
+paper_cfg = dyck.paper_task_config(data_cfg)
+pd.DataFrame([{"content lengths": f"{data_cfg.min_len}–{data_cfg.max_len}", "long set": "–".join(map(str, paper_cfg.long_range)),
+               "compositional depths": "–".join(map(str, paper_cfg.compositional_depths)), "max depth": paper_cfg.max_depth}])
 
 # %%
 data = dyck.make_dataset(data_cfg)
