@@ -23,15 +23,19 @@ def test_manifest_and_hashes():
         assert EnsembleRecipe.from_dict(man["recipe"]) == rd.REFERENCE_RECIPE
     ok = rd.check_hashes()
     assert ok and all(ok.values()), ok
-    files = {p.name for p in rd.REFERENCE_DIR.glob("*.safetensors") if not p.name.startswith(rd.STATE)}
+    files = {p.relative_to(rd.REFERENCE_DIR).as_posix() for p in rd.REFERENCE_DIR.rglob("*.safetensors")
+             if not p.name.startswith(rd.STATE)}
     assert files == set(man["files"])  # nothing unlisted
-    assert sum(p.stat().st_size for p in rd.REFERENCE_DIR.iterdir()) < 20e6
+    assert sum(p.stat().st_size for p in rd.REFERENCE_DIR.rglob("*") if p.is_file()) < 20e6
+    kept = {f for f in files if f.startswith(rd.CHECKPOINT_DIR + "/")}
+    allowed = {f"{rd.CHECKPOINT_DIR}/{rd.checkpoint_name(s, t)}" for s in rd.CHECKPOINT_SEEDS for t in rd.CHECKPOINT_STEPS}
+    assert kept <= allowed, kept - allowed  # checkpoints only of the recipe's seeds and steps
     keys = sorted((r["cohort"], r["seed"]) for r in man["convergence"])
     assert keys == sorted([("shared_io", s) for s in range(5)] + [("independent", 100 + i) for i in range(5)])
     for r in man["convergence"]:
         assert SCHEMA <= set(r) and r["task"] == "paper"
     finished = [r for r in man["convergence"] if r.get("status") is None]
-    assert {rd.file_name(r["cohort"], r["seed"]) for r in finished} == set(man["files"])
+    assert {rd.file_name(r["cohort"], r["seed"]) for r in finished} == set(man["files"]) - kept
     assert man["complete"] == (len(finished) == 10)
     if not man["complete"]:  # an unfinished run is never used by the build
         assert not rd.reference_available("independent", (100,))
