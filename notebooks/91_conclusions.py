@@ -39,7 +39,7 @@ from IPython.display import Markdown, display
 from polyrot_utils.book.report import claims_table, conclusion_groups, open_questions
 from polyrot_utils.book.results import ChapterResults
 
-rows = claims_table(results_dir or None, exclude=("00_findings", "90_four_bars", "91_conclusions"))
+rows = claims_table(results_dir or None, exclude=("00_findings", "90_verdict", "91_conclusions"))
 groups = conclusion_groups(rows)
 results = ChapterResults("91_conclusions", params=dict(profile=profile))
 results.record("group_sizes", {k: len(v) for k, v in groups.items()})

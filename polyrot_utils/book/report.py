@@ -364,15 +364,16 @@ def verdict_counts(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 #: the counts chart's segments: (count key, label, colour, hatch); red is kept for failures of
 #: the paper's claims and for the paper's blind tests, never for good news
 _SEGMENTS = {
-    "paper": [("replicated", HOLDS, "#2e7d32", ""), ("paper_terms_only", "holds on the paper's terms only", "#f9a825", ""),
-              ("exceeds", "ours meet a bar the paper misses", "#66bb6a", "//"),
-              ("failed", "did not replicate", "#c62828", ""), ("not_computed", NOT_COMPUTED, "#9e9e9e", "")],
-    "checks": [("checks_pass", "our check passes", "#64b5f6", ""),
-               ("checks_paper_bar_only", "passes the paper's test; our calibrated test rejects", "#ffcc80", "//"),
-               ("checks_fail", "our check fails", "#6a1b9a", ""), ("checks_not_computed", "check not computed", "#bdbdbd", "")],
-    "tests": [("paper_test_detects", "paper's test detects the planted answer", "#1565c0", ""),
-              ("paper_test_blind", "paper's test blind (accepts a non-Haar matrix)", "#8d0000", "xx")],
+    "paper": [("replicated", "replicated", "#2e7d32", ""), ("paper_terms_only", "paper's terms only", "#f9a825", ""),
+              ("exceeds", "ours meet a bar the paper misses", "#81c784", "//"),
+              ("failed", "did not replicate", "#c62828", ""), ("not_computed", "not computed", "#9e9e9e", "")],
+    "checks": [("checks_pass", "our check: pass", "#64b5f6", ""),
+               ("checks_paper_bar_only", "our check: paper's test only", "#ffcc80", "//"),
+               ("checks_fail", "our check: fail", "#6a1b9a", ""), ("checks_not_computed", "not computed", "#bdbdbd", "")],
+    "tests": [("paper_test_detects", "paper's test detects", "#1565c0", ""),
+              ("paper_test_blind", "paper's test blind", "#8d0000", "xx")],
 }
+_DARK = {"#2e7d32", "#c62828", "#6a1b9a", "#8d0000", "#1565c0"}
 
 
 def counts_figure(counts: Mapping[str, Mapping[str, int]]):
@@ -380,33 +381,36 @@ def counts_figure(counts: Mapping[str, Mapping[str, int]]):
     for the paper's claims (by the paper's own bar), one for our checks, and one for the tests
     of the paper's tests on planted answers (where "accepted" is bad news, drawn dark red and
     hatched, never green). Returns the figure (show it with ``figures.show``)."""
+    from matplotlib.patches import Patch
+
     from polyrot_utils.book.figures import column_figure
 
     labels, parts = [], []
     short = {"planted / foundations": "planted", "Dyck-3 toy": "Dyck-3", "Pythia architecture": "Pythia"}
     for rung, c in counts.items():
-        for group, title in (("paper", "the paper's claims"), ("checks", "our checks"),
-                             ("tests", "tests of the paper's tests")):
+        for group, title in (("paper", "paper's claims"), ("checks", "our checks"), ("tests", "paper's tests")):
             if sum(c.get(k, 0) for k, *_ in _SEGMENTS[group]):
                 labels.append(f"{short.get(rung, rung)}: {title}")
                 parts.append((group, c))
-    fig, ax = column_figure(height=1.6 + 0.42 * max(1, len(labels)) + 1.1)
-    seen = set()
+    fig, ax = column_figure(height=2.2 + 0.4 * max(1, len(labels)))
+    used: dict[str, Any] = {}
     for i, (group, c) in enumerate(parts):
         left = 0
         for key, lab, colour, hatch in _SEGMENTS[group]:
             n = c.get(key, 0)
             if n:
-                ax.barh(i, n, left=left, color=colour, hatch=hatch, edgecolor="white",
-                        label=None if lab in seen else lab)
+                ax.barh(i, n, left=left, color=colour, hatch=hatch, edgecolor="white", height=0.7)
                 ax.text(left + n / 2, i, str(n), ha="center", va="center", fontsize=9,
-                        color="white" if colour in ("#2e7d32", "#c62828", "#6a1b9a", "#8d0000", "#1565c0") else "black")
-                seen.add(lab)
+                        color="white" if colour in _DARK else "black",
+                        bbox=dict(boxstyle="round,pad=0.15", fc=colour, ec="none") if hatch else None)
+                used.setdefault(lab, Patch(facecolor=colour, hatch=hatch, edgecolor="white", label=lab))
                 left += n
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     ax.set_xlabel("number of recorded claims")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28 if len(labels) > 3 else -0.4), ncol=2, frameon=False)
+    order = [lab for g in _SEGMENTS.values() for _, lab, *_ in g]
+    handles = [used[lab] for lab in dict.fromkeys(order) if lab in used]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False)
     return fig
 
 
