@@ -89,8 +89,9 @@ results.record("verdict_counts", counts)
 
 # %% [markdown]
 # ## Every claim, by rung and group
-# Each paper claim is followed by our stricter versions of it (same group); our own checks and
-# our tests of the paper's tests follow. Groups longer than 15 rows continue in a second table.
+# Each paper claim is followed by our stricter versions of it (same group); our tests of the
+# paper's tests follow; our own checks (planted answers, controls, baselines) are folded under
+# each rung — open them to see every one. Groups longer than 15 rows continue in a second table.
 
 # %% tags=["hide-input"] mystnb={"markdown_format": "myst"}
 if methods:
@@ -101,12 +102,13 @@ if methods:
 else:
     display(Markdown("*Across seeds*: no claim of this build carries an interval across seeds."))
 tables = report.verdict_tables(rows, lambda rung: findings.premise_short(premise, rung))
-last = None
-for rung, heading, md in tables:
-    if rung != last:
-        display(Markdown(f"### {rung}"))
-        last = rung
-    display(Markdown(f"**{report.md_escape(heading)}**\n\n{md}"))
+for rung in dict.fromkeys(t[0] for t in tables):
+    shown = [f"**{report.md_escape(h)}**\n\n{md}" for r, kind, h, md in tables if r == rung and kind != "check"]
+    folded = [f"**{report.md_escape(h)}**\n\n{md}" for r, kind, h, md in tables if r == rung and kind == "check"]
+    n_checks = sum(md.count("\n") - 1 for r, kind, _, md in tables if r == rung and kind == "check")
+    display(Markdown(f"### {rung}\n\n" + "\n\n".join(shown)
+                     + (f"\n\n:::{{dropdown}} Our own checks on this rung ({n_checks}; open them)\n"
+                        + "\n\n".join(folded) + "\n:::" if folded else "")))
 if not rows:
     display(Markdown("*No chapter has recorded a claim yet: build the other chapters first.*"))
 

@@ -135,20 +135,24 @@ def test_conclusion_groups_are_all_filled_and_link(rows):
 
 def test_verdict_tables_group_split_and_escape(rows):
     tables = report.verdict_tables(rows, lambda rung: "met | fine", max_rows=2)
-    heads = [(rung, h) for rung, h, _ in tables]
+    heads = [(rung, h) for rung, _, h, _ in tables]
     assert ("Dyck-3 toy", f"the paper's claims: {report.HOLDS}") in heads
     assert ("Dyck-3 toy", f"the paper's claims: {report.EXCEEDS}") in heads
     assert ("planted / foundations", report.TEST_BLIND) in heads
-    for _, _, md in tables:
+    for _, _, _, md in tables:
         lines = md.splitlines()
         assert len(lines) - 2 <= 2  # max_rows
         n_cols = lines[0].count(" | ") + 1
         # every row has the header's number of cells: no '|' from the text leaks into a cell
         assert all(ln.replace("\\|", "").count("|") == n_cols + 1 for ln in lines)
-    replicated = next(md for _, h, md in tables if h == f"the paper's claims: {report.HOLDS}")
+    replicated = next(md for _, _, h, md in tables if h == f"the paper's claims: {report.HOLDS}")
     # each paper claim is followed by our stricter versions of it
     assert replicated.index("held-out rows") > replicated.index("within 0.025")
-    assert any("continued" in h for _, h, _ in tables)
+    assert any("continued" in h for _, _, h, _ in tables)
+    kinds = {h: k for _, k, h, _ in tables}
+    assert kinds[report.TEST_BLIND] == "test" and kinds[report.CHECK_PASS] == "check"
+    # our own checks have no "the paper reports" column; the paper's claims do
+    assert all(("the paper reports" in md) == (k == "paper") for _, k, _, md in tables)
     assert "0.0200 \\[0.0100, 0.0300\\] (n = 3)" in replicated
     assert report.interval_methods(rows) == ["bootstrap over seeds, 90 % percentile interval"]
 
@@ -177,6 +181,6 @@ def test_counts_figure_is_legible(rows):
     figures.use_book_style()
     fig = report.counts_figure(report.verdict_counts(rows))
     assert figures.legibility_problems(fig) == []
-    labels = fig.axes[0].get_legend_handles_labels()[1]
+    labels = [x.get_text() for x in fig.legends[0].get_texts()]
     assert "replicated" in labels and any("blind" in lab for lab in labels)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()][0] == "planted: our checks"

@@ -188,12 +188,12 @@ def premise_short(p: Mapping[str, Any], rung: str) -> str:
         if p.get("dyck_n_seeds") is None:
             return "not recorded in this build"
         met = "met" if p.get("dyck_meets_premise") else "NOT met"
-        return (f"{met}: {p['dyck_n_converged']}/{p['dyck_n_seeds']} seeds converged, "
-                f"cross-seed KL ≤ {fmt(p.get('dyck_cross_seed_kl_max'))}")
+        return (f"{met}: {p['dyck_n_converged']}/{p['dyck_n_seeds']} converged; "
+                f"KL ≤ {fmt(p.get('dyck_cross_seed_kl_max'))}")
     if rung.startswith("Pythia"):
         if p.get("pythia_cross_seed_kl") is None:
             return "not recorded in this build"
         met = "met" if p.get("pythia_meets_premise") else "NOT met"
-        return (f"{met}: cross-seed KL {fmt(p.get('pythia_cross_seed_kl'))} (bar {fmt(p.get('paper_bar_b'))}), "
+        return (f"{met}: KL {fmt(p.get('pythia_cross_seed_kl'))} (bar {fmt(p.get('paper_bar_b'))}); "
                 f"top-1 {fmt(p.get('pythia_cross_seed_top1'))}")
-    return "holds by construction (planted answers)"
+    return "by construction"

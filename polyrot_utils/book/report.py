@@ -420,32 +420,33 @@ def _md_table(header: list[str], widths: list[int], body: list[list[str]]) -> st
     return "\n".join(lines)
 
 
-def _row_cells(r: dict[str, Any], premise_cell: str) -> list[str]:
-    paper = "—"
-    if not is_check(r):
-        paper = md_escape(f"{r['paper']} ({'meets' if r.get('paper_verdict', True) else 'misses'} its bar)")
-    return [md_escape(r["description"] or r["claim"]) + " — " + chapter_link(r), md_escape(provenance(r)),
-            paper, md_escape(_ours_cell(r)), md_escape(interval_text(r.get("interval"))), md_escape(premise_cell)]
+def _row_cells(r: dict[str, Any], premise_cell: str, with_paper: bool) -> list[str]:
+    cells = [md_escape(r["description"] or r["claim"]) + " — " + chapter_link(r), md_escape(provenance(r))]
+    if with_paper:
+        paper = "—"
+        if not is_check(r):
+            paper = md_escape(f"{r['paper']} ({'meets' if r.get('paper_verdict', True) else 'misses'} its bar)")
+        cells.append(paper)
+    return cells + [md_escape(_ours_cell(r)), md_escape(interval_text(r.get("interval"))), md_escape(premise_cell)]
 
 
-_HEADER = ["claim (and its chapter)", "provenance", "the paper reports", "ours: value (criterion: verdict)",
-           "across seeds", "premise"]
-_WIDTHS = [26, 14, 16, 16, 12, 12]
+_COLUMNS = [("claim (and its chapter)", 26), ("provenance", 14), ("the paper reports", 16),
+            ("ours: value (criterion: verdict)", 16), ("across seeds", 12), ("premise", 12)]
 
 
 def verdict_tables(rows: list[dict[str, Any]], premise_cell: Callable[[str], str],
-                   max_rows: int = 15) -> list[tuple[str, str, str]]:
-    """The verdict page's tables, as ``(rung, heading, MyST table)`` triples: per rung, one group
-    per status of the paper's claims (each paper claim followed by our stricter versions of it),
-    then our own checks by outcome, then the tests of the paper's tests; groups longer than
-    ``max_rows`` are split ("continued"). ``premise_cell(rung)`` gives the premise column's text.
-    Render the tables with the cell's ``markdown_format`` set to ``myst`` (their links are MyST
-    roles)."""
+                   max_rows: int = 15) -> list[tuple[str, str, str, str]]:
+    """The verdict page's tables, as ``(rung, kind, heading, MyST table)``: per rung, one group
+    per status of the paper's claims (kind ``"paper"``; each paper claim followed by our stricter
+    versions of it), then the tests of the paper's tests (kind ``"test"``), then our own checks
+    by outcome (kind ``"check"``, without the paper's column); groups longer than ``max_rows``
+    are split ("continued"). ``premise_cell(rung)`` gives the premise column's text. Render the
+    tables with the cell's ``markdown_format`` set to ``myst`` (their links are MyST roles)."""
     rung_order = [name for _, name in RUNGS]
-    out: list[tuple[str, str, str]] = []
+    out: list[tuple[str, str, str, str]] = []
     for rung in sorted({r["rung"] for r in rows}, key=lambda x: rung_order.index(x) if x in rung_order else 99):
         mine = [r for r in rows if r["rung"] == rung]
-        groups: list[tuple[str, list[dict[str, Any]]]] = []
+        groups: list[tuple[str, str, list[dict[str, Any]]]] = []
         attached: set[tuple[str, str]] = set()
         for status in STATUS_ORDER:
             body = []
@@ -456,17 +457,22 @@ def verdict_tables(rows: list[dict[str, Any]], premise_cell: Callable[[str], str
                         body.append(c)
                         attached.add((c["chapter"], c["claim"]))
             if body:
-                groups.append((f"the paper's claims: {status}", body))
-        for outcome in CHECK_ORDER:
+                groups.append(("paper", f"the paper's claims: {status}", body))
+        for outcome in (TEST_BLIND, TEST_DETECTS) + tuple(o for o in CHECK_ORDER if o not in (TEST_BLIND, TEST_DETECTS)):
             body = [r for r in mine if is_check(r) and (r["chapter"], r["claim"]) not in attached
                     and check_outcome(r) == outcome]
             if body:
-                groups.append((outcome if outcome != NOT_COMPUTED else "our checks: not computed", body))
-        for heading, body in groups:
+                kind = "test" if outcome in (TEST_BLIND, TEST_DETECTS) else "check"
+                groups.append((kind, outcome if outcome != NOT_COMPUTED else "our checks: not computed", body))
+        for kind, heading, body in groups:
+            with_paper = kind == "paper"
+            cols = [c for c in _COLUMNS if with_paper or c[0] != "the paper reports"]
             chunks = [body[i:i + max_rows] for i in range(0, len(body), max_rows)]
             for k, chunk in enumerate(chunks):
                 h = heading + (f" (continued, {k + 1} of {len(chunks)})" if k else "")
-                out.append((rung, h, _md_table(_HEADER, _WIDTHS, [_row_cells(r, premise_cell(rung)) for r in chunk])))
+                table = _md_table([c for c, _ in cols], [w for _, w in cols],
+                                  [_row_cells(r, premise_cell(rung), with_paper) for r in chunk])
+                out.append((rung, kind, h, table))
     return out
 
 
