@@ -78,7 +78,12 @@ __all__ = [
     "verdict_tables",
 ]
 
-RUNGS = (("0", "planted / foundations"), ("1", "Dyck-3 toy"), ("2", "Pythia architecture"), ("9", "synthesis"))
+RUNGS = (
+    ("0", "planted / foundations"),
+    ("1", "Dyck-3 toy"),
+    ("2", "Pythia architecture"),
+    ("9", "synthesis"),
+)
 
 #: the statuses of a paper claim, in the order the verdict and conclusions show them
 HOLDS = "replicated"
@@ -98,11 +103,18 @@ CHECK_ORDER = (CHECK_PASS, CHECK_PAPER_BAR_ONLY, CHECK_FAIL, TEST_DETECTS, TEST_
 
 #: claim-name fragments of checks that test one of the paper's tests on a planted answer (a
 #: matrix known not to be Haar), where "passed" means the paper's test did NOT detect it
-TEST_OF_A_TEST_MARKERS = ("_accepts_", "accepts_signed_permutation", "frobenius_within_0.1pct_signed_permutation",
-                          "frobenius_within_0.1pct_two_haar_blocks")
+TEST_OF_A_TEST_MARKERS = (
+    "_accepts_",
+    "accepts_signed_permutation",
+    "frobenius_within_0.1pct_signed_permutation",
+    "frobenius_within_0.1pct_two_haar_blocks",
+)
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
 }
 #: a criterion "value > threshold" with threshold at most this is a significance level: "p > α"
 _ALPHA_MAX = 0.2
@@ -134,7 +146,10 @@ def _is_test_of_a_test(name: str, meta: Mapping[str, Any]) -> bool:
 
 
 def claims_table(
-    directory: Path | str | None = None, exclude: tuple[str, ...] = (), *, require_complete: bool = True
+    directory: Path | str | None = None,
+    exclude: tuple[str, ...] = (),
+    *,
+    require_complete: bool = True,
 ) -> list[dict[str, Any]]:
     """One row per recorded claim of every chapter: rung, chapter, claim, paper's value, ours,
     the paper's criterion and verdict, our stricter criterion and verdict, p-value, interval
@@ -150,38 +165,49 @@ def claims_table(
             _check_complete(data, Path(directory or results_dir()) / f"{chapter}.json")
         metas = (data.get("values") or {}).get("claim_meta") or {}
         for name, c in data.get("claims", {}).items():
-            meta = {**(metas.get(name) or {}), **{k: c[k] for k in ("target", "tests_a_test") if k in c}}
+            meta = {
+                **(metas.get(name) or {}),
+                **{k: c[k] for k in ("target", "tests_a_test") if k in c},
+            }
             desc = c.get("description", "") or ""
             kind = c.get("kind", "paper")
             if kind == "paper" and desc.strip().lower().startswith(("ours", "stricter")):
                 kind = "check"  # a row that says it is ours is never counted as the paper's claim
-            rows.append({
-                "rung": rung_of(chapter),
-                "chapter": chapter,
-                "claim": name,
-                "description": desc,
-                "paper": _fmt(c.get("paper_value")),
-                "ours": _fmt(c.get("value")),
-                "criterion": f"{c.get('op')} {_fmt(c.get('threshold'))}",
-                "op": c.get("op"),
-                "threshold": c.get("threshold"),
-                "verdict": "pass" if c.get("passed") else "FAIL",
-                "strict_criterion": (f"{c['strict_op']} {_fmt(c['strict_threshold'])}" if "strict_threshold" in c else "—"),
-                "strict_verdict": ("pass" if c.get("strict_passed") else "FAIL") if "strict_threshold" in c else "—",
-                "p_value": _fmt(c.get("p_value")),
-                "p": c.get("p_value"),
-                "profile": data.get("profile"),
-                "kind": kind,
-                "source": c.get("source") or "—",
-                "paper_verdict": c.get("paper_verdict", True),
-                "check_of": c.get("check_of"),
-                "why_stricter": c.get("why_stricter") or "",
-                "passed": bool(c.get("passed")),
-                "value": c.get("value"),
-                "interval": c.get("interval"),
-                "target": meta.get("target"),
-                "tests_a_test": kind == "check" and _is_test_of_a_test(name, meta),
-            })
+            rows.append(
+                {
+                    "rung": rung_of(chapter),
+                    "chapter": chapter,
+                    "claim": name,
+                    "description": desc,
+                    "paper": _fmt(c.get("paper_value")),
+                    "ours": _fmt(c.get("value")),
+                    "criterion": f"{c.get('op')} {_fmt(c.get('threshold'))}",
+                    "op": c.get("op"),
+                    "threshold": c.get("threshold"),
+                    "verdict": "pass" if c.get("passed") else "FAIL",
+                    "strict_criterion": (
+                        f"{c['strict_op']} {_fmt(c['strict_threshold'])}"
+                        if "strict_threshold" in c
+                        else "—"
+                    ),
+                    "strict_verdict": ("pass" if c.get("strict_passed") else "FAIL")
+                    if "strict_threshold" in c
+                    else "—",
+                    "p_value": _fmt(c.get("p_value")),
+                    "p": c.get("p_value"),
+                    "profile": data.get("profile"),
+                    "kind": kind,
+                    "source": c.get("source") or "—",
+                    "paper_verdict": c.get("paper_verdict", True),
+                    "check_of": c.get("check_of"),
+                    "why_stricter": c.get("why_stricter") or "",
+                    "passed": bool(c.get("passed")),
+                    "value": c.get("value"),
+                    "interval": c.get("interval"),
+                    "target": meta.get("target"),
+                    "tests_a_test": kind == "check" and _is_test_of_a_test(name, meta),
+                }
+            )
     return rows
 
 
@@ -192,7 +218,11 @@ def is_check(row: Mapping[str, Any]) -> bool:
 
 def checks_of(rows: list[dict[str, Any]], row: dict[str, Any]) -> list[dict[str, Any]]:
     """Our checks (kind ``check``) that name this paper claim in ``check_of``, same chapter."""
-    return [r for r in rows if is_check(r) and r.get("check_of") == row["claim"] and r["chapter"] == row["chapter"]]
+    return [
+        r
+        for r in rows
+        if is_check(r) and r.get("check_of") == row["claim"] and r["chapter"] == row["chapter"]
+    ]
 
 
 def calibrated_p_rejects(row: Mapping[str, Any]) -> bool:
@@ -235,7 +265,9 @@ def claim_status(row: dict[str, Any], checks: list[dict[str, Any]]) -> str:
         return EXCEEDS if row["passed"] else FAILS
     if not paper_meets:
         return HOLDS
-    ours_fail = _strict_fails(row) or any(check_outcome(c) in (CHECK_FAIL, CHECK_PAPER_BAR_ONLY) for c in checks)
+    ours_fail = _strict_fails(row) or any(
+        check_outcome(c) in (CHECK_FAIL, CHECK_PAPER_BAR_ONLY) for c in checks
+    )
     return HOLDS_PAPER_ONLY if ours_fail else HOLDS
 
 
@@ -256,7 +288,9 @@ def interval_text(iv: Mapping[str, Any] | None) -> str:
     """``"point [lo, hi]"`` for an interval across seeds, ``"—"`` when the claim carries none."""
     if not iv:
         return "—"
-    return f"{_fmt(iv.get('point'))} [{_fmt(iv.get('lo'))}, {_fmt(iv.get('hi'))}] (n = {iv.get('n')})"
+    return (
+        f"{_fmt(iv.get('point'))} [{_fmt(iv.get('lo'))}, {_fmt(iv.get('hi'))}] (n = {iv.get('n')})"
+    )
 
 
 def interval_methods(rows: list[dict[str, Any]]) -> list[str]:
@@ -313,34 +347,55 @@ def paper_claims_view(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
         if is_check(r):
             continue
         cs = checks_of(rows, r)
-        ours_check = "; ".join(f"{c['verdict']}: {c['ours']} {c['criterion']} ({c['why_stricter']})" for c in cs)
+        ours_check = "; ".join(
+            f"{c['verdict']}: {c['ours']} {c['criterion']} ({c['why_stricter']})" for c in cs
+        )
         if r["strict_verdict"] != "—":
-            ours_check = (ours_check + "; " if ours_check else "") + f"{r['strict_verdict']} ({r['strict_criterion']})"
+            ours_check = (
+                ours_check + "; " if ours_check else ""
+            ) + f"{r['strict_verdict']} ({r['strict_criterion']})"
         if calibrated_p_rejects(r):
-            ours_check = (ours_check + "; " if ours_check else "") + f"FAIL (calibrated p = {r['p_value']})"
+            ours_check = (
+                ours_check + "; " if ours_check else ""
+            ) + f"FAIL (calibrated p = {r['p_value']})"
         expect = "meets" if r.get("paper_verdict", True) else "misses"
-        out.append({
-            "status": claim_status(r, cs),
-            "rung": r["rung"],
-            "chapter": r["chapter"],
-            "claim": r["description"] or r["claim"],
-            "paper reports": f"{r['paper']} ({expect} its bar)",
-            "this book, paper's statistic": (f"{r['ours']} — {r['verdict']} ({r['criterion']})"
-                                             + ("" if r["p_value"] == "—" else f", p = {r['p_value']}")),
-            "across seeds": interval_text(r.get("interval")),
-            "our stricter check": ours_check or "—",
-            "source": r["source"],
-        })
+        out.append(
+            {
+                "status": claim_status(r, cs),
+                "rung": r["rung"],
+                "chapter": r["chapter"],
+                "claim": r["description"] or r["claim"],
+                "paper reports": f"{r['paper']} ({expect} its bar)",
+                "this book, paper's statistic": (
+                    f"{r['ours']} — {r['verdict']} ({r['criterion']})"
+                    + ("" if r["p_value"] == "—" else f", p = {r['p_value']}")
+                ),
+                "across seeds": interval_text(r.get("interval")),
+                "our stricter check": ours_check or "—",
+                "source": r["source"],
+            }
+        )
     order = {s: i for i, s in enumerate(STATUS_ORDER)}
     rung_order = {name: i for i, (_, name) in enumerate(RUNGS)}
     out.sort(key=lambda x: (order[x["status"]], rung_order.get(x["rung"], 99), x["chapter"]))
     return out
 
 
-_STATUS_KEY = {HOLDS: "replicated", HOLDS_PAPER_ONLY: "paper_terms_only", EXCEEDS: "exceeds", FAILS: "failed",
-               NOT_COMPUTED: "not_computed"}
-_CHECK_KEY = {CHECK_PASS: "checks_pass", CHECK_PAPER_BAR_ONLY: "checks_paper_bar_only", CHECK_FAIL: "checks_fail",
-              TEST_BLIND: "paper_test_blind", TEST_DETECTS: "paper_test_detects", NOT_COMPUTED: "checks_not_computed"}
+_STATUS_KEY = {
+    HOLDS: "replicated",
+    HOLDS_PAPER_ONLY: "paper_terms_only",
+    EXCEEDS: "exceeds",
+    FAILS: "failed",
+    NOT_COMPUTED: "not_computed",
+}
+_CHECK_KEY = {
+    CHECK_PASS: "checks_pass",
+    CHECK_PAPER_BAR_ONLY: "checks_paper_bar_only",
+    CHECK_FAIL: "checks_fail",
+    TEST_BLIND: "paper_test_blind",
+    TEST_DETECTS: "paper_test_detects",
+    NOT_COMPUTED: "checks_not_computed",
+}
 
 
 def verdict_counts(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -364,14 +419,23 @@ def verdict_counts(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 #: the counts chart's segments: (count key, label, colour, hatch); red is kept for failures of
 #: the paper's claims and for the paper's blind tests, never for good news
 _SEGMENTS = {
-    "paper": [("replicated", "replicated", "#2e7d32", ""), ("paper_terms_only", "paper's terms only", "#f9a825", ""),
-              ("exceeds", "ours meet a bar the paper misses", "#81c784", "//"),
-              ("failed", "did not replicate", "#c62828", ""), ("not_computed", "not computed", "#9e9e9e", "")],
-    "checks": [("checks_pass", "our check: pass", "#64b5f6", ""),
-               ("checks_paper_bar_only", "our check: paper's test only", "#ffcc80", "//"),
-               ("checks_fail", "our check: fail", "#6a1b9a", ""), ("checks_not_computed", "not computed", "#bdbdbd", "")],
-    "tests": [("paper_test_detects", "paper's test detects", "#1565c0", ""),
-              ("paper_test_blind", "paper's test blind", "#8d0000", "xx")],
+    "paper": [
+        ("replicated", "replicated", "#2e7d32", ""),
+        ("paper_terms_only", "paper's terms only", "#f9a825", ""),
+        ("exceeds", "ours meet a bar the paper misses", "#81c784", "//"),
+        ("failed", "did not replicate", "#c62828", ""),
+        ("not_computed", "not computed", "#9e9e9e", ""),
+    ],
+    "checks": [
+        ("checks_pass", "our check: pass", "#64b5f6", ""),
+        ("checks_paper_bar_only", "our check: paper's test only", "#ffcc80", "//"),
+        ("checks_fail", "our check: fail", "#6a1b9a", ""),
+        ("checks_not_computed", "not computed", "#bdbdbd", ""),
+    ],
+    "tests": [
+        ("paper_test_detects", "paper's test detects", "#1565c0", ""),
+        ("paper_test_blind", "paper's test blind", "#8d0000", "xx"),
+    ],
 }
 _DARK = {"#2e7d32", "#c62828", "#6a1b9a", "#8d0000", "#1565c0"}
 
@@ -386,9 +450,17 @@ def counts_figure(counts: Mapping[str, Mapping[str, int]]):
     from polyrot_utils.book.figures import column_figure
 
     labels, parts = [], []
-    short = {"planted / foundations": "planted", "Dyck-3 toy": "Dyck-3", "Pythia architecture": "Pythia"}
+    short = {
+        "planted / foundations": "planted",
+        "Dyck-3 toy": "Dyck-3",
+        "Pythia architecture": "Pythia",
+    }
     for rung, c in counts.items():
-        for group, title in (("paper", "paper's claims"), ("checks", "our checks"), ("tests", "paper's tests")):
+        for group, title in (
+            ("paper", "paper's claims"),
+            ("checks", "our checks"),
+            ("tests", "paper's tests"),
+        ):
             if sum(c.get(k, 0) for k, *_ in _SEGMENTS[group]):
                 labels.append(f"{short.get(rung, rung)}: {title}")
                 parts.append((group, c))
@@ -400,10 +472,19 @@ def counts_figure(counts: Mapping[str, Mapping[str, int]]):
             n = c.get(key, 0)
             if n:
                 ax.barh(i, n, left=left, color=colour, hatch=hatch, edgecolor="white", height=0.7)
-                ax.text(left + n / 2, i, str(n), ha="center", va="center", fontsize=9,
-                        color="white" if colour in _DARK else "black",
-                        bbox=dict(boxstyle="round,pad=0.15", fc=colour, ec="none") if hatch else None)
-                used.setdefault(lab, Patch(facecolor=colour, hatch=hatch, edgecolor="white", label=lab))
+                ax.text(
+                    left + n / 2,
+                    i,
+                    str(n),
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if colour in _DARK else "black",
+                    bbox=dict(boxstyle="round,pad=0.15", fc=colour, ec="none") if hatch else None,
+                )
+                used.setdefault(
+                    lab, Patch(facecolor=colour, hatch=hatch, edgecolor="white", label=lab)
+                )
                 left += n
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
@@ -421,21 +502,37 @@ def _md_table(header: list[str], widths: list[int], body: list[list[str]]) -> st
 
 
 def _row_cells(r: dict[str, Any], premise_cell: str, with_paper: bool) -> list[str]:
-    cells = [md_escape(r["description"] or r["claim"]) + " — " + chapter_link(r), md_escape(provenance(r))]
+    cells = [
+        md_escape(r["description"] or r["claim"]) + " — " + chapter_link(r),
+        md_escape(provenance(r)),
+    ]
     if with_paper:
         paper = "—"
         if not is_check(r):
-            paper = md_escape(f"{r['paper']} ({'meets' if r.get('paper_verdict', True) else 'misses'} its bar)")
+            paper = md_escape(
+                f"{r['paper']} ({'meets' if r.get('paper_verdict', True) else 'misses'} its bar)"
+            )
         cells.append(paper)
-    return cells + [md_escape(_ours_cell(r)), md_escape(interval_text(r.get("interval"))), md_escape(premise_cell)]
+    return cells + [
+        md_escape(_ours_cell(r)),
+        md_escape(interval_text(r.get("interval"))),
+        md_escape(premise_cell),
+    ]
 
 
-_COLUMNS = [("claim (and its chapter)", 26), ("provenance", 14), ("the paper reports", 16),
-            ("ours: value (criterion: verdict)", 16), ("across seeds", 12), ("premise", 12)]
+_COLUMNS = [
+    ("claim (and its chapter)", 26),
+    ("provenance", 14),
+    ("the paper reports", 16),
+    ("ours: value (criterion: verdict)", 16),
+    ("across seeds", 12),
+    ("premise", 12),
+]
 
 
-def verdict_tables(rows: list[dict[str, Any]], premise_cell: Callable[[str], str],
-                   max_rows: int = 15) -> list[tuple[str, str, str, str]]:
+def verdict_tables(
+    rows: list[dict[str, Any]], premise_cell: Callable[[str], str], max_rows: int = 15
+) -> list[tuple[str, str, str, str]]:
     """The verdict page's tables, as ``(rung, kind, heading, MyST table)``: per rung, one group
     per status of the paper's claims (kind ``"paper"``; each paper claim followed by our stricter
     versions of it), then the tests of the paper's tests (kind ``"test"``), then our own checks
@@ -444,7 +541,9 @@ def verdict_tables(rows: list[dict[str, Any]], premise_cell: Callable[[str], str
     tables with the cell's ``markdown_format`` set to ``myst`` (their links are MyST roles)."""
     rung_order = [name for _, name in RUNGS]
     out: list[tuple[str, str, str, str]] = []
-    for rung in sorted({r["rung"] for r in rows}, key=lambda x: rung_order.index(x) if x in rung_order else 99):
+    for rung in sorted(
+        {r["rung"] for r in rows}, key=lambda x: rung_order.index(x) if x in rung_order else 99
+    ):
         mine = [r for r in rows if r["rung"] == rung]
         groups: list[tuple[str, str, list[dict[str, Any]]]] = []
         attached: set[tuple[str, str]] = set()
@@ -458,60 +557,111 @@ def verdict_tables(rows: list[dict[str, Any]], premise_cell: Callable[[str], str
                         attached.add((c["chapter"], c["claim"]))
             if body:
                 groups.append(("paper", f"the paper's claims: {status}", body))
-        for outcome in (TEST_BLIND, TEST_DETECTS) + tuple(o for o in CHECK_ORDER if o not in (TEST_BLIND, TEST_DETECTS)):
-            body = [r for r in mine if is_check(r) and (r["chapter"], r["claim"]) not in attached
-                    and check_outcome(r) == outcome]
+        for outcome in (TEST_BLIND, TEST_DETECTS) + tuple(
+            o for o in CHECK_ORDER if o not in (TEST_BLIND, TEST_DETECTS)
+        ):
+            body = [
+                r
+                for r in mine
+                if is_check(r)
+                and (r["chapter"], r["claim"]) not in attached
+                and check_outcome(r) == outcome
+            ]
             if body:
                 kind = "test" if outcome in (TEST_BLIND, TEST_DETECTS) else "check"
-                groups.append((kind, outcome if outcome != NOT_COMPUTED else "our checks: not computed", body))
+                groups.append(
+                    (kind, outcome if outcome != NOT_COMPUTED else "our checks: not computed", body)
+                )
         for kind, heading, body in groups:
             with_paper = kind == "paper"
             cols = [c for c in _COLUMNS if with_paper or c[0] != "the paper reports"]
-            chunks = [body[i:i + max_rows] for i in range(0, len(body), max_rows)]
+            chunks = [body[i : i + max_rows] for i in range(0, len(body), max_rows)]
             for k, chunk in enumerate(chunks):
                 h = heading + (f" (continued, {k + 1} of {len(chunks)})" if k else "")
-                table = _md_table([c for c, _ in cols], [w for _, w in cols],
-                                  [_row_cells(r, premise_cell(rung), with_paper) for r in chunk])
+                table = _md_table(
+                    [c for c, _ in cols],
+                    [w for _, w in cols],
+                    [_row_cells(r, premise_cell(rung), with_paper) for r in chunk],
+                )
                 out.append((rung, kind, h, table))
     return out
 
 
-def _sentence(r: dict[str, Any], checks: list[dict[str, Any]] | None = None, premise: str = "") -> str:
+def _sentence(
+    r: dict[str, Any], checks: list[dict[str, Any]] | None = None, premise: str = ""
+) -> str:
     """One claim as a Markdown list item for the conclusions: what it is, where it comes from
     (with a link to its chapter), the numbers, and the premise of its rung. MyST syntax."""
     desc = md_escape(r["description"] or r["claim"])
     link = chapter_link(r)
-    seeds = "" if not r.get("interval") else f"; across seeds {md_escape(interval_text(r['interval']))}"
+    seeds = (
+        "" if not r.get("interval") else f"; across seeds {md_escape(interval_text(r['interval']))}"
+    )
     prem = f" *Premise: {md_escape(premise)}.*" if premise else ""
     p = "" if r["p_value"] == "—" else f"; calibrated p = {md_escape(r['p_value'])}"
     if not is_check(r):
-        strict = "" if r["strict_verdict"] == "—" else (f"; our stricter criterion ({md_escape(r['strict_criterion'])}): "
-                                                        f"{r['strict_verdict']}")
+        strict = (
+            ""
+            if r["strict_verdict"] == "—"
+            else (
+                f"; our stricter criterion ({md_escape(r['strict_criterion'])}): "
+                f"{r['strict_verdict']}"
+            )
+        )
         for c in checks or []:
-            strict += (f"; our stricter check ({md_escape(c['why_stricter'])}): {md_escape(c['ours'])} "
-                       f"{md_escape(c['criterion'])}, {c['verdict']}")
+            strict += (
+                f"; our stricter check ({md_escape(c['why_stricter'])}): {md_escape(c['ours'])} "
+                f"{md_escape(c['criterion'])}, {c['verdict']}"
+            )
         own = "meets" if r.get("paper_verdict", True) else "misses"
-        return (f"**{desc}** ({link}; the paper's claim) — the paper reports {md_escape(r['paper'])} ({own} its bar "
-                f"{md_escape(r['criterion'])}); this book, with the paper's statistic: {md_escape(r['ours'])}, "
-                f"{r['verdict']}{p}{seeds}{strict}. Source: {md_escape(r['source'])}.{prem}")
-    return (f"**{desc}** ({link}; {md_escape(provenance(r))}) — {md_escape(_ours_cell(r))}{seeds}.{prem}")
+        return (
+            f"**{desc}** ({link}; the paper's claim) — the paper reports {md_escape(r['paper'])} ({own} its bar "
+            f"{md_escape(r['criterion'])}); this book, with the paper's statistic: {md_escape(r['ours'])}, "
+            f"{r['verdict']}{p}{seeds}{strict}. Source: {md_escape(r['source'])}.{prem}"
+        )
+    return f"**{desc}** ({link}; {md_escape(provenance(r))}) — {md_escape(_ours_cell(r))}{seeds}.{prem}"
 
 
-def conclusion_groups(rows: list[dict[str, Any]],
-                      premise_of: Callable[[str], str] | None = None) -> dict[str, list[str]]:
+def conclusion_groups(
+    rows: list[dict[str, Any]], premise_of: Callable[[str], str] | None = None
+) -> dict[str, list[str]]:
     """One MyST sentence per claim, grouped: the paper's claims by the paper's own bar
     (``replicated``, ``paper_only``, ``exceeds``, ``failed``, ``not_computed``); our checks that
     pass the paper's test but fail our calibrated one (``checks_paper_bar_only``); the tests of
     the paper's tests (``tests_blind``, ``tests_detect``); the rest of our checks
     (``checks_passed``, ``checks_failed``, ``checks_not_computed``). ``premise_of(rung)`` adds the
     rung's premise to each paper claim's sentence."""
-    groups: dict[str, list[str]] = {k: [] for k in (
-        "replicated", "paper_only", "exceeds", "failed", "not_computed", "checks_paper_bar_only", "tests_blind",
-        "tests_detect", "checks_passed", "checks_failed", "checks_not_computed")}
-    key = {HOLDS: "replicated", HOLDS_PAPER_ONLY: "paper_only", EXCEEDS: "exceeds", FAILS: "failed",
-           NOT_COMPUTED: "not_computed"}
-    ckey = {CHECK_PASS: "checks_passed", CHECK_PAPER_BAR_ONLY: "checks_paper_bar_only", CHECK_FAIL: "checks_failed",
-            TEST_BLIND: "tests_blind", TEST_DETECTS: "tests_detect", NOT_COMPUTED: "checks_not_computed"}
+    groups: dict[str, list[str]] = {
+        k: []
+        for k in (
+            "replicated",
+            "paper_only",
+            "exceeds",
+            "failed",
+            "not_computed",
+            "checks_paper_bar_only",
+            "tests_blind",
+            "tests_detect",
+            "checks_passed",
+            "checks_failed",
+            "checks_not_computed",
+        )
+    }
+    key = {
+        HOLDS: "replicated",
+        HOLDS_PAPER_ONLY: "paper_only",
+        EXCEEDS: "exceeds",
+        FAILS: "failed",
+        NOT_COMPUTED: "not_computed",
+    }
+    ckey = {
+        CHECK_PASS: "checks_passed",
+        CHECK_PAPER_BAR_ONLY: "checks_paper_bar_only",
+        CHECK_FAIL: "checks_failed",
+        TEST_BLIND: "tests_blind",
+        TEST_DETECTS: "tests_detect",
+        NOT_COMPUTED: "checks_not_computed",
+    }
     for r in rows:
         if is_check(r):
             groups[ckey[check_outcome(r)]].append(_sentence(r))
@@ -527,23 +677,31 @@ def open_questions(rows: list[dict[str, Any]], profile: str | None) -> list[str]
     chapters = {r["chapter"] for r in rows}
     out = []
     if profile != "paper":
-        out.append(f"This build ran the `{profile}` profile: small models and budgets on a CPU. "
-                   "The `paper` profile (the paper's training budgets, d_model 512 stand-ins, GPU) may change "
-                   "numbers that depend on how well the models are trained.")
+        out.append(
+            f"This build ran the `{profile}` profile: small models and budgets on a CPU. "
+            "The `paper` profile (the paper's training budgets, d_model 512 stand-ins, GPU) may change "
+            "numbers that depend on how well the models are trained."
+        )
     if not any(c.startswith("2") for c in chapters):
         out.append("The Pythia rung recorded no claims in this build.")
     n_nc = sum(1 for r in rows if r.get("value") is None)
     if n_nc:
-        out.append(f"{n_nc} recorded claim(s) could not be computed in this build (NaN); they are listed as "
-                   "not computed, never as failures.")
-    out.append("The real PolyPythias need a Hugging Face cache or network (`use_hub: true`); the offline default "
-               "analyses locally trained GPT-NeoX stand-ins with Pythia-70m's architecture choices, which are "
-               "much weaker language models than Pythia-70m.")
+        out.append(
+            f"{n_nc} recorded claim(s) could not be computed in this build (NaN); they are listed as "
+            "not computed, never as failures."
+        )
+    out.append(
+        "The real PolyPythias need a Hugging Face cache or network (`use_hub: true`); the offline default "
+        "analyses locally trained GPT-NeoX stand-ins with Pythia-70m's architecture choices, which are "
+        "much weaker language models than Pythia-70m."
+    )
     out.append("Frontier-scale (10B+) replication remains open, as the paper itself says.")
     return out
 
 
-def compact_claims(rows: list[dict[str, Any]], rung: str, kind: str = "paper") -> list[dict[str, str]]:
+def compact_claims(
+    rows: list[dict[str, Any]], rung: str, kind: str = "paper"
+) -> list[dict[str, str]]:
     """The verdict table's rows for one rung and kind, with only the columns a reader needs: for
     paper claims the claim, the paper's value, ours, and each criterion with its verdict in one
     cell; for checks the check, the paper claim it checks, why it differs, ours and its verdict."""
@@ -551,24 +709,32 @@ def compact_claims(rows: list[dict[str, Any]], rung: str, kind: str = "paper") -
     for r in rows:
         if r["rung"] != rung or ("check" if is_check(r) else "paper") != kind:
             continue
-        strict = "—" if r["strict_verdict"] == "—" else f"{r['strict_verdict']} ({r['strict_criterion']})"
+        strict = (
+            "—"
+            if r["strict_verdict"] == "—"
+            else f"{r['strict_verdict']} ({r['strict_criterion']})"
+        )
         ours = r["ours"] + ("" if r["p_value"] == "—" else f" (p = {r['p_value']})")
         if kind == "check":
-            out.append({
-                "check": r["description"] or r["claim"],
-                "chapter": r["chapter"],
-                "checks paper claim": r.get("check_of") or "—",
-                "why it differs": r.get("why_stricter") or "—",
-                "ours": ours,
-                "verdict": f"{r['verdict']} ({r['criterion']})",
-            })
+            out.append(
+                {
+                    "check": r["description"] or r["claim"],
+                    "chapter": r["chapter"],
+                    "checks paper claim": r.get("check_of") or "—",
+                    "why it differs": r.get("why_stricter") or "—",
+                    "ours": ours,
+                    "verdict": f"{r['verdict']} ({r['criterion']})",
+                }
+            )
             continue
-        out.append({
-            "claim": r["description"] or r["claim"],
-            "chapter": r["chapter"],
-            "paper": r["paper"],
-            "ours": ours,
-            "paper's bar": f"{r['verdict']} ({r['criterion']})",
-            "our stricter bar": strict,
-        })
+        out.append(
+            {
+                "claim": r["description"] or r["claim"],
+                "chapter": r["chapter"],
+                "paper": r["paper"],
+                "ours": ours,
+                "paper's bar": f"{r['verdict']} ({r['criterion']})",
+                "our stricter bar": strict,
+            }
+        )
     return out
