@@ -16,7 +16,7 @@
 # The findings of this build, in prose. Every number below is read from the chapters' results
 # files when the book is built and inserted into the sentence (MyST-NB's `glue`); none is typed
 # by hand, so a rebuild with other parameters rewrites this page. Each finding links to the
-# chapter that measured it. The verdict table with every claim is {doc}`90_four_bars`.
+# chapter that measured it. The verdict table with every claim is {doc}`90_verdict`.
 
 # %% tags=["parameters"]
 results_dir = ""     # [str] empty: the results folder of this build
@@ -32,7 +32,7 @@ from polyrot_utils.book.results import ChapterResults, load_all_results
 
 figures.use_book_style()
 res = load_all_results(results_dir or None)
-rows = claims_table(results_dir or None, exclude=("00_findings", "90_four_bars", "91_conclusions"))
+rows = claims_table(results_dir or None, exclude=("00_findings", "90_verdict", "91_conclusions"))
 premise = findings.premise(res)
 haar = findings.haar_instruments(res)
 results = ChapterResults("00_findings", params=dict(results_dir=results_dir))
@@ -101,7 +101,7 @@ figures.show(fig)
 # sample and threshold); the figure counts, per rung and theme, how many replicate, how many hold
 # on the paper's terms but fail our stricter check, and how many do not replicate on the paper's
 # terms. The three claims per theme are spelled out, with the paper's number beside ours, in
-# {doc}`90_four_bars`; {doc}`91_conclusions` says each in a sentence.
+# {doc}`90_verdict`; {doc}`91_conclusions` says each in a sentence.
 
 # %% tags=["hide-input"]
 themes = pd.DataFrame(findings.status_by_theme(rows))

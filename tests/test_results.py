@@ -53,11 +53,13 @@ def test_paper_verdict_and_status(res, tmp_path):
     statuses = [v["status"] for v in report.paper_claims_view(rows)]
     assert statuses == sorted(statuses, key=report.STATUS_ORDER.index)  # sorted by the paper's bar
     st = {r["claim"]: report.claim_status(r, report.checks_of(rows, r)) for r in rows if r["kind"] == "paper"}
-    assert st == {"p": report.HOLDS, "g": report.HOLDS_PAPER_ONLY, "f": report.FAILS, "n": report.FAILS}
+    # not computed is its own status: never "replicated", and not a failure of the paper either
+    assert st == {"p": report.HOLDS, "g": report.HOLDS_PAPER_ONLY, "f": report.FAILS, "n": report.NOT_COMPUTED}
     assert any("held-out rows" in v["our stricter check"] for v in view.values())
     counts = report.verdict_counts(rows)
     c = next(iter(counts.values()))
-    assert (c["paper_claims"], c["replicated"], c["paper_terms_only"], c["failed"], c["checks_pass"]) == (4, 1, 1, 2, 0)
+    assert (c["paper_claims"], c["replicated"], c["paper_terms_only"], c["failed"], c["not_computed"],
+            c["checks_pass"]) == (4, 1, 1, 1, 1, 0)
     assert c["checks_fail"] == 2  # p_ours fails its bar as the paper's claim p does: p stays replicated
     groups = report.conclusion_groups(rows)
     assert len(groups["paper_only"]) == 1 and "paper reports" in groups["paper_only"][0]

@@ -12,11 +12,12 @@ import math
 import re
 from typing import Any, Mapping
 
-from polyrot_utils.book.report import checks_of, claim_status, FAILS, HOLDS, HOLDS_PAPER_ONLY
+from polyrot_utils.book.report import STATUS_ORDER, checks_of, claim_status, is_check
 from polyrot_utils.tasks.dyck.bars import PAPER_BARS
 
 
-__all__ = ["THEMES", "premise", "premise_banner", "premise_note", "haar_instruments", "status_by_theme", "theme_of", "fmt"]
+__all__ = ["THEMES", "fmt", "haar_instruments", "premise", "premise_banner", "premise_note", "premise_short",
+           "status_by_theme", "theme_of"]
 
 Results = Mapping[str, Mapping[str, Any]]
 
@@ -105,17 +106,21 @@ def haar_instruments(res: Results) -> dict[str, Any]:
 
 def status_by_theme(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The paper's claims counted by the paper's own bar, per rung and theme: one row per
-    (rung, theme) with the counts of replicated / holds on the paper's terms only / did not
-    replicate. ``rows`` is :func:`polyrot_utils.book.report.claims_table`'s output."""
+    (rung, theme) with the count of each status of
+    :data:`polyrot_utils.book.report.STATUS_ORDER` (replicated / holds on the paper's terms only /
+    meets a bar the paper reports missing / did not replicate / not computed), classified by
+    :func:`polyrot_utils.book.report.claim_status` — the verdict's classifier. Our checks (and
+    rows that say they are ours) are not counted. ``rows`` is
+    :func:`polyrot_utils.book.report.claims_table`'s output."""
     counts: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
-        if r.get("kind", "paper") != "paper":
+        if is_check(r):
             continue
         theme = theme_of(r["chapter"])
         if theme is None:
             continue
         key = (r["rung"], theme)
-        c = counts.setdefault(key, {"rung": r["rung"], "theme": theme, HOLDS: 0, HOLDS_PAPER_ONLY: 0, FAILS: 0})
+        c = counts.setdefault(key, {"rung": r["rung"], "theme": theme, **dict.fromkeys(STATUS_ORDER, 0)})
         c[claim_status(r, checks_of(rows, r))] += 1
     order = list(THEMES.values())
     return sorted(counts.values(), key=lambda c: (c["rung"], order.index(c["theme"])))
@@ -174,3 +179,21 @@ def premise_banner(acts: Any) -> Any:
                                       "verdict on the paper.")
     return HTML(f'<div class="admonition {kind}"><p class="admonition-title">{html.escape(head)}</p>'
                 f"<p>{html.escape(str(p['summary']))}.{html.escape(tail)}</p></div>")
+
+
+def premise_short(p: Mapping[str, Any], rung: str) -> str:
+    """The premise column's cell: a rung's functional-agreement figures in a few words and
+    whether they meet the paper's premise (same function), from :func:`premise`'s output."""
+    if rung.startswith("Dyck"):
+        if p.get("dyck_n_seeds") is None:
+            return "not recorded in this build"
+        met = "met" if p.get("dyck_meets_premise") else "NOT met"
+        return (f"{met}: {p['dyck_n_converged']}/{p['dyck_n_seeds']} converged; "
+                f"KL ≤ {fmt(p.get('dyck_cross_seed_kl_max'))}")
+    if rung.startswith("Pythia"):
+        if p.get("pythia_cross_seed_kl") is None:
+            return "not recorded in this build"
+        met = "met" if p.get("pythia_meets_premise") else "NOT met"
+        return (f"{met}: KL {fmt(p.get('pythia_cross_seed_kl'))} (bar {fmt(p.get('paper_bar_b'))}); "
+                f"top-1 {fmt(p.get('pythia_cross_seed_top1'))}")
+    return "by construction"
