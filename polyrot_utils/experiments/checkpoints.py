@@ -473,7 +473,8 @@ def _interval(values: Mapping[Any, float], seed: int) -> Interval | None:
 
 def record_claims(results: Any, res: CheckpointResult) -> pd.DataFrame:
     """Record the chapter's values and claims into a :class:`~polyrot_utils.book.results.ChapterResults`
-    and return the claims as a table (value [lo, hi] over seeds, threshold, passed).
+    and return the claims as a table for the page (kind, value, its [lo, hi] over seeds, the test,
+    passed).
 
     Every claim's value is the mean over runs of a per-run number (``res.per_run``), with
     :func:`~polyrot_utils.core.intervals.seed_interval` over the runs. The paper's (``kind="paper"``,
@@ -514,8 +515,8 @@ def record_claims(results: Any, res: CheckpointResult) -> pd.DataFrame:
         value = iv.point if iv is not None else float("nan")
         passed = results.claim(name, value=value, threshold=threshold, op=op, interval=iv, **kw)
         out.append({"claim": name, "kind": kw.get("kind", "paper"), "value": value,
-                    "lo": iv.lo if iv else float("nan"), "hi": iv.hi if iv else float("nan"),
-                    "op": op, "threshold": threshold, "passed": passed})
+                    "[lo, hi] over seeds": f"[{iv.lo:.3g}, {iv.hi:.3g}]" if iv else "–",
+                    "test": f"{op} {threshold:.3g}", "passed": passed})
 
     src = dict(kind="paper", source=paper.source)
     claim("ckpt_post_rotation_sae_ev", "post_rotation_sae_ev", paper.post_rotation_bar, paper.post_rotation_op,
