@@ -42,8 +42,13 @@ def test_analog_step_is_the_inner_checkpoint_nearest_the_fraction():
 
 
 def test_paper_sites():
-    sites = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid", "blocks.0.hook_resid_post",
-             "blocks.1.hook_resid_post", "unembed.hook_in"]
+    sites = [
+        "blocks.0.hook_resid_pre",
+        "blocks.0.hook_resid_mid",
+        "blocks.0.hook_resid_post",
+        "blocks.1.hook_resid_post",
+        "unembed.hook_in",
+    ]
     assert ck.paper_sites("dyck", sites) == sites[:4]
     assert ck.paper_sites("pythia", sites) == ["blocks.1.hook_resid_post"]
     deep = [f"blocks.{i}.hook_resid_post" for i in range(6)]
@@ -62,15 +67,20 @@ def test_checkpoint_models_missing_step():
 def test_cohort_checkpoint_models_keeps_common_steps():
     a = SimpleNamespace(checkpoints={0: 1, 10: 1, 20: 1}, load_checkpoint=lambda s: f"a{s}")
     b = SimpleNamespace(checkpoints={0: 1, 20: 1}, load_checkpoint=lambda s: f"b{s}")
-    assert ck.cohort_checkpoint_models({"seed0": a, "seed1": b}) == {0: {"seed0": "a0", "seed1": "b0"},
-                                                                     20: {"seed0": "a20", "seed1": "b20"}}
+    assert ck.cohort_checkpoint_models({"seed0": a, "seed1": b}) == {
+        0: {"seed0": "a0", "seed1": "b0"},
+        20: {"seed0": "a20", "seed1": "b20"},
+    }
     with pytest.raises(ValueError, match="at least 2"):
         ck.cohort_checkpoint_models({"seed0": a, "seed1": SimpleNamespace(checkpoints={5: 1})})
 
 
 def test_paired_by_step_common_steps():
     x = {"s": torch.zeros(3, 2)}
-    per_run = {"seed1": ({0: x, 5: x, 9: x}, {0: x, 5: x, 9: x}), "seed2": ({0: x, 9: x}, {0: x, 9: x})}
+    per_run = {
+        "seed1": ({0: x, 5: x, 9: x}, {0: x, 5: x, 9: x}),
+        "seed2": ({0: x, 9: x}, {0: x, 9: x}),
+    }
     out = ck.paired_by_step(per_run, ["s"])
     assert sorted(out) == [0, 9] and out[9].members == ["seed1", "seed2"] and out[0].sites == ["s"]
     with pytest.raises(ValueError, match="per_run"):
@@ -82,13 +92,19 @@ def test_paired_by_step_common_steps():
 def test_rotation_row_planted(seed):
     g = torch.Generator().manual_seed(seed)
     d = 16
-    x = torch.randn(400, d, generator=g, dtype=torch.float64) * torch.linspace(0.5, 2, d, dtype=torch.float64)
+    x = torch.randn(400, d, generator=g, dtype=torch.float64) * torch.linspace(
+        0.5, 2, d, dtype=torch.float64
+    )
     R = torch.as_tensor(haar.sample_haar(d, rng=seed))
     y = x @ R + 1.0
     row = ck.rotation_row(x[:200], y[:200], x[200:], y[200:], n_null=0)
-    assert row["frob_ratio"] == pytest.approx(float(torch.linalg.norm(R - torch.eye(d)) / np.sqrt(2 * d)), abs=1e-8)
+    assert row["frob_ratio"] == pytest.approx(
+        float(torch.linalg.norm(R - torch.eye(d)) / np.sqrt(2 * d)), abs=1e-8
+    )
     assert row["ev_rotation"] == pytest.approx(1.0, abs=1e-10)
-    assert row["ev_rotation_scaled"] == pytest.approx(1.0, abs=1e-10) and row["scale"] == pytest.approx(1.0)
+    assert row["ev_rotation_scaled"] == pytest.approx(1.0, abs=1e-10) and row[
+        "scale"
+    ] == pytest.approx(1.0)
     assert row["ev_affine"] == pytest.approx(1.0, abs=1e-6)
     assert row["ev_identity"] < 0.9
     same = ck.rotation_row(x[:200], x[:200], x[200:], x[200:], n_null=0)
@@ -107,7 +123,9 @@ def test_rotation_row_scaled_rotation_absorbs_norm_growth():
 def test_affine_ev_matches_fit_alignment():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(300, 8, generator=g, dtype=torch.float64)
-    y = x @ torch.randn(8, 8, generator=g, dtype=torch.float64) + 0.3 * torch.randn(300, 8, generator=g, dtype=torch.float64)
+    y = x @ torch.randn(8, 8, generator=g, dtype=torch.float64) + 0.3 * torch.randn(
+        300, 8, generator=g, dtype=torch.float64
+    )
     ref = alignment_report(fit_alignment(x[:200], y[:200], "affine"), x[200:], y[200:]).ev
     assert ck.affine_ev(x[:200], y[:200], x[200:], y[200:]) == pytest.approx(ref, abs=1e-6)
 
@@ -116,7 +134,9 @@ def test_rotation_row_haar_p_is_a_probability():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(300, 8, generator=g, dtype=torch.float64)
     row = ck.rotation_row(x[:150], x[:150], x[150:], x[150:], n_null=19, seed=0)
-    assert 0 < row["haar_p"] <= 1 and row["haar_p"] == pytest.approx(0.05)  # identity: the most extreme
+    assert 0 < row["haar_p"] <= 1 and row["haar_p"] == pytest.approx(
+        0.05
+    )  # identity: the most extreme
 
 
 # ---------------------------------------------------------------------- the analysis, planted
@@ -131,8 +151,10 @@ def _planted(unrelated_step: int | None = None) -> tuple[dict[int, PairedActs], 
     step's R is the identity); ``unrelated_step``: that checkpoint is fresh noise instead."""
     g = torch.Generator().manual_seed(0)
     scale = torch.linspace(0.5, 2, D)
-    base = {w: {r: {s: torch.randn(300, D, generator=g) * scale + 1 for s in SITES} for r in RUNS}
-            for w in ("fit", "eval")}
+    base = {
+        w: {r: {s: torch.randn(300, D, generator=g) * scale + 1 for s in SITES} for r in RUNS}
+        for w in ("fit", "eval")
+    }
     Rs = {st: torch.as_tensor(haar.sample_haar(D, rng=st + 1), dtype=torch.float32) for st in STEPS}
     Rs[STEPS[-1]] = torch.eye(D)
 
@@ -172,7 +194,9 @@ def test_analysis_detects_an_unrelated_checkpoint():
     assert res.analog_step == 10
     pr = res.per_run.set_index("run")
     assert (pr.rotation_ev < 0.2).all()  # noise at the analog step: no rotation explains the final
-    assert (pr.successive_affine_deficit > 0.05).all()  # the claim "successive pairs are rotations" fails
+    assert (
+        pr.successive_affine_deficit > 0.05
+    ).all()  # the claim "successive pairs are rotations" fails
     t = res.table
     bad = t[(t.pair_kind == "to_final") & (t.a_step == 10)]
     good = t[(t.pair_kind == "to_final") & (t.a_step == 20)]
@@ -195,12 +219,29 @@ class _Results:
 @pytest.mark.parametrize("rung", ["dyck", "pythia"])
 def test_record_claims_same_names_on_both_rungs(planted_result, rung):
     res = planted_result
-    res_rung = ck.CheckpointResult(rung, res.steps, res.runs, res.sites, res.d, res.analog_step, res.table,
-                                   res.paper_sae, res.per_run, res.cross_seed, res.params)
+    res_rung = ck.CheckpointResult(
+        rung,
+        res.steps,
+        res.runs,
+        res.sites,
+        res.d,
+        res.analog_step,
+        res.table,
+        res.paper_sae,
+        res.per_run,
+        res.cross_seed,
+        res.params,
+    )
     r = _Results()
     table = ck.record_claims(r, res_rung)
-    shared = {"ckpt_post_rotation_sae_ev", "ckpt_rotation_lifts_sae_ev", "ckpt_rotation_ev",
-              "ckpt_rotation_improves_on_identity", "ckpt_successive_are_rotations", "ckpt_haar_pmin"}
+    shared = {
+        "ckpt_post_rotation_sae_ev",
+        "ckpt_rotation_lifts_sae_ev",
+        "ckpt_rotation_ev",
+        "ckpt_rotation_improves_on_identity",
+        "ckpt_successive_are_rotations",
+        "ckpt_haar_pmin",
+    }
     only = {"dyck": "ckpt_frob_falls_with_depth", "pythia": "ckpt_naive_sae_ev_negative"}
     assert set(r.claims) == shared | {only[rung]} == set(table.index)
     for name, kw in r.claims.items():
@@ -222,23 +263,36 @@ def test_analysis_input_errors_name_the_argument():
     with pytest.raises(ValueError, match="sae_k"):
         ck.checkpoint_analysis(by_step, rung="dyck", sae_k=0)
     short = dict(by_step)
-    short[10] = PairedActs({r: {s: x[:100] for s, x in v.items()} for r, v in by_step[10].fit.items()},
-                           by_step[10].eval, SITES, {}, list(RUNS))
+    short[10] = PairedActs(
+        {r: {s: x[:100] for s, x in v.items()} for r, v in by_step[10].fit.items()},
+        by_step[10].eval,
+        SITES,
+        {},
+        list(RUNS),
+    )
     with pytest.raises(ValueError, match="rows must pair"):
         ck.checkpoint_analysis(short, rung="dyck")
     with pytest.raises(ValueError, match="reference"):
-        ck.checkpoint_analysis(by_step, PairedActs(ref.fit, ref.eval, SITES, {}, ["seed0"]), rung="dyck")
+        ck.checkpoint_analysis(
+            by_step, PairedActs(ref.fit, ref.eval, SITES, {}, ["seed0"]), rung="dyck"
+        )
 
 
 def test_rank_deficient_site_is_not_haar_tested():
     by_step, _ = _planted()
     flat = {}
-    for st, a in by_step.items():
-        fit = {r: {**v, SITES[0]: torch.cat([v[SITES[0]][:, :3], torch.zeros(300, D - 3)], 1)} for r, v in a.fit.items()}
-        flat[st] = PairedActs(fit, a.eval, SITES, {}, list(RUNS))
+    for step, a in by_step.items():
+        fit = {
+            r: {**v, SITES[0]: torch.cat([v[SITES[0]][:, :3], torch.zeros(300, D - 3)], 1)}
+            for r, v in a.fit.items()
+        }
+        flat[step] = PairedActs(fit, a.eval, SITES, {}, list(RUNS))
     res = ck.checkpoint_analysis(flat, rung="dyck", n_null=19, sae_k=2, sae_n_tokens=600)
     t = res.table
-    assert not t[t.site == "b0.resid_pre"].full_rank.any() and t[t.site == "b0.resid_post"].full_rank.all()
+    assert (
+        not t[t.site == "b0.resid_pre"].full_rank.any()
+        and t[t.site == "b0.resid_post"].full_rank.all()
+    )
     assert (res.per_run.n_haar_sites == 1).all()
 
 
@@ -249,12 +303,19 @@ def test_chapters_declare_the_same_experiment_parameters():
 
     dyck_p = runner.parameter_specs("15_dyck_checkpoints")
     pythia_p = runner.parameter_specs("25_pythia_checkpoints")
-    defaults = {k: v.default for k, v in inspect.signature(ck.checkpoint_analysis).parameters.items()}
+    defaults = {
+        k: v.default for k, v in inspect.signature(ck.checkpoint_analysis).parameters.items()
+    }
     for name in ck.EXPERIMENT_PARAMETERS:
         assert name in dyck_p and name in pythia_p, name
         a, b = dyck_p[name], pythia_p[name]
-        assert (a.default, a.type, a.nullable, a.bounds, a.choices) == (b.default, b.type, b.nullable, b.bounds,
-                                                                        b.choices), name
+        assert (a.default, a.type, a.nullable, a.bounds, a.choices) == (
+            b.default,
+            b.type,
+            b.nullable,
+            b.bounds,
+            b.choices,
+        ), name
         assert dyck_p[name].default == defaults[name], name
 
 
@@ -263,8 +324,15 @@ def test_chapters_declare_the_same_experiment_parameters():
 
 @pytest.fixture(scope="module")
 def split():
-    cfg = dyck.DyckConfig(max_len=12, n_train=200, n_heldout=200, n_ood=16, ood_min_len=14, ood_max_len=16,
-                          depth_after_invalid="ignore")
+    cfg = dyck.DyckConfig(
+        max_len=12,
+        n_train=200,
+        n_heldout=200,
+        n_ood=16,
+        ood_min_len=14,
+        ood_max_len=16,
+        depth_after_invalid="ignore",
+    )
     return dyck.make_split(cfg, "heldout")
 
 
@@ -292,8 +360,14 @@ def test_transfer_rows_exactly_rotated_copy(split):
     m = build_toy(5, init_scale=0.1)
     R = torch.as_tensor(haar.sample_haar(64, rng=2), dtype=torch.float32)
     models = {"a": m, "b": rotate_residual(m, R)}
-    rows = steering.steering_transfer_rows(models, split.subset(slice(0, 120)), split.subset(slice(120, 150)),
-                                           "blocks.1.hook_resid_mid", [("a", "b")], alpha=1.0)
+    rows = steering.steering_transfer_rows(
+        models,
+        split.subset(slice(0, 120)),
+        split.subset(slice(120, 150)),
+        "blocks.1.hook_resid_mid",
+        [("a", "b")],
+        alpha=1.0,
+    )
     assert len(rows) == 3
     for r in rows:
         assert r["ratio_transferred"] == pytest.approx(1.0, abs=2e-3)

@@ -77,7 +77,15 @@ __all__ = [
 
 #: the chapter parameters that are this analysis's (the rest say how activations are built);
 #: both chapters declare them with the same defaults, those of :func:`checkpoint_analysis`
-EXPERIMENT_PARAMETERS = ("seed", "n_null", "alpha", "affine_margin", "sae_expansion", "sae_k", "sae_n_tokens")
+EXPERIMENT_PARAMETERS = (
+    "seed",
+    "n_null",
+    "alpha",
+    "affine_margin",
+    "sae_expansion",
+    "sae_k",
+    "sae_n_tokens",
+)
 #: the paper's Pythia site for its checkpoint statistic: ``layer3_resid_post``
 PYTHIA_PAPER_LAYER = 3
 #: singular values below this fraction of the largest count as zero when deciding whether R is
@@ -106,19 +114,25 @@ PAPER: dict[str, PaperCheckpoints] = {
     "dyck": PaperCheckpoints(
         fraction=30_000 / 58_000,
         source="§8.6 'Cross-checkpoint rotation', variant (a); "
-               "experiments/cross_checkpoint/cross_ckpt.py:variant_a_local_dyck",
-        post_rotation_op=">=", post_rotation_bar=0.98,
+        "experiments/cross_checkpoint/cross_ckpt.py:variant_a_local_dyck",
+        post_rotation_op=">=",
+        post_rotation_bar=0.98,
         post_rotation="post-rotation EV in [0.98, 0.999] across all sites (step 30,000 → 58,000)",
         lift="naive EV [0.90, 0.95] → post-rotation [0.98, 0.999]",
         frob_with_depth="‖R − I‖_F falls with depth, 10.4 at the embedding → 2.9–3.0 at late sites",
-        frob="‖R − I‖_F 10.4 → 2.9 (ratio 0.92 → 0.26 at d = 64)"),
+        frob="‖R − I‖_F 10.4 → 2.9 (ratio 0.92 → 0.26 at d = 64)",
+    ),
     "pythia": PaperCheckpoints(
         fraction=3_000 / 143_000,
         source="§8.6 'Cross-checkpoint rotation', variant (b); "
-               "experiments/cross_checkpoint/cross_ckpt.py:variant_b_pythia",
-        post_rotation_op=">", post_rotation_bar=0.0, post_rotation="+0.73",
-        lift="+1.59 (−0.86 → +0.73)", naive_negative="naive EV −0.86 (SAE self-EV 0.907)",
-        frob="‖R − I‖_F = 16.81 ≈ 0.53 × √(2·512)"),
+        "experiments/cross_checkpoint/cross_ckpt.py:variant_b_pythia",
+        post_rotation_op=">",
+        post_rotation_bar=0.0,
+        post_rotation="+0.73",
+        lift="+1.59 (−0.86 → +0.73)",
+        naive_negative="naive EV −0.86 (SAE self-EV 0.907)",
+        frob="‖R − I‖_F = 16.81 ≈ 0.53 × √(2·512)",
+    ),
 }
 
 
@@ -141,14 +155,20 @@ def cohort_checkpoint_models(members: Mapping[str, Any]) -> dict[int, dict[str, 
         raise ValueError("members must name at least one trained run")
     common = sorted(set.intersection(*(set(m.checkpoints) for m in members.values())))
     if len(common) < 2:
-        raise ValueError(f"members share {len(common)} checkpoint steps ({common}); need at least 2")
+        raise ValueError(
+            f"members share {len(common)} checkpoint steps ({common}); need at least 2"
+        )
     loaded = {name: checkpoint_models(m, common) for name, m in members.items()}
     return {s: {name: loaded[name][s] for name in members} for s in common}
 
 
-def paired_by_step(per_run: Mapping[str, tuple[Mapping[int, Mapping[str, torch.Tensor]],
-                                                Mapping[int, Mapping[str, torch.Tensor]]]],
-                   sites: Sequence[str]) -> dict[int, PairedActs]:
+def paired_by_step(
+    per_run: Mapping[
+        str,
+        tuple[Mapping[int, Mapping[str, torch.Tensor]], Mapping[int, Mapping[str, torch.Tensor]]],
+    ],
+    sites: Sequence[str],
+) -> dict[int, PairedActs]:
     """``{step: PairedActs}`` from ``{run: (fit, eval)}``, each ``{step: {site: (n, d)}}`` (what
     :func:`polyrot_utils.tasks.pythia.suite.checkpoint_activations` returns): the steps every run
     has, rows as given (the caller pairs them: the same tokens for every run and step)."""
@@ -158,8 +178,16 @@ def paired_by_step(per_run: Mapping[str, tuple[Mapping[int, Mapping[str, torch.T
     if len(steps) < 2:
         raise ValueError(f"the runs share {len(steps)} checkpoint steps ({steps}); need at least 2")
     runs = list(per_run)
-    return {s: PairedActs({r: dict(per_run[r][0][s]) for r in runs}, {r: dict(per_run[r][1][s]) for r in runs},
-                          list(sites), {}, runs) for s in steps}
+    return {
+        s: PairedActs(
+            {r: dict(per_run[r][0][s]) for r in runs},
+            {r: dict(per_run[r][1][s]) for r in runs},
+            list(sites),
+            {},
+            runs,
+        )
+        for s in steps
+    }
 
 
 def checkpoint_pairs(steps: Sequence[int], kind: str = "successive") -> list[tuple[int, int]]:
@@ -208,8 +236,13 @@ def _check_rung(rung: str) -> None:
 
 
 # ----------------------------------------------------------------------------- one pair
-def affine_ev(x_fit: torch.Tensor, y_fit: torch.Tensor, x_eval: torch.Tensor, y_eval: torch.Tensor,
-              ridge: float = 1e-8) -> float:
+def affine_ev(
+    x_fit: torch.Tensor,
+    y_fit: torch.Tensor,
+    x_eval: torch.Tensor,
+    y_eval: torch.Tensor,
+    ridge: float = 1e-8,
+) -> float:
     """Held-out EV of ``y_eval`` by the least-squares affine map fitted on ``(x_fit, y_fit)``
     (centred normal equations in float64 torch, a ``ridge`` relative to the mean eigenvalue for
     rank-deficient sites). Same number as ``fit_alignment(..., "affine")`` up to the ridge."""
@@ -223,8 +256,15 @@ def affine_ev(x_fit: torch.Tensor, y_fit: torch.Tensor, x_eval: torch.Tensor, y_
     return float(explained_variance(y_eval.double(), pred))
 
 
-def rotation_row(x_fit: torch.Tensor, y_fit: torch.Tensor, x_eval: torch.Tensor, y_eval: torch.Tensor, *,
-                 n_null: int = 200, seed: int = 0) -> dict[str, float]:
+def rotation_row(
+    x_fit: torch.Tensor,
+    y_fit: torch.Tensor,
+    x_eval: torch.Tensor,
+    y_eval: torch.Tensor,
+    *,
+    n_null: int = 200,
+    seed: int = 0,
+) -> dict[str, float]:
     """Compare one pair at one site (``x`` source, ``y`` target, rows paired; ``x @ R ≈ y``): the
     module docstring's statistics, plus ``scale`` (of the scaled rotation). ``haar_p`` is NaN
     when ``n_null == 0`` (no test)."""
@@ -245,7 +285,11 @@ def rotation_row(x_fit: torch.Tensor, y_fit: torch.Tensor, x_eval: torch.Tensor,
         "ev_affine": affine_ev(X, Y, Xe, Ye),
         "scale": scale,
     }
-    row["haar_p"] = float(haar_test(rot.matrix, n_null=n_null, seed=seed).pvalue) if n_null > 0 else float("nan")
+    row["haar_p"] = (
+        float(haar_test(rot.matrix, n_null=n_null, seed=seed).pvalue)
+        if n_null > 0
+        else float("nan")
+    )
     return row
 
 
@@ -285,29 +329,30 @@ class CheckpointResult:
         return self.steps[-1]
 
     def site_summary(self) -> pd.DataFrame:
-        """One row per site (at most a few dozen; the page shows it): means over runs of the
-        analog → final statistics, the last successive pair's ``frob_ratio`` and the cross-seed
-        ``frob_ratio`` and Haar p (means over pairs)."""
+        """One row per site (the page shows it): means over runs of the analog checkpoint → final
+        statistics (``‖R−I‖/√2d``, the EVs, ``Haar p``) and, given a reference, means over seed
+        pairs of the final models' ``‖R−I‖/√2d`` and ``Haar p`` (``… two seeds``)."""
         t = self.table
-        ana = t[(t.pair_kind == "to_final") & (t.a_step == self.analog_step)].groupby("site", sort=False)
-        last = t[(t.pair_kind == "successive") & (t.b_step == self.final_step)].groupby("site", sort=False)
-        out = pd.DataFrame({
-            f"‖R−I‖/√2d, {self.analog_step}→final": ana.frob_ratio.mean(),
-            "‖R−I‖/√2d, last pair": last.frob_ratio.mean(),
-            "EV identity": ana.ev_identity.mean(), "EV rotation": ana.ev_rotation.mean(),
-            "EV affine": ana.ev_affine.mean(), "Haar p": ana.haar_p.mean(),
-        })
+        ana = t[(t.pair_kind == "to_final") & (t.a_step == self.analog_step)].groupby(
+            "site", sort=False
+        )
+        out = pd.DataFrame({"‖R−I‖/√2d": ana.frob_ratio.mean()})
         cs = t[t.pair_kind == "cross_seed"].groupby("site", sort=False)
-        if len(t[t.pair_kind == "cross_seed"]):
+        if (t.pair_kind == "cross_seed").any():
             out["‖R−I‖/√2d, two seeds"] = cs.frob_ratio.mean()
+        out["EV identity"], out["EV rotation"] = ana.ev_identity.mean(), ana.ev_rotation.mean()
+        out["EV affine"], out["Haar p"] = ana.ev_affine.mean(), ana.haar_p.mean()
+        if (t.pair_kind == "cross_seed").any():
             out["Haar p, two seeds"] = cs.haar_p.mean()
         return out
 
 
 def _check_by_step(by_step: Mapping[int, PairedActs]) -> tuple[list[int], list[str], list[str]]:
     if not isinstance(by_step, Mapping) or len(by_step) < 2:
-        raise ValueError("by_step must map at least 2 checkpoint steps to PairedActs, got "
-                         f"{type(by_step).__name__} of {len(by_step) if isinstance(by_step, Mapping) else 0}")
+        raise ValueError(
+            "by_step must map at least 2 checkpoint steps to PairedActs, got "
+            f"{type(by_step).__name__} of {len(by_step) if isinstance(by_step, Mapping) else 0}"
+        )
     steps = sorted(int(s) for s in by_step)
     first = by_step[steps[0]]
     runs, sites = list(first.members), list(first.sites)
@@ -317,26 +362,40 @@ def _check_by_step(by_step: Mapping[int, PairedActs]) -> tuple[list[int], list[s
     for s in steps:
         a = by_step[s]
         if list(a.members) != runs or list(a.sites) != sites:
-            raise ValueError(f"by_step[{s}] has members {a.members} and sites {a.sites}; by_step[{steps[0]}] "
-                             f"has {runs} and {sites}: every step needs the same runs and sites")
+            raise ValueError(
+                f"by_step[{s}] has members {a.members} and sites {a.sites}; by_step[{steps[0]}] "
+                f"has {runs} and {sites}: every step needs the same runs and sites"
+            )
         for w in ("fit", "eval"):
             for r in runs:
                 rows = {x.shape[0] for x in getattr(a, w)[r].values()}
                 if rows != {n[w]}:
-                    raise ValueError(f"by_step[{s}].{w}[{r!r}] has {sorted(rows)} rows; rows must pair "
-                                     f"across steps ({n[w]} at step {steps[0]})")
+                    raise ValueError(
+                        f"by_step[{s}].{w}[{r!r}] has {sorted(rows)} rows; rows must pair "
+                        f"across steps ({n[w]} at step {steps[0]})"
+                    )
     return steps, runs, sites
 
 
-def _check_params(n_null: int, alpha: float, affine_margin: float, sae_expansion: int, sae_k: int,
-                  sae_n_tokens: int) -> None:
+def _check_params(
+    n_null: int,
+    alpha: float,
+    affine_margin: float,
+    sae_expansion: int,
+    sae_k: int,
+    sae_n_tokens: int,
+) -> None:
     if int(n_null) < 0:
         raise ValueError(f"n_null must be >= 0, got {n_null}")
     if not 0 < float(alpha) < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if float(affine_margin) < 0:
         raise ValueError(f"affine_margin must be >= 0, got {affine_margin}")
-    for name, v in (("sae_expansion", sae_expansion), ("sae_k", sae_k), ("sae_n_tokens", sae_n_tokens)):
+    for name, v in (
+        ("sae_expansion", sae_expansion),
+        ("sae_k", sae_k),
+        ("sae_n_tokens", sae_n_tokens),
+    ):
         if int(v) < 1:
             raise ValueError(f"{name} must be >= 1, got {v}")
 
@@ -382,9 +441,21 @@ def checkpoint_analysis(
 
     def add(kind: str, a: PairedActs, ar: str, sa: int, b: PairedActs, br: str, sb: int) -> None:
         for s in sites:
-            stats = rotation_row(a.fit[ar][s], b.fit[br][s], a.eval[ar][s], b.eval[br][s], n_null=n_null, seed=seed)
-            rows.append({"pair_kind": kind, "a_run": ar, "a_step": sa, "b_run": br, "b_step": sb,
-                         "site": short_site(s), "full_rank": full_rank[s], **stats})
+            stats = rotation_row(
+                a.fit[ar][s], b.fit[br][s], a.eval[ar][s], b.eval[br][s], n_null=n_null, seed=seed
+            )
+            rows.append(
+                {
+                    "pair_kind": kind,
+                    "a_run": ar,
+                    "a_step": sa,
+                    "b_run": br,
+                    "b_step": sb,
+                    "site": short_site(s),
+                    "full_rank": full_rank[s],
+                    **stats,
+                }
+            )
 
     for r in runs:
         for kind in ("successive", "to_final"):
@@ -394,24 +465,58 @@ def checkpoint_analysis(
         _check_reference(reference, last, runs[0], sites)
         members = list(reference.members)
         for i, ra in enumerate(members):
-            for rb in members[i + 1:]:
+            for rb in members[i + 1 :]:
                 add("cross_seed", reference, ra, final, reference, rb, final)
     table = pd.DataFrame(rows)
     analog = analog_step(steps, PAPER[rung].fraction)
-    paper_sae = _paper_sae(by_step[analog], last, runs, paper_sites(rung, sites), d, analog, seed=seed,
-                           sae_expansion=sae_expansion, sae_k=sae_k, sae_n_tokens=sae_n_tokens,
-                           sae_batch_size=sae_batch_size, device=device)
-    params = dict(seed=int(seed), n_null=int(n_null), alpha=float(alpha), affine_margin=float(affine_margin),
-                  sae_expansion=int(sae_expansion), sae_k=int(sae_k), sae_n_tokens=int(sae_n_tokens))
-    res = CheckpointResult(rung, steps, runs, sites, d, analog, table, paper_sae, pd.DataFrame(), pd.DataFrame(),
-                           params)
+    paper_sae = _paper_sae(
+        by_step[analog],
+        last,
+        runs,
+        paper_sites(rung, sites),
+        d,
+        analog,
+        seed=seed,
+        sae_expansion=sae_expansion,
+        sae_k=sae_k,
+        sae_n_tokens=sae_n_tokens,
+        sae_batch_size=sae_batch_size,
+        device=device,
+    )
+    params = dict(
+        seed=int(seed),
+        n_null=int(n_null),
+        alpha=float(alpha),
+        affine_margin=float(affine_margin),
+        sae_expansion=int(sae_expansion),
+        sae_k=int(sae_k),
+        sae_n_tokens=int(sae_n_tokens),
+    )
+    res = CheckpointResult(
+        rung,
+        steps,
+        runs,
+        sites,
+        d,
+        analog,
+        table,
+        paper_sae,
+        pd.DataFrame(),
+        pd.DataFrame(),
+        params,
+    )
     res.per_run, res.cross_seed = _claim_inputs(res)
     return res
 
 
-def _check_reference(reference: PairedActs, last: PairedActs, run: str, sites: Sequence[str]) -> None:
+def _check_reference(
+    reference: PairedActs, last: PairedActs, run: str, sites: Sequence[str]
+) -> None:
     if len(reference.members) < 2:
-        raise ValueError(f"reference needs at least 2 members (seeds) for cross-seed pairs, got {reference.members}")
+        raise ValueError(
+            "reference needs at least 2 members (seeds) for cross-seed pairs, "
+            f"got {reference.members}"
+        )
     missing = [s for s in sites if s not in reference.sites]
     if missing:
         raise ValueError(f"reference lacks the checkpoints' sites {missing}")
@@ -419,20 +524,51 @@ def _check_reference(reference: PairedActs, last: PairedActs, run: str, sites: S
         n_ref = next(iter(getattr(reference, w)[reference.members[0]].values())).shape[0]
         n_ck = next(iter(getattr(last, w)[run].values())).shape[0]
         if n_ref != n_ck:
-            raise ValueError(f"reference.{w} has {n_ref} rows, the checkpoints {n_ck}: build both on the same inputs")
+            raise ValueError(
+                f"reference.{w} has {n_ref} rows, the checkpoints {n_ck}: "
+                "build both on the same inputs"
+            )
 
 
-def _paper_sae(early: PairedActs, late: PairedActs, runs: Sequence[str], psites: Sequence[str], d: int, step: int,
-               *, seed: int, sae_expansion: int, sae_k: int, sae_n_tokens: int, sae_batch_size: int,
-               device: str) -> pd.DataFrame:
+def _paper_sae(
+    early: PairedActs,
+    late: PairedActs,
+    runs: Sequence[str],
+    psites: Sequence[str],
+    d: int,
+    step: int,
+    *,
+    seed: int,
+    sae_expansion: int,
+    sae_k: int,
+    sae_n_tokens: int,
+    sae_batch_size: int,
+    device: str,
+) -> pd.DataFrame:
     acts = {f"{r}@{step}": {s: early.fit[r][s] for s in psites} for r in runs}
-    saes, _ = analysis.train_saes(acts, d_sae=int(sae_expansion) * d, k=int(sae_k), n_tokens=int(sae_n_tokens),
-                                  batch_size=int(sae_batch_size), seed=int(seed), device=device)
+    saes, _ = analysis.train_saes(
+        acts,
+        d_sae=int(sae_expansion) * d,
+        k=int(sae_k),
+        n_tokens=int(sae_n_tokens),
+        batch_size=int(sae_batch_size),
+        seed=int(seed),
+        device=device,
+    )
     rows = []
     for r in runs:
         for s in psites:
-            out = analysis.paper_checkpoint_transfer(saes[f"{r}@{step}"][s], early.eval[r][s], late.eval[r][s])
-            rows.append({"run": r, "site": short_site(s), **out, "frob_ratio": out["frob"] / math.sqrt(2 * d)})
+            out = analysis.paper_checkpoint_transfer(
+                saes[f"{r}@{step}"][s], early.eval[r][s], late.eval[r][s]
+            )
+            rows.append(
+                {
+                    "run": r,
+                    "site": short_site(s),
+                    **out,
+                    "frob_ratio": out["frob"] / math.sqrt(2 * d),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -444,24 +580,39 @@ def _claim_inputs(res: CheckpointResult) -> tuple[pd.DataFrame, pd.DataFrame]:
         succ = t[(t.pair_kind == "successive") & (t.a_run == r) & (t.a_step > res.steps[0])]
         tested = ana[ana.full_rank]
         pr = p[p.run == r]
-        rows.append({
-            "run": r,
-            "post_rotation_sae_ev": float(pr.ev_rot.min()),
-            "sae_ev_lift": float((pr.ev_rot - pr.ev_naive).min()),
-            "naive_sae_ev": float(pr.ev_naive.max()),
-            "frob_depth_change": float(pr.frob.iloc[-1] - pr.frob.iloc[0]) if len(pr) > 1 else float("nan"),
-            "rotation_ev": float(ana.ev_rotation.min()),
-            "rotation_gain": float((ana.ev_rotation - ana.ev_identity).min()),
-            "successive_affine_deficit": float((succ.ev_affine - succ.ev_rotation).max()) if len(succ)
-            else float("nan"),
-            "frob_ratio_to_final": float(ana.frob_ratio.mean()),
-            "haar_pmin": float(tested.haar_p.min()) if len(tested) else float("nan"),
-            "n_haar_sites": int(len(tested)),
-        })
+        rows.append(
+            {
+                "run": r,
+                "post_rotation_sae_ev": float(pr.ev_rot.min()),
+                "sae_ev_lift": float((pr.ev_rot - pr.ev_naive).min()),
+                "naive_sae_ev": float(pr.ev_naive.max()),
+                "frob_depth_change": float(pr.frob.iloc[-1] - pr.frob.iloc[0])
+                if len(pr) > 1
+                else float("nan"),
+                "rotation_ev": float(ana.ev_rotation.min()),
+                "rotation_gain": float((ana.ev_rotation - ana.ev_identity).min()),
+                "successive_affine_deficit": float((succ.ev_affine - succ.ev_rotation).max())
+                if len(succ)
+                else float("nan"),
+                "frob_ratio_to_final": float(ana.frob_ratio.mean()),
+                "haar_pmin": float(tested.haar_p.min()) if len(tested) else float("nan"),
+                "n_haar_sites": int(len(tested)),
+            }
+        )
     cs = t[t.pair_kind == "cross_seed"]
-    cross = pd.DataFrame([{"a_run": a, "b_run": b, "frob_ratio": float(g.frob_ratio.mean()),
-                           "haar_pmin": float(g[g.full_rank].haar_p.min()) if g.full_rank.any() else float("nan")}
-                          for (a, b), g in cs.groupby(["a_run", "b_run"], sort=False)])
+    cross = pd.DataFrame(
+        [
+            {
+                "a_run": a,
+                "b_run": b,
+                "frob_ratio": float(g.frob_ratio.mean()),
+                "haar_pmin": float(g[g.full_rank].haar_p.min())
+                if g.full_rank.any()
+                else float("nan"),
+            }
+            for (a, b), g in cs.groupby(["a_run", "b_run"], sort=False)
+        ]
+    )
     return pd.DataFrame(rows), cross
 
 
@@ -472,12 +623,14 @@ def _interval(values: Mapping[Any, float], seed: int) -> Interval | None:
 
 
 def record_claims(results: Any, res: CheckpointResult) -> pd.DataFrame:
-    """Record the chapter's values and claims into a :class:`~polyrot_utils.book.results.ChapterResults`
+    """Record the chapter's values and claims into a
+    :class:`~polyrot_utils.book.results.ChapterResults`
     and return the claims as a table for the page (kind, value, its [lo, hi] over seeds, the test,
     passed).
 
     Every claim's value is the mean over runs of a per-run number (``res.per_run``), with
-    :func:`~polyrot_utils.core.intervals.seed_interval` over the runs. The paper's (``kind="paper"``,
+    :func:`~polyrot_utils.core.intervals.seed_interval` over the runs. The paper's
+    (``kind="paper"``,
     bars and values from :data:`PAPER` for ``res.rung``; the SAE statistic at the analog
     checkpoint → final): ``ckpt_post_rotation_sae_ev`` (worst paper site),
     ``ckpt_rotation_lifts_sae_ev`` (rotated − naive EV, worst site), and where the paper makes them
@@ -498,15 +651,29 @@ def record_claims(results: Any, res: CheckpointResult) -> pd.DataFrame:
     results.record("cross_seed", res.cross_seed.to_dict(orient="records"))
     for kind in ("successive", "to_final", "cross_seed"):
         sub = res.table[(res.table.pair_kind == kind) & res.table.full_rank]
-        results.record(f"frob_ratio_median_{kind}", float(sub.frob_ratio.median()) if len(sub) else float("nan"))
-        results.record(f"fraction_haar_rejected_{kind}",
-                       float((sub.haar_p < res.params["alpha"]).mean()) if len(sub) else float("nan"))
+        results.record(
+            f"frob_ratio_median_{kind}",
+            float(sub.frob_ratio.median()) if len(sub) else float("nan"),
+        )
+        results.record(
+            f"fraction_haar_rejected_{kind}",
+            float((sub.haar_p < res.params["alpha"]).mean()) if len(sub) else float("nan"),
+        )
     if len(res.cross_seed):
-        iv = pair_interval({(a, b): v for a, b, v in res.cross_seed[["a_run", "b_run", "frob_ratio"]].itertuples(
-            index=False)}, seed=seed)
+        iv = pair_interval(
+            {
+                (a, b): v
+                for a, b, v in res.cross_seed[["a_run", "b_run", "frob_ratio"]].itertuples(
+                    index=False
+                )
+            },
+            seed=seed,
+        )
         results.record("cross_seed_frob_ratio", iv.as_dict())
-    sae_what = (f"SAE trained on checkpoint {step} at the paper's sites, applied to the final checkpoint's "
-                "activations (scalar-variance EV on one batch, in-sample R)")
+    sae_what = (
+        f"SAE trained on checkpoint {step} at the paper's sites, applied to the final checkpoint's "
+        "activations (scalar-variance EV on one batch, in-sample R)"
+    )
     out: list[dict[str, Any]] = []
 
     def claim(name: str, col: str, threshold: float, op: str, **kw: Any) -> None:
@@ -514,43 +681,107 @@ def record_claims(results: Any, res: CheckpointResult) -> pd.DataFrame:
         iv = _interval(values, seed)
         value = iv.point if iv is not None else float("nan")
         passed = results.claim(name, value=value, threshold=threshold, op=op, interval=iv, **kw)
-        out.append({"claim": name, "kind": kw.get("kind", "paper"), "value": value,
-                    "[lo, hi] over seeds": f"[{iv.lo:.3g}, {iv.hi:.3g}]" if iv else "–",
-                    "test": f"{op} {threshold:.3g}", "passed": passed})
+        out.append(
+            {
+                "claim": name,
+                "kind": kw.get("kind", "paper"),
+                "value [lo, hi] over seeds": str(iv) if iv else "–",
+                "test": f"{op} {threshold:.3g}",
+                "passed": passed,
+            }
+        )
 
     src = dict(kind="paper", source=paper.source)
-    claim("ckpt_post_rotation_sae_ev", "post_rotation_sae_ev", paper.post_rotation_bar, paper.post_rotation_op,
-          paper_value=paper.post_rotation, description=f"{sae_what}: EV after the rotation, worst site", **src)
-    claim("ckpt_rotation_lifts_sae_ev", "sae_ev_lift", 0.0, ">", paper_value=paper.lift,
-          description=f"{sae_what}: EV after the rotation − before (naive), worst site", **src)
+    claim(
+        "ckpt_post_rotation_sae_ev",
+        "post_rotation_sae_ev",
+        paper.post_rotation_bar,
+        paper.post_rotation_op,
+        paper_value=paper.post_rotation,
+        description=f"{sae_what}: EV after the rotation, worst site",
+        **src,
+    )
+    claim(
+        "ckpt_rotation_lifts_sae_ev",
+        "sae_ev_lift",
+        0.0,
+        ">",
+        paper_value=paper.lift,
+        description=f"{sae_what}: EV after the rotation − before (naive), worst site",
+        **src,
+    )
     if paper.naive_negative:
-        claim("ckpt_naive_sae_ev_negative", "naive_sae_ev", 0.0, "<", paper_value=paper.naive_negative,
-              description=f"{sae_what}: EV without the rotation (naive), largest over sites", **src)
+        claim(
+            "ckpt_naive_sae_ev_negative",
+            "naive_sae_ev",
+            0.0,
+            "<",
+            paper_value=paper.naive_negative,
+            description=f"{sae_what}: EV without the rotation (naive), largest over sites",
+            **src,
+        )
     if paper.frob_with_depth:
-        claim("ckpt_frob_falls_with_depth", "frob_depth_change", 0.0, "<", paper_value=paper.frob_with_depth,
-              description=f"‖R − I‖_F of the paper's checkpoint {step} → final rotation at the last paper site "
-                          "− at the first (the embedding)", **src)
-    claim("ckpt_rotation_ev", "rotation_ev", paper.post_rotation_bar, paper.post_rotation_op, kind="check",
-          check_of="ckpt_post_rotation_sae_ev",
-          why_stricter="held-out map EV of the rotation (R fitted on other inputs), per-dimension variance, "
-                       "every site, no SAE in between",
-          description=f"held-out EV of the final checkpoint's activations from checkpoint {step}'s through R, "
-                      "worst site")
-    claim("ckpt_rotation_improves_on_identity", "rotation_gain", 0.0, ">", kind="check",
-          check_of="ckpt_rotation_lifts_sae_ev",
-          why_stricter="held-out map EVs (rotation vs identity), per-dimension variance, every site, no SAE",
-          description=f"EV(rotation) − EV(identity), checkpoint {step} → final, worst site")
+        claim(
+            "ckpt_frob_falls_with_depth",
+            "frob_depth_change",
+            0.0,
+            "<",
+            paper_value=paper.frob_with_depth,
+            description=f"‖R − I‖_F of the paper's checkpoint {step} → final rotation "
+            "at the last paper site "
+            "− at the first (the embedding)",
+            **src,
+        )
+    claim(
+        "ckpt_rotation_ev",
+        "rotation_ev",
+        paper.post_rotation_bar,
+        paper.post_rotation_op,
+        kind="check",
+        check_of="ckpt_post_rotation_sae_ev",
+        why_stricter="held-out map EV of the rotation (R fitted on other inputs), "
+        "per-dimension variance, "
+        "every site, no SAE in between",
+        description="held-out EV of the final checkpoint's activations from "
+        f"checkpoint {step}'s through R, "
+        "worst site",
+    )
+    claim(
+        "ckpt_rotation_improves_on_identity",
+        "rotation_gain",
+        0.0,
+        ">",
+        kind="check",
+        check_of="ckpt_rotation_lifts_sae_ev",
+        why_stricter="held-out map EVs (rotation vs identity), per-dimension variance, "
+        "every site, no SAE",
+        description=f"EV(rotation) − EV(identity), checkpoint {step} → final, worst site",
+    )
     margin = res.params["affine_margin"]
-    claim("ckpt_successive_are_rotations", "successive_affine_deficit", margin, "<=", kind="check",
-          description=f"ours: largest (affine EV − rotation EV) over successive checkpoint pairs after the "
-                      f"first checkpoint and over sites <= {margin}: the change between checkpoints is a "
-                      "change of basis")
+    claim(
+        "ckpt_successive_are_rotations",
+        "successive_affine_deficit",
+        margin,
+        "<=",
+        kind="check",
+        description="ours: largest (affine EV − rotation EV) over successive checkpoint pairs "
+        "after the "
+        f"first checkpoint and over sites <= {margin}: the change between checkpoints is a "
+        "change of basis",
+    )
     n_tested = int(pr.n_haar_sites.max()) if len(pr) else 0
     thr = res.params["alpha"] / max(1, n_tested)
-    claim("ckpt_haar_pmin", "haar_pmin", thr, ">", kind="check",
-          description=f"ours, not a paper claim (the paper never says checkpoint rotations are Haar): smallest "
-                      f"calibrated Haar p over the {n_tested} full-rank sites, checkpoint {step} → final "
-                      f"(Bonferroni threshold {res.params['alpha']}/{n_tested})")
+    claim(
+        "ckpt_haar_pmin",
+        "haar_pmin",
+        thr,
+        ">",
+        kind="check",
+        description="ours, not a paper claim (the paper never says checkpoint rotations are "
+        "Haar): smallest "
+        f"calibrated Haar p over the {n_tested} full-rank sites, checkpoint {step} → final "
+        f"(Bonferroni threshold {res.params['alpha']}/{n_tested})",
+    )
     return pd.DataFrame(out).set_index("claim")
 
 
@@ -568,9 +799,9 @@ def plot_checkpoints(res: CheckpointResult, axes: Sequence[Any]) -> None:
     ax1, ax2 = axes
     t = res.table
     tof = t[t.pair_kind == "to_final"]
-    for site, g in tof.groupby("site", sort=False):
+    for i, (site, g) in enumerate(tof.groupby("site", sort=False)):
         m = g.groupby("a_step").frob_ratio.mean()
-        ax1.plot(m.index, m.values, "-o", ms=3, label=site)
+        ax1.plot(m.index, m.values, "-", marker="osD^vP*X"[i % 8], ms=4, label=site)
     cs = t[t.pair_kind == "cross_seed"]
     if len(cs):
         ax1.axhline(float(cs.frob_ratio.mean()), color="k", ls=":", label="two seeds' final models")
@@ -579,12 +810,18 @@ def plot_checkpoints(res: CheckpointResult, axes: Sequence[Any]) -> None:
     ax1.set_ylabel("‖R − I‖_F / √(2d)")
     ax1.set_title("Checkpoint → final: distance of R from the identity")
     ax1.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
-    names = {"ev_identity": "identity", "ev_rotation": "rotation", "ev_rotation_scaled": "scaled rotation",
-             "ev_affine": "affine map"}
+    names = {
+        "ev_identity": "identity",
+        "ev_rotation": "rotation",
+        "ev_rotation_scaled": "scaled rotation",
+        "ev_affine": "affine map",
+    }
     ev = tof.groupby("a_step")[list(names)].mean()
     for col, lab in names.items():
         ax2.plot(ev.index, ev[col].clip(lower=-1.0), "-o", ms=3, label=lab)
-    ax2.axvline(res.analog_step, color="grey", lw=1, label=f"paper's checkpoint ({res.analog_step})")
+    ax2.axvline(
+        res.analog_step, color="grey", lw=1, label=f"paper's checkpoint ({res.analog_step})"
+    )
     ax2.set_ylim(max(-1.05, float(ev.min().min()) - 0.05), 1.05)
     ax2.set_ylabel("held-out EV of final")
     ax2.set_xlabel("step of the earlier checkpoint")
