@@ -59,6 +59,8 @@ sae_n_tokens = 40_000    # [int >= 1] rows that SAE sees in training
 device = "auto"
 
 # %% tags=["hide-input"]
+from dataclasses import replace
+
 from IPython.display import display
 
 from polyrot_utils.book import figures
@@ -68,6 +70,7 @@ from polyrot_utils.experiments import checkpoints
 from polyrot_utils.tasks.dyck import language as dyck
 from polyrot_utils.tasks.dyck.cohorts import cohort_config, train_cohort
 from polyrot_utils.tasks.dyck.suite import dyck_activations, member_name
+from polyrot_utils.tasks.dyck.training_checkpoints import cohort_timeline
 
 figures.use_book_style()
 experiment = dict(seed=seed, n_null=n_null, alpha=alpha, affine_margin=affine_margin,
@@ -78,18 +81,22 @@ results = ChapterResults("15_dyck_checkpoints", params=dict(
 
 # %% [markdown]
 # ## The runs and their activations
-# The committed reference weights carry no checkpoints yet, so this chapter trains its own runs
-# with the profile's recipe, saving weights at evenly spaced steps. Every checkpoint of every run
+# In the default build the runs are Cohort B's reference seeds and the checkpoints the reference
+# training run kept (after 250 … 3,000 updates, then the final weights); where the profile has no
+# reference weights (smoke) or another cohort is asked for, this chapter trains its own runs with
+# the profile's recipe, saving weights at evenly spaced steps. Every checkpoint of every run
 # reads the same held-out strings (fit and evaluation strings disjoint), so rows pair across
 # checkpoints and seeds. The box says how well the final models are trained.
 
 # %% tags=["hide-input"]
-run = train_cohort(cohort_config(cohort, profile=toy_profile, n_seeds=n_seeds, steps=steps, batch_size=batch_size,
-                                 data_max_len=max_len, device=device, source="train"))
+cfg = cohort_config(cohort, profile=toy_profile, n_seeds=n_seeds, steps=steps, batch_size=batch_size,
+                    data_max_len=max_len, device=device)
+run = train_cohort(cfg if cfg.source == "reference" and cohort == "independent" else replace(cfg, source="train"))
 split = dyck.make_split(run.config.train.data, "heldout")
 rows = dict(n_fit=n_fit, n_eval=n_eval, seed=seed)
 acts = dyck_activations(run, split, **rows)  # the final models, with their premise
-models_by_step = checkpoints.cohort_checkpoint_models({member_name(s): run.members[s] for s in run.seeds})
+models_by_step = (cohort_timeline(run)[0] if run.config.source == "reference" else
+                  checkpoints.cohort_checkpoint_models({member_name(s): run.members[s] for s in run.seeds}))
 by_step = {step: dyck_activations(models, split, **rows) for step, models in models_by_step.items()}
 display(premise_banner(acts))
 
