@@ -21,10 +21,11 @@
 # We fit every map on one batch of held-out tokens and score it on *other* held-out tokens, at
 # every residual site, for Cohort A (shared I/O) and Cohort B (independent). Beside the rotation
 # (SO(d); the paper's O(d) fit gives the same numbers here, and is used in the Haar chapter)
-# stand the baselines: no alignment (identity), the best {term}`signed permutation <Signed
-# permutation>` (a {term}`privileged basis <Privileged basis>`), a rotation times one global
-# scale $s$ (`rotation × s`), and least-squares linear and affine maps ({term}`model stitching
-# <Model stitching>`, strictly more expressive than a rotation). Two numbers per map:
+# stand the baselines: no alignment (identity), the best
+# {term}`signed permutation <Signed permutation>` (a {term}`privileged basis <Privileged basis>`),
+# a rotation times one global scale $s$ (`rotation × s`), and least-squares linear and affine maps
+# ({term}`model stitching <Model stitching>`, strictly more expressive than a rotation). Two
+# numbers per map:
 #
 # - {term}`sae_ev`: the EV on seed B of seed A's SAE used through the map (for the rotation: the
 #   SAE's weights moved by $R$, an ordinary SAE); the {term}`gap <Gap>` is the ceiling minus it.

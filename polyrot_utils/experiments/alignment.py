@@ -230,9 +230,11 @@ class AlignmentResult:
         return tab[[s for s in self.sites if s in tab.columns]]
 
     def stable_table(self) -> pd.DataFrame:
-        """Rows the rotation needs per site (rows) and group (columns)."""
+        """Rows the rotation needs (:func:`stable_fit_size`) per site (rows) and group (columns;
+        one column ``rows needed`` when there is one group)."""
         tab = self.stable.pivot_table(index="site", columns="group", values="n_stable", sort=False)
-        return tab.astype(int)
+        tab = tab.astype(int)
+        return tab.set_axis(["rows needed"], axis=1) if len(self.groups) == 1 else tab
 
     def worst_rotation_map_ev(self) -> dict[str, Any]:
         """Where the rotation explains least of the target (mean over pairs): ``group``,
@@ -709,6 +711,11 @@ def _bars(
         )
 
 
+def _group_label(res: AlignmentResult, group: str) -> str:
+    """The first line of a panel's y label: the group's name, when there are several."""
+    return f"{GROUP_LABELS.get(group, group)}\n" if len(res.groups) > 1 else ""
+
+
 def _legend(fig: Any, ax: Any, ncol: int) -> None:
     """One legend for the figure, above its panels (constrained layout makes room for it)."""
     fig.legend(
@@ -772,7 +779,7 @@ def plot_gaps(
             res,
             low,
             top,
-            f"{GROUP_LABELS.get(g, g)}\ngap, {n_pairs} pair{'s' if n_pairs > 1 else ''}",
+            f"{_group_label(res, g)}gap, {n_pairs} pair{'s' if n_pairs > 1 else ''}",
         )
     _legend(fig, axes[0], 4)
     axes[-1].set_xticks(np.arange(len(res.sites)), res.sites, rotation=20)
@@ -824,7 +831,7 @@ def plot_fit_size(res: AlignmentResult, new_figure: Callable[..., Any]) -> Any:
         ax.set_xscale("log")
         ax.set_ylim(low - 0.06 * top, top)
         pair = cur.iloc[0]
-        ax.set_ylabel(f"{GROUP_LABELS.get(g, g)}\ngap, {pair.source} → {pair.target}", fontsize=9)
+        ax.set_ylabel(f"{_group_label(res, g)}gap, {pair.source} → {pair.target}", fontsize=9)
         if g == res.groups[0]:
             _legend(fig, ax, 4)
     axes[-1].set_xlabel("rows the rotation is fitted on")
