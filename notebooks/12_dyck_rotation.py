@@ -55,7 +55,7 @@ n_fit = 8192                # [int >= 1] held-out tokens the maps (and SAEs) are
 n_eval = 4096               # [int >= 1] other held-out tokens everything is scored on
 anchor = None               # [str|None] pairs (anchor, other), as the paper; None: every pair
 # the SAEs (as in chapter 11, whose cached SAEs this chapter reuses)
-sae_expansion = 2           # [int >= 1] SAE width in units of d_model
+sae_expansion = 2           # [float > 0] SAE width in units of d_model (2: 128 latents)
 sae_k = 8                   # [int >= 1] TopK: latents active per token
 sae_n_tokens = 16_384       # [int >= 1] rows seen per SAE
 sae_batch_size = 256        # [int >= 1]

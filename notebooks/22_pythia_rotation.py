@@ -60,7 +60,7 @@ anchor = "seed1"         # [str|None] pairs (anchor, other) as the paper; None: 
 n_fit_seqs = 64          # [int >= 1] held-out windows for SAE training / map fitting
 n_eval_seqs = 32         # [int >= 1] further held-out windows, for every number reported
 skip_positions = 0       # [int >= 0] drop each window's first positions (0: keep all, as the paper)
-sae_expansion = 2        # [int >= 1] SAE width in units of d_model
+sae_expansion = 2        # [float > 0] SAE width in units of d_model
 sae_k = 16               # [int >= 1] TopK: latents active per token
 sae_n_tokens = 40_000    # [int >= 1] rows seen per SAE
 sae_batch_size = 512     # [int >= 1]

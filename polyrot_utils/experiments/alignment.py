@@ -279,32 +279,37 @@ def _d_model(acts: PairedActs) -> int:
 def train_pair_saes(
     acts: PairedActs,
     *,
-    sae_expansion: int,
+    sae_expansion: float,
     sae_k: int,
     sae_n_tokens: int,
     sae_batch_size: int,
     seed: int = 0,
 ) -> tuple[dict[str, dict[str, SAE]], list[dict]]:
-    """One TopK SAE per model (seeds and controls) per site of ``acts.fit``, through the cache,
-    exactly as the universality chapters (11, 21) train them, so both chapters share them:
-    ``d_sae = sae_expansion * d_model``, a distinct seed per model
-    (:func:`analysis.model_seeds`)."""
+    """One TopK SAE per model (seeds, then controls) per site of ``acts.fit``, through the
+    artifact cache, with the same call as the universality chapters (11, 21), so that both
+    chapters share them: ``d_sae = int(sae_expansion * d_model)``, SAE seed ``seed + i`` for the
+    i-th model (:func:`analysis.model_seeds`), on CPU."""
     for name, v in (
         ("sae_expansion", sae_expansion),
         ("sae_k", sae_k),
         ("sae_n_tokens", sae_n_tokens),
         ("sae_batch_size", sae_batch_size),
     ):
-        if int(v) < 1:
-            raise ValueError(f"{name} must be >= 1, got {v}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ValueError(f"{name} must be a positive number, got {v!r}")
+    d_sae = int(sae_expansion * _d_model(acts))
+    if d_sae < 1:
+        raise ValueError(f"sae_expansion={sae_expansion} gives an SAE of {d_sae} latents")
+    names = list(acts.fit)
     return analysis.train_saes(
         acts.fit,
-        d_sae=int(sae_expansion) * _d_model(acts),
+        d_sae=d_sae,
         k=int(sae_k),
         n_tokens=int(sae_n_tokens),
         batch_size=int(sae_batch_size),
-        seed=analysis.model_seeds(list(acts.fit), base=int(seed)),
+        seed=analysis.model_seeds(names, base=int(seed)),
         device="cpu",
+        models=names,
         sites=acts.sites,
     )
 
@@ -414,7 +419,7 @@ def _group_study(
 def alignment_study(
     acts: PairedActs | Mapping[str, PairedActs],
     *,
-    sae_expansion: int,
+    sae_expansion: float,
     sae_k: int,
     sae_n_tokens: int,
     sae_batch_size: int,
