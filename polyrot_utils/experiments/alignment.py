@@ -722,9 +722,17 @@ def _group_label(res: AlignmentResult, group: str) -> str:
 
 
 def _legend(fig: Any, ax: Any, ncol: int) -> None:
-    """One legend for the figure, above its panels (constrained layout makes room for it)."""
+    """One legend for the figure, above its panels (constrained layout makes room for it):
+    the bars first, then the paper's bar and the cut marker."""
+    handles, labels = ax.get_legend_handles_labels()
+    last = ("paper's bar", "cut at the axis")
+    order = sorted(
+        range(len(labels)),
+        key=lambda i: next((k + 1 for k, p in enumerate(last) if labels[i].startswith(p)), 0),
+    )
     fig.legend(
-        *ax.get_legend_handles_labels(),
+        [handles[i] for i in order],
+        [labels[i] for i in order],
         loc="outside upper left",
         ncol=ncol,
         fontsize=9,
