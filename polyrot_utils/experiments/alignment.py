@@ -174,12 +174,12 @@ _WHY_GAP = {
 }
 
 
-def _paper_sites(rung: str, sites: Sequence[str]) -> list[str]:
-    return (
-        analysis.paper_internal_sites(sites)
-        if rung == "dyck"
-        else analysis.paper_pythia_sites(sites)
-    )
+def _paper_sites(rung: str, sites: Sequence[str], table: bool = False) -> list[str]:
+    """The paper's sites on a rung: the toy's internal sites for its claims (all its sites for
+    the audit table, ``table``); Pythia's seven."""
+    if rung == "dyck":
+        return analysis.paper_toy_sites(sites) if table else analysis.paper_internal_sites(sites)
+    return analysis.paper_pythia_sites(sites)
 
 
 @dataclass
@@ -337,26 +337,19 @@ def _rows(group: str, rows: Sequence[Mapping[str, Any]], **extra: Any) -> list[d
     return [{"group": group, **extra, **r, "site": short_site(r["site"])} for r in rows]
 
 
-def _control_pairs(
-    acts: PairedActs, a: str, b: str, unpaired: str
-) -> list[tuple[str, str, str, tuple]]:
-    """(label, kind, key-for-order, pair) of every control of one group, generic over the rung."""
-    out = [("real pair", "pair", "0", (a, b))]
+def _control_pairs(acts: PairedActs, a: str, b: str, unpaired: str) -> list[tuple[str, str, tuple]]:
+    """``(label, kind, (source, target))`` of every control of one group, generic over the rung:
+    a control with a planted rotation is positive, every other one negative (as target and as
+    source); the unpaired fit rows are negative; the real pair ``(a, b)`` is the reference."""
+    out: list[tuple[str, str, tuple]] = [("real pair", "pair", (a, b))]
     for c in acts.controls:
         key = acts.control(c)
         if key in acts.planted:
-            out.append(
-                (
-                    f"{c}: exactly rotated copy",
-                    "positive",
-                    "1",
-                    (acts.planted[key][0], key),
-                )
-            )
+            out.append((f"{c}: exactly rotated copy", "positive", (acts.planted[key][0], key)))
         else:
-            out.append((f"{c} as target", "negative", "2", (a, key)))
-            out.append((f"{c} as source", "negative", "2", (key, a)))
-    out.append(("unpaired fit rows", "negative", "2", (unpaired, b)))
+            out.append((f"{c} as target", "negative", (a, key)))
+            out.append((f"{c} as source", "negative", (key, a)))
+    out.append(("unpaired fit rows", "negative", (unpaired, b)))
     return out
 
 
@@ -381,7 +374,7 @@ def _group_study(
     a, b = pairs[0]
     fit, ev, sa, unpaired = analysis.with_unpaired(acts.fit, acts.eval, saes, a, seed=seed)
     ctrl = []
-    for label, kind, _, pair in _control_pairs(acts, a, b, unpaired):
+    for label, kind, pair in _control_pairs(acts, a, b, unpaired):
         found = analysis.alignment_table(fit, ev, sa, [pair], sites, CONTROL_METHODS)
         ctrl += _rows(group, found, control=label, kind=kind)
     sizes = fit_sizes(_d_model(acts), int(acts.fit[a][sites[0]].shape[0]), curve_points)
@@ -404,7 +397,7 @@ def _group_study(
     paper = analysis.paper_transfer_table(
         acts.eval,
         analysis.all_pairs(acts.members, anchor=paper_anchor),
-        analysis.paper_toy_sites(sites) if rung == "dyck" else analysis.paper_pythia_sites(sites),
+        _paper_sites(rung, sites, table=True),
         saes=saes,
     )
     return {
@@ -487,10 +480,9 @@ def alignment_study(
                 sae_batch_size=sae_batch_size,
                 seed=seed,
             )
-        for k, v in _group_study(
-            name, g, g_saes, rung, anchor, int(curve_points), int(seed)
-        ).items():
-            parts.setdefault(k, []).extend(v)
+        found = _group_study(name, g, g_saes, rung, anchor, int(curve_points), int(seed))
+        for key, rows in found.items():
+            parts.setdefault(key, []).extend(rows)
     frames = {k: pd.DataFrame(v) for k, v in parts.items()}
     params = {
         "paper_gap": float(paper_gap),
