@@ -6,4 +6,4 @@ Import rule: this layer may import from its own layer and core, sae, models, tas
 """
 
 
-__all__ = ["analysis", "checkpoints", "controls", "steering"]
+__all__ = ["alignment", "analysis", "checkpoints", "controls", "steering"]
