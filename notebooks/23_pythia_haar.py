@@ -90,11 +90,11 @@ display(premise_banner(acts))
 
 # %% [markdown]
 # ## The paper's checks beside the calibrated test
-# The first two columns are the paper's numbers: look at whether they sit inside the paper's bars
-# while the calibrated p-values fall under α. `pairs × sites rejected` counts the per-matrix
-# verdicts; `outlier p` is the outlier-dimension test; `controls` the negative control (the
-# figure's lower panel); `cycle err / noise` ≈ 1 means $R_{AB}R_{BC} ≈ R_{AC}$ as far as the data
-# can tell.
+# The first two rows are the paper's numbers (its O(d) fits onto the first seed, at its seven
+# sites): look at whether they sit inside the paper's bars while the calibrated p-values fall
+# under α. `pairs × sites rejected` counts the per-matrix verdicts; `outlier p` is the
+# outlier-dimension test; `controls` the negative control (the figure's lower panel);
+# `cycle err / noise` ≈ 1 means $R_{AB}R_{BC} ≈ R_{AC}$ as far as the data can tell.
 
 # %% tags=["hide-input"]
 figures.format_table(tables["groups"], sig=3)

@@ -304,13 +304,16 @@ def haar_experiment(
     haar_fixed = _haar_fixed_mean(d, fixed_tol, n_null, seed)
     site_rows = []
     for s in sites:
-        row: dict[str, Any] = {"site": short_site(s)}
+        at = pairs[pairs.site == s]
+        row: dict[str, Any] = {"site": short_site(s), "rank": int(at["rank"].min())}
         for g in names:
-            sub = pairs[(pairs.group == g) & (pairs.site == s)]
-            pre = f"{g}: " if len(names) > 1 else ""
-            row[pre + "rank"] = int(sub["rank"].iloc[0])
-            row[pre + "median p"] = float(sub.pvalue.median())
-            row[pre + "fixed dim"] = float(sub.fixed_dim_tau.mean())
+            sub = at[at.group == g]
+            tail = f" ({g})" if len(names) > 1 else ""
+            row["median p" + tail] = float(sub.pvalue.median())
+        for g in names:
+            sub = at[at.group == g]
+            tail = f" ({g})" if len(names) > 1 else ""
+            row["fixed dim" + tail] = float(sub.fixed_dim_tau.mean())
         row["Haar fixed dim"] = haar_fixed
         site_rows.append(row)
     fixed = pd.DataFrame([o["fixed"] for o in out.values()])
@@ -506,8 +509,8 @@ def plot_haar(res: HaarExperiment):
         floor = min(floor, np.nanmin(y))
         x = xs + 0.08 * (i - (len(res.group_names) - 1) / 2)
         axes[0].plot(x, y, "-", color=f"C{i}", label=g)
-        axes[0].scatter(x, y, color=f"C{i}", facecolors=[f"C{i}" if v else "none" for v in ident],
-                        zorder=3)
+        axes[0].scatter(x, y, edgecolors=f"C{i}", zorder=3,
+                        facecolors=[f"C{i}" if v else "none" for v in ident])
     styles = {"pair": ("C0", "o"), "untrained": ("C3", "s"), "shuffled": ("C7", "^")}
     if len(res.controls):
         med = res.controls.groupby(["comparison", "site"], sort=False).pvalue.median()
@@ -544,6 +547,6 @@ def summary_tables(res: HaarExperiment) -> dict[str, pd.DataFrame]:
     groups = res.groups.set_index("group")[list(cols)].rename(columns=cols)
     power = res.power.set_index("alternative")[["ks_iid", "frobenius_0.1pct", "ks_calibrated",
                                                 "kurtosis", "max_entry", "traces", "combined"]]
-    return {"groups": groups.T if len(res.group_names) > 1 else groups,
+    return {"groups": groups.T,
             "sites": res.sites.set_index("site"), "fixed": res.fixed.set_index("group"),
             "power": power}
