@@ -89,7 +89,21 @@ def test_record_claims_same_names_with_group_suffix(haar_res, tmp_path, monkeypa
         assert {f"{base}_a", f"{base}_b"} <= names
     assert results.data["claims"]["calibrated_pooled_haar_not_rejected_b"]["passed"] is False
     assert len(table) <= 15
-    assert "interval" in results.data["claims"]["frobenius_mean_within_0.1pct_a"]
+    for name in ("frobenius_mean_within_0.1pct_a", "paper_pooled_ks_not_rejected_b"):
+        c = results.data["claims"][name]
+        # the interval is over seeds, around the claim's own value
+        assert c["interval"]["point"] == pytest.approx(c["value"], abs=1e-12)
+        assert c["interval"]["lo"] <= c["interval"]["hi"]
+
+
+def test_bootstrap_recomputes_the_paper_ks_exactly(haar_res):
+    """The seed bootstrap of the pooled KS uses the same |eigenphases| as haar.paper_ks_test."""
+    from scipy.stats import ks_2samp
+
+    ph = haar_res.paper_phases["b"]
+    p = ks_2samp(np.concatenate(list(ph.values())), haar.paper_haar_pool(D)).pvalue
+    row = haar_res.groups.set_index("group").loc["b"]
+    assert p == pytest.approx(row.paper_ks_pvalue, rel=1e-6)
 
 
 def test_rejection_sentence_states_the_contradiction(haar_res):

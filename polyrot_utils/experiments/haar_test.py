@@ -105,7 +105,7 @@ class HaarExperiment:
     paper: pd.DataFrame
     cycle: pd.DataFrame
     haar_frobenius_pass_fraction: float
-    paper_ks_per_pair: dict[str, dict[tuple[str, str], float]] = field(default_factory=dict)
+    paper_phases: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def records(self) -> dict[str, Any]:
         """The full tables, JSON-ready, for ``ChapterResults.record``."""
@@ -195,10 +195,9 @@ def _group(name: str, a: PairedActs, *, rung: str, n_null: int, n_resample: int,
               else analysis.paper_internal_sites(sites)) or sites
     prows = analysis.paper_transfer_table(a.fit, analysis.all_pairs(members, anchor=members[0]), psites)
     paper_ks = haar.paper_ks_test([r["R"] for r in prows])
-    per_pair_ks = {}
-    for other in members[1:]:
-        per_pair_ks[(members[0], other)] = haar.paper_ks_test(
-            [r["R"] for r in prows if r["other"] == other]).pvalue
+    # |eigenphases| per other seed, as paper_ks_test pools them: for the bootstrap over seeds
+    phases = {o: np.concatenate([np.abs(np.angle(np.linalg.eigvals(r["R"])))
+                                 for r in prows if r["other"] == o]) for o in members[1:]}
     paper = pd.DataFrame([{"group": name, **{k: v for k, v in r.items() if k != "R"}} for r in prows])
     mats = list(rots.values())
     pooled = haar.haar_test_pooled(mats, n_null=n_null, seed=seed, n_resample=n_resample)
@@ -231,6 +230,7 @@ def _group(name: str, a: PairedActs, *, rung: str, n_null: int, n_resample: int,
     ctrl_id = ctrl[ctrl.identified] if len(ctrl) and ctrl.identified.any() else ctrl
     neg_p = (float(ctrl_id[ctrl_id.comparison != "pair"].pvalue.max()) if len(ctrl) else float("nan"))
     n_tests = len(table)
+    tested = table[table.identified] if table.identified.any() else table
     row = {
         "group": name, "n_seeds": len(members), "n_matrices": n_tests,
         "n_identified": len(id_mats),
@@ -240,15 +240,16 @@ def _group(name: str, a: PairedActs, *, rung: str, n_null: int, n_resample: int,
         "calibrated_p": pooled.pvalue,
         "calibrated_p_identified": pooled_id.pvalue if pooled_id else float("nan"),
         "per_pair_rejected": int((table.pvalue <= alpha).sum()),
-        "signed_perm_p_bonf": float(min(1.0, table.signed_perm_pvalue.min() * n_tests)),
-        "outlier_p_bonf": float(min(1.0, table.outlier_pvalue.min() * n_tests)),
+        "signed_perm_p_bonf": float(min(1.0, tested.signed_perm_pvalue.min() * len(tested))),
+        "outlier_p_bonf": float(min(1.0, tested.outlier_pvalue.min() * len(tested))),
+        "n_bonferroni": len(tested),
         "controls_max_p": neg_p,
         "cycle_ratio_median": float(np.median([r["ratio"] for r in cyc])) if cyc else float("nan"),
         **{f"calibrated_p_{k}": v for k, v in pooled.component_pvalues.items()},
     }
     return {"table": table, "row": row, "paper": paper, "controls": ctrl, "fixed": fixed,
             "cycle": pd.DataFrame([{"group": name, **r} for r in cyc]), "d": d, "sites": sites,
-            "paper_ks_per_pair": per_pair_ks}
+            "phases": phases}
 
 
 def haar_experiment(
@@ -335,7 +336,7 @@ def haar_experiment(
         groups=pd.DataFrame([o["row"] for o in out.values()]), sites=pd.DataFrame(site_rows),
         fixed=fixed, controls=ctrl, power=power, paper=paper, cycle=cyc,
         haar_frobenius_pass_fraction=float((np.abs(null_frob - 1) <= FROBENIUS_CRITERION).mean()),
-        paper_ks_per_pair={g: o["paper_ks_per_pair"] for g, o in out.items()},
+        paper_phases={g: o["phases"] for g, o in out.items()},
     )
 
 
@@ -355,15 +356,49 @@ _TOY_FROB = dict(
 TOY_CLAIM_GROUP = "independent"
 
 
-def _dev_interval(per_pair: Mapping[tuple[str, str], float], seed: int) -> intervals.Interval:
-    """Interval of |mean ratio − 1| from the pair bootstrap of the signed mean ratio: the
-    percentile interval of the ratio mapped through |· − 1| (0 when it straddles 1)."""
-    iv = intervals.pair_interval(per_pair, seed=seed)
-    lo, hi = iv.lo - 1.0, iv.hi - 1.0
-    a, b = sorted((abs(lo), abs(hi)))
-    lo_dev = 0.0 if lo <= 0 <= hi else a
-    return intervals.Interval(abs(iv.point - 1.0), lo_dev, b, iv.n, iv.level,
-                              iv.method + ", of the mean ratio, through |x − 1|")
+def _seed_bootstrap(others: Sequence[str], stat: Any, value: float, seed: int, what: str,
+                    n_boot: int = 1000, level: float = 0.9) -> intervals.Interval:
+    """Percentile interval of a pooled statistic over the seeds: the seeds compared with the
+    anchor (``others``) are drawn with replacement and ``stat(drawn seeds)`` recomputed; the
+    point is the statistic on the seeds as they are (``value``). With one such seed the interval
+    is that one value."""
+    others = list(others)
+    if len(others) < 2:
+        return intervals.Interval(float(value), float(value), float(value), len(others), level,
+                                  f"one seed against the anchor: no spread ({what})")
+    rng = np.random.default_rng([int(seed), 7013])
+    draws = [stat([others[i] for i in rng.integers(0, len(others), len(others))])
+             for _ in range(n_boot)]
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return intervals.Interval(float(value), float(lo), float(hi), len(others), level,
+                              f"bootstrap over the seeds compared with the anchor ({what})")
+
+
+def _paper_intervals(res: HaarExperiment, g: str, seed: int) -> dict[str, intervals.Interval]:
+    """Intervals over seeds of the paper's three statistics for group ``g``: the Frobenius mean
+    deviation, the pooled KS p, and the toy claim's largest per-site deviation."""
+    from scipy.stats import ks_2samp
+
+    paper = res.paper[res.paper.group == g]
+    others = list(dict.fromkeys(paper.other))
+    by = {o: paper[paper.other == o] for o in others}
+    ref = haar.paper_haar_pool(res.d)
+    row = res.groups.set_index("group").loc[g]
+
+    def frob(sel: Sequence[str]) -> float:
+        return abs(float(np.mean(np.concatenate([by[o].frob_ratio.to_numpy() for o in sel]))) - 1)
+
+    def ks(sel: Sequence[str]) -> float:
+        return float(ks_2samp(np.concatenate([res.paper_phases[g][o] for o in sel]), ref).pvalue)
+
+    def toy(sel: Sequence[str]) -> float:
+        rows = pd.concat([by[o] for o in sel])
+        return float((rows.groupby("site").frob_ratio.mean() - 1).abs().max())
+
+    toy_value = float((paper.groupby("site").frob_ratio.mean() - 1).abs().max())
+    return {"frob": _seed_bootstrap(others, frob, row.paper_frob_mean_dev, seed, "|mean − 1|"),
+            "ks": _seed_bootstrap(others, ks, row.paper_ks_pvalue, seed, "pooled KS p"),
+            "toy": _seed_bootstrap(others, toy, toy_value, seed, "largest site deviation")}
 
 
 def record_claims(res: HaarExperiment, results: Any, *, seed: int = 0) -> pd.DataFrame:
@@ -392,23 +427,15 @@ def record_claims(res: HaarExperiment, results: Any, *, seed: int = 0) -> pd.Dat
     haar_pass = res.haar_frobenius_pass_fraction
     for g in res.group_names:
         row = res.groups.set_index("group").loc[g]
-        paper = res.paper[res.paper.group == g]
-        per_pair = paper.groupby("other").frob_ratio.mean()
-        anchor = paper.anchor.iloc[0]
-        frob_iv = _dev_interval({(anchor, o): float(v) for o, v in per_pair.items()}, seed)
-        ks_iv = intervals.pair_interval(res.paper_ks_per_pair[g], seed=seed)
+        ivs = _paper_intervals(res, g, seed)
+        frob_iv, ks_iv = ivs["frob"], ivs["ks"]
         who = f"{g}: " if multi else ""
         if not pythia and g == TOY_CLAIM_GROUP:
-            site_dev = (paper.groupby("site").frob_ratio.mean() - 1).abs()
-            worst = paper.groupby("other").apply(
-                lambda p: float((p.groupby("site").frob_ratio.mean() - 1).abs().max()))
-            claim("dyck_indep_frobenius_within_5pct", g, value=float(site_dev.max()),
+            claim("dyck_indep_frobenius_within_5pct", g, value=ivs["toy"].point,
                   threshold=TOY_FROBENIUS_CRITERION, op="<=", kind="paper", **_TOY_FROB,
-                  interval=intervals.pair_interval({(anchor, o): float(v) for o, v in worst.items()},
-                                                   seed=seed),
+                  interval=ivs["toy"],
                   description=f"Cohort B: |mean ‖R − I‖_F/√(2d) − 1| (O(d) fit onto the anchor, one "
-                              f"batch, mean over pairs), largest over internal sites, d = {d}; "
-                              "interval: per-pair largest deviation, bootstrap over seeds")
+                              f"batch, mean over pairs), largest over internal sites, d = {d}")
         toy_ref = ({"check_of": "dyck_indep_frobenius_within_5pct",
                     "why_stricter": "the paper's Pythia 0.1 % criterion applied at the toy's d"}
                    if not pythia and TOY_CLAIM_GROUP in res.group_names else {})
@@ -422,8 +449,7 @@ def record_claims(res: HaarExperiment, results: Any, *, seed: int = 0) -> pd.Dat
             claim("paper_pooled_ks_not_rejected", g, value=row.paper_ks_pvalue, threshold=a,
                   op=">", kind="paper", interval=ks_iv, **_PYTHIA_KS,
                   description="two-sample KS of the pooled |eigenphases| of the O(d) fits (anchor "
-                              "pairs × the paper's sites) against the paper's 10-matrix Haar pool; "
-                              "interval: the same KS per pair, bootstrap over seeds")
+                              "pairs × the paper's sites) against the paper's 10-matrix Haar pool")
         else:
             claim("frobenius_mean_within_0.1pct", g, value=row.paper_frob_mean_dev,
                   threshold=FROBENIUS_CRITERION, op="<=", kind="check", interval=frob_iv,
@@ -448,11 +474,12 @@ def record_claims(res: HaarExperiment, results: Any, *, seed: int = 0) -> pd.Dat
         claim("not_closer_to_signed_permutation", g, value=row.signed_perm_p_bonf, threshold=a,
               op=">", kind="check", p_value=row.signed_perm_p_bonf,
               description=f"ours: {who}R no closer to a signed permutation than Haar rotations "
-                          f"(smallest lower-tail p × {int(row.n_matrices)} tests)")
+                          f"(smallest lower-tail p × {int(row.n_bonferroni)} tests, identified sites)")
         claim("outliers_not_mapped_to_outliers", g, value=row.outlier_p_bonf, threshold=a, op=">",
               kind="check", p_value=row.outlier_p_bonf,
               description=f"ours: {who}R does not send one seed's most kurtotic dimensions onto the "
-                          f"other's more than Haar R (smallest p × {int(row.n_matrices)} tests)")
+                          f"other's more than Haar R (smallest p × {int(row.n_bonferroni)} tests, "
+                          "identified sites)")
         if not math.isnan(row.controls_max_p):
             claim("negative_controls_rejected", g, value=row.controls_max_p, threshold=a, op="<=",
                   kind="check",
@@ -474,10 +501,18 @@ def rejection_sentence(res: HaarExperiment, haar_expected: Sequence[str] = ()) -
     keep = [k for k in res.group_names if p[k] > res.alpha]
 
     def names(ks: Sequence[str]) -> str:
-        return ", ".join(f"**{k}** (p = {p[k]:.3g})" for k in ks) or "none"
+        return ", ".join(f"**{k}** (p = {p[k]:.3g})" for k in ks)
 
-    out = (f"At the identified sites the calibrated pooled test (α = {res.alpha:g}) rejects Haar "
-           f"for {names(rej)}; it does not reject for {names(keep)}.")
+    head = f"At the identified sites the calibrated pooled test (α = {res.alpha:g})"
+    if len(res.group_names) == 1:
+        k = res.group_names[0]
+        out = f"{head} {'rejects' if rej else 'does not reject'} Haar (p = {p[k]:.3g})."
+    elif rej and keep:
+        out = f"{head} rejects Haar for {names(rej)}; it does not reject for {names(keep)}."
+    elif rej:
+        out = f"{head} rejects Haar for every group: {names(rej)}."
+    else:
+        out = f"{head} rejects Haar for no group: {names(keep)}."
     expected = [k for k in haar_expected if k in res.group_names]
     if expected:
         bad = [k for k in expected if k in rej]
@@ -502,12 +537,12 @@ def plot_haar(res: HaarExperiment):
     fig, axes = figures.column_figure(2, 1, height=5.6, sharex=True)
     xs = np.arange(len(res.site_names))
     floor = 1.0
-    ident = res.pairs.groupby("site", sort=False).identified.all().reindex(res.site_names)
     for i, g in enumerate(res.group_names):
-        sub = res.pairs[res.pairs.group == g].groupby("site", sort=False).pvalue.median()
-        y = sub.reindex(res.site_names).to_numpy()
+        at = res.pairs[res.pairs.group == g].groupby("site", sort=False)
+        y = at.pvalue.median().reindex(res.site_names).to_numpy()
+        ident = at.identified.all().reindex(res.site_names).to_numpy()
         floor = min(floor, np.nanmin(y))
-        x = xs + 0.08 * (i - (len(res.group_names) - 1) / 2)
+        x = xs + 0.12 * (i - (len(res.group_names) - 1) / 2)
         axes[0].plot(x, y, "-", color=f"C{i}", label=g)
         axes[0].scatter(x, y, edgecolors=f"C{i}", zorder=3,
                         facecolors=[f"C{i}" if v else "none" for v in ident])
@@ -519,15 +554,15 @@ def plot_haar(res: HaarExperiment):
                 continue
             y = med.loc[k].reindex(res.site_names).to_numpy()
             floor = min(floor, np.nanmin(y))
-            axes[1].plot(xs + 0.08 * (i - 1), y, "-", marker=m, color=c,
+            axes[1].plot(xs + 0.12 * (i - 1), y, "-", marker=m, color=c,
                          label={"pair": "two seeds"}.get(k, k))
     for ax in axes:
         ax.axhline(res.alpha, color="k", ls="--", lw=1, label=f"α = {res.alpha:g}")
         ax.set_yscale("log")
         ax.set_ylim(max(floor, 1e-4) / 1.5, 1.5)
         ax.set_ylabel("calibrated p")
-        ax.legend(loc="lower right", ncol=2)
-    axes[0].set_title("seeds' rotations (median over pairs; hollow: R not identified)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    axes[0].set_title("seeds' rotations (median over pairs)")
     axes[1].set_title("negative controls from the first seed")
     axes[1].set_xticks(xs, res.site_names, rotation=30, ha="right")
     axes[1].set_xlabel("residual site")
@@ -544,9 +579,17 @@ def summary_tables(res: HaarExperiment) -> dict[str, pd.DataFrame]:
             "per_pair_rejected": "pairs × sites rejected", "n_matrices": "of",
             "signed_perm_p_bonf": "signed-perm. p", "outlier_p_bonf": "outlier p",
             "controls_max_p": "controls: largest p", "cycle_ratio_median": "cycle err / noise"}
-    groups = res.groups.set_index("group")[list(cols)].rename(columns=cols)
+    groups = res.groups.set_index("group")[list(cols)].rename(columns=cols).astype(object)
+    fixed = res.fixed.set_index("group")
+    names = {"fixed_dim": "fixed dim", "haar_fixed_dim": "Haar",
+             "fixed_dim_identified": "fixed dim (identified)"}
+    for c in fixed.columns:
+        if c.startswith("overlap_"):
+            span = c[len("overlap_"):]
+            names[c] = f"share of {span} fixed (rank {int(fixed[f'rank_{span}'].iloc[0])})"
+    fixed = fixed[[c for c in fixed.columns if not c.startswith("rank_")]].rename(columns=names)
     power = res.power.set_index("alternative")[["ks_iid", "frobenius_0.1pct", "ks_calibrated",
                                                 "kurtosis", "max_entry", "traces", "combined"]]
     return {"groups": groups.T,
-            "sites": res.sites.set_index("site"), "fixed": res.fixed.set_index("group"),
+            "sites": res.sites.set_index("site"), "fixed": fixed.astype(object),
             "power": power}
