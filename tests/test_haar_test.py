@@ -35,8 +35,9 @@ def _acts(kind: str, n_seeds: int = 3, n: int = 600, seed: int = 0) -> PairedAct
             else:
                 R = haar.random_signed_permutation(D, g)
             fit[f"seed{k}"][s] = torch.tensor(base[s] @ R, dtype=torch.float32)
-    fit["control:untrained"] = {s: torch.tensor(g.standard_normal((n, D)) * scale,
-                                                dtype=torch.float32) for s in SITES}
+    fit["control:untrained"] = {
+        s: torch.tensor(g.standard_normal((n, D)) * scale, dtype=torch.float32) for s in SITES
+    }
     members = [f"seed{k}" for k in range(n_seeds)]
     models = {m: types.SimpleNamespace() for m in list(fit)}
     return PairedActs(fit=fit, eval=fit, sites=list(SITES), models=models, members=members)
@@ -68,8 +69,8 @@ def test_controls_present_and_unrelated_control_does_not_align(haar_res):
     assert set(c.comparison) == {"pair", "untrained", "shuffled"}
     pair_ev = c[c.comparison == "pair"].map_ev
     ctrl_ev = c[c.comparison != "pair"].map_ev
-    assert (pair_ev > 0.99).all()      # the exact rotated copy is found
-    assert (ctrl_ev < 0.2).all()       # the unrelated clouds are not aligned
+    assert (pair_ev > 0.99).all()  # the exact rotated copy is found
+    assert (ctrl_ev < 0.2).all()  # the unrelated clouds are not aligned
 
 
 def test_deterministic(haar_res):
@@ -84,8 +85,12 @@ def test_record_claims_same_names_with_group_suffix(haar_res, tmp_path, monkeypa
     results = ChapterResults("13_dyck_haar_test", params={})
     table = haar_test.record_claims(haar_res, results)
     names = set(results.data["claims"])
-    for base in ("frobenius_mean_within_0.1pct", "paper_pooled_ks_not_rejected",
-                 "calibrated_pooled_haar_not_rejected", "negative_controls_rejected"):
+    for base in (
+        "frobenius_mean_within_0.1pct",
+        "paper_pooled_ks_not_rejected",
+        "calibrated_pooled_haar_not_rejected",
+        "negative_controls_rejected",
+    ):
         assert {f"{base}_a", f"{base}_b"} <= names
     assert results.data["claims"]["calibrated_pooled_haar_not_rejected_b"]["passed"] is False
     assert len(table) <= 15
@@ -126,11 +131,17 @@ def test_fixed_subspace_wrapper_glossary_tolerance():
     assert haar_test.fixed_subspace(np.eye(6), 1e-5).shape == (6, 6)
 
 
-@pytest.mark.parametrize("kw, name", [
-    (dict(alpha=1.5), "alpha"), (dict(n_null=0), "n_null"), (dict(power_trials=0), "power_trials"),
-    (dict(fixed_tol=0.0), "fixed_tol"), (dict(full_rank_frac=0.0), "full_rank_frac"),
-    (dict(n_resample=True), "n_resample"),
-])
+@pytest.mark.parametrize(
+    "kw, name",
+    [
+        (dict(alpha=1.5), "alpha"),
+        (dict(n_null=0), "n_null"),
+        (dict(power_trials=0), "power_trials"),
+        (dict(fixed_tol=0.0), "fixed_tol"),
+        (dict(full_rank_frac=0.0), "full_rank_frac"),
+        (dict(n_resample=True), "n_resample"),
+    ],
+)
 def test_bad_parameters_named(kw, name):
     with pytest.raises(ValueError, match=name):
         haar_test.haar_experiment(_acts("haar"), **kw)
@@ -146,8 +157,17 @@ def test_bad_acts_named():
 def test_chapters_declare_the_same_experiment_parameters():
     from polyrot_utils.book.runner import parameter_specs
 
-    shared = ("n_null", "n_resample", "alpha", "power_trials", "fixed_tol", "full_rank_frac",
-              "n_outliers", "outlier_null", "seed")
+    shared = (
+        "n_null",
+        "n_resample",
+        "alpha",
+        "power_trials",
+        "fixed_tol",
+        "full_rank_frac",
+        "n_outliers",
+        "outlier_null",
+        "seed",
+    )
     dyck = parameter_specs("13_dyck_haar")
     pythia = parameter_specs("23_pythia_haar")
     for p in shared:

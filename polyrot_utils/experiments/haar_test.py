@@ -109,12 +109,19 @@ class HaarExperiment:
 
     def records(self) -> dict[str, Any]:
         """The full tables, JSON-ready, for ``ChapterResults.record``."""
-        return {name: getattr(self, name).to_dict(orient="records")
-                for name in ("pairs", "groups", "sites", "fixed", "controls", "power", "paper", "cycle")}
+        return {
+            name: getattr(self, name).to_dict(orient="records")
+            for name in ("pairs", "groups", "sites", "fixed", "controls", "power", "paper", "cycle")
+        }
 
 
-def _check(groups: Mapping[str, PairedActs], alpha: float, ints: Mapping[str, int],
-           fixed_tol: float, full_rank_frac: float) -> None:
+def _check(
+    groups: Mapping[str, PairedActs],
+    alpha: float,
+    ints: Mapping[str, int],
+    fixed_tol: float,
+    full_rank_frac: float,
+) -> None:
     if not isinstance(groups, Mapping) or not groups:
         raise ValueError("acts must be a PairedActs or a non-empty {group: PairedActs} mapping")
     for g, a in groups.items():
@@ -156,24 +163,47 @@ def _haar_fixed_mean(d: int, tol: float, n: int, seed: int) -> float:
     return float(np.mean([fixed_subspace(q, tol).shape[1] for q in qs]))
 
 
-def _outlier_rows(a: PairedActs, rots: Mapping[tuple[str, str, str], np.ndarray], n_outliers: int,
-                  outlier_null: int, seed: int) -> dict[tuple[str, str, str], dict[str, float]]:
+def _outlier_rows(
+    a: PairedActs,
+    rots: Mapping[tuple[str, str, str], np.ndarray],
+    n_outliers: int,
+    outlier_null: int,
+    seed: int,
+) -> dict[tuple[str, str, str], dict[str, float]]:
     out = {}
     for (s, t, site), R in rots.items():
         k = min(n_outliers, R.shape[0] - 1)
         src = basis.outlier_dimensions(a.fit[s][site], k=k)
         tgt = basis.outlier_dimensions(a.fit[t][site], k=k)
         res = basis.outlier_alignment(R, src, tgt, n_null=max(10, outlier_null), seed=seed)
-        out[(s, t, site)] = {"outlier_mass": res.mass, "outlier_mass_haar": res.expected_haar,
-                             "outlier_pvalue": res.p_value,
-                             "max_kurtosis": float(max(basis.dimension_kurtosis(a.fit[s][site]).max(),
-                                                       basis.dimension_kurtosis(a.fit[t][site]).max()))}
+        out[(s, t, site)] = {
+            "outlier_mass": res.mass,
+            "outlier_mass_haar": res.expected_haar,
+            "outlier_pvalue": res.p_value,
+            "max_kurtosis": float(
+                max(
+                    basis.dimension_kurtosis(a.fit[s][site]).max(),
+                    basis.dimension_kurtosis(a.fit[t][site]).max(),
+                )
+            ),
+        }
     return out
 
 
-def _group(name: str, a: PairedActs, *, rung: str, n_null: int, n_resample: int, alpha: float,
-           fixed_tol: float, full_rank_frac: float, n_outliers: int, outlier_null: int, seed: int
-           ) -> dict[str, Any]:
+def _group(
+    name: str,
+    a: PairedActs,
+    *,
+    rung: str,
+    n_null: int,
+    n_resample: int,
+    alpha: float,
+    fixed_tol: float,
+    full_rank_frac: float,
+    n_outliers: int,
+    outlier_null: int,
+    seed: int,
+) -> dict[str, Any]:
     sites, members = list(a.sites), list(a.members)
     d = int(a.fit[members[0]][sites[0]].shape[1])
     pairs = analysis.all_pairs(members)
@@ -191,51 +221,90 @@ def _group(name: str, a: PairedActs, *, rung: str, n_null: int, n_resample: int,
     table["identified"] = table.site.map(ident)
     table["rank"] = table.site.map(rank)
     # the paper's way: O(d) one-batch R of every other seed onto the anchor, the paper's sites
-    psites = (analysis.paper_pythia_sites(sites) if rung == "pythia"
-              else analysis.paper_internal_sites(sites)) or sites
-    prows = analysis.paper_transfer_table(a.fit, analysis.all_pairs(members, anchor=members[0]), psites)
+    psites = (
+        analysis.paper_pythia_sites(sites)
+        if rung == "pythia"
+        else analysis.paper_internal_sites(sites)
+    ) or sites
+    prows = analysis.paper_transfer_table(
+        a.fit, analysis.all_pairs(members, anchor=members[0]), psites
+    )
     paper_ks = haar.paper_ks_test([r["R"] for r in prows])
     # |eigenphases| per other seed, as paper_ks_test pools them: for the bootstrap over seeds
-    phases = {o: np.concatenate([np.abs(np.angle(np.linalg.eigvals(r["R"])))
-                                 for r in prows if r["other"] == o]) for o in members[1:]}
-    paper = pd.DataFrame([{"group": name, **{k: v for k, v in r.items() if k != "R"}} for r in prows])
+    phases = {
+        o: np.concatenate(
+            [np.abs(np.angle(np.linalg.eigvals(r["R"]))) for r in prows if r["other"] == o]
+        )
+        for o in members[1:]
+    }
+    paper = pd.DataFrame(
+        [{"group": name, **{k: v for k, v in r.items() if k != "R"}} for r in prows]
+    )
     mats = list(rots.values())
     pooled = haar.haar_test_pooled(mats, n_null=n_null, seed=seed, n_resample=n_resample)
     id_mats = [R for (s, t, site), R in rots.items() if ident[site]]
-    pooled_id = (haar.haar_test_pooled(id_mats, n_null=n_null, seed=seed, n_resample=n_resample)
-                 if id_mats else None)
+    pooled_id = (
+        haar.haar_test_pooled(id_mats, n_null=n_null, seed=seed, n_resample=n_resample)
+        if id_mats
+        else None
+    )
     # negative controls at every site, from the first seed (needs an untrained control)
     crow = []
     if "untrained" in a.controls:
         unt = a.control("untrained")
         for site in sites:
-            neg = controls.haar_negative_controls(a.fit[members[0]][site], a.fit[unt][site],
-                                                  a.fit[members[1]][site], n_null=n_null,
-                                                  seed=seed, alpha=alpha, shuffle_seed=seed)
-            crow += [{"group": name, "site": site, "comparison": k, "identified": ident[site],
-                      "map_ev": r.map_ev, "frobenius_ratio": r.frobenius_ratio,
-                      "ks_pvalue_iid": r.ks_pvalue_iid, "pvalue": r.pvalue,
-                      "looks_haar": r.looks_haar} for k, r in neg.items()]
-    cyc = (analysis.cycle_consistency(a.fit, tuple(members[:3]), sites) if len(members) >= 3 else [])
+            neg = controls.haar_negative_controls(
+                a.fit[members[0]][site],
+                a.fit[unt][site],
+                a.fit[members[1]][site],
+                n_null=n_null,
+                seed=seed,
+                alpha=alpha,
+                shuffle_seed=seed,
+            )
+            crow += [
+                {
+                    "group": name,
+                    "site": site,
+                    "comparison": k,
+                    "identified": ident[site],
+                    "map_ev": r.map_ev,
+                    "frobenius_ratio": r.frobenius_ratio,
+                    "ks_pvalue_iid": r.ks_pvalue_iid,
+                    "pvalue": r.pvalue,
+                    "looks_haar": r.looks_haar,
+                }
+                for k, r in neg.items()
+            ]
+    cyc = analysis.cycle_consistency(a.fit, tuple(members[:3]), sites) if len(members) >= 3 else []
     spans = _io_spans(a.models[members[0]], d)
-    fixed = {"group": name, "fixed_dim": float(table.fixed_dim_tau.mean()),
-             "fixed_dim_identified": float(table.fixed_dim_tau[table.identified].mean())
-             if table.identified.any() else float("nan")}
+    fixed = {
+        "group": name,
+        "fixed_dim": float(table.fixed_dim_tau.mean()),
+        "fixed_dim_identified": float(table.fixed_dim_tau[table.identified].mean())
+        if table.identified.any()
+        else float("nan"),
+    }
     for sname, q in spans.items():
-        ov = [float(np.linalg.norm(fixed_subspace(R, fixed_tol).T @ q) ** 2 / q.shape[1])
-              for R in rots.values()]
+        ov = [
+            float(np.linalg.norm(fixed_subspace(R, fixed_tol).T @ q) ** 2 / q.shape[1])
+            for R in rots.values()
+        ]
         fixed[f"overlap_{sname}"] = float(np.mean(ov))
         fixed[f"rank_{sname}"] = int(q.shape[1])
     ctrl = pd.DataFrame(crow)
     ctrl_id = ctrl[ctrl.identified] if len(ctrl) and ctrl.identified.any() else ctrl
-    neg_p = (float(ctrl_id[ctrl_id.comparison != "pair"].pvalue.max()) if len(ctrl) else float("nan"))
+    neg_p = float(ctrl_id[ctrl_id.comparison != "pair"].pvalue.max()) if len(ctrl) else float("nan")
     n_tests = len(table)
     tested = table[table.identified] if table.identified.any() else table
     row = {
-        "group": name, "n_seeds": len(members), "n_matrices": n_tests,
+        "group": name,
+        "n_seeds": len(members),
+        "n_matrices": n_tests,
         "n_identified": len(id_mats),
         "paper_frob_mean_dev": abs(float(paper.frob_ratio.mean()) - 1.0),
-        "paper_ks_statistic": paper_ks.statistic, "paper_ks_pvalue": paper_ks.pvalue,
+        "paper_ks_statistic": paper_ks.statistic,
+        "paper_ks_pvalue": paper_ks.pvalue,
         "frob_dev_max": float((table.frobenius_ratio - 1).abs().max()),
         "calibrated_p": pooled.pvalue,
         "calibrated_p_identified": pooled_id.pvalue if pooled_id else float("nan"),
@@ -247,9 +316,17 @@ def _group(name: str, a: PairedActs, *, rung: str, n_null: int, n_resample: int,
         "cycle_ratio_median": float(np.median([r["ratio"] for r in cyc])) if cyc else float("nan"),
         **{f"calibrated_p_{k}": v for k, v in pooled.component_pvalues.items()},
     }
-    return {"table": table, "row": row, "paper": paper, "controls": ctrl, "fixed": fixed,
-            "cycle": pd.DataFrame([{"group": name, **r} for r in cyc]), "d": d, "sites": sites,
-            "phases": phases}
+    return {
+        "table": table,
+        "row": row,
+        "paper": paper,
+        "controls": ctrl,
+        "fixed": fixed,
+        "cycle": pd.DataFrame([{"group": name, **r} for r in cyc]),
+        "d": d,
+        "sites": sites,
+        "phases": phases,
+    }
 
 
 def haar_experiment(
@@ -285,16 +362,39 @@ def haar_experiment(
         groups: Mapping[str, PairedActs] = {rung0: acts}
     else:
         groups = acts
-    _check(groups, alpha, dict(n_null=n_null, n_resample=n_resample, power_trials=power_trials,
-                               n_outliers=n_outliers, outlier_null=outlier_null), fixed_tol,
-           full_rank_frac)
+    _check(
+        groups,
+        alpha,
+        dict(
+            n_null=n_null,
+            n_resample=n_resample,
+            power_trials=power_trials,
+            n_outliers=n_outliers,
+            outlier_null=outlier_null,
+        ),
+        fixed_tol,
+        full_rank_frac,
+    )
     rungs = {"pythia" if isinstance(a, PythiaActs) else "dyck" for a in groups.values()}
     if len(rungs) != 1:
         raise ValueError(f"acts mixes rungs {sorted(rungs)}; pass one rung's activations")
     rung = rungs.pop()
-    out = {g: _group(g, a, rung=rung, n_null=n_null, n_resample=n_resample, alpha=alpha,
-                     fixed_tol=fixed_tol, full_rank_frac=full_rank_frac, n_outliers=n_outliers,
-                     outlier_null=outlier_null, seed=seed) for g, a in groups.items()}
+    out = {
+        g: _group(
+            g,
+            a,
+            rung=rung,
+            n_null=n_null,
+            n_resample=n_resample,
+            alpha=alpha,
+            fixed_tol=fixed_tol,
+            full_rank_frac=full_rank_frac,
+            n_outliers=n_outliers,
+            outlier_null=outlier_null,
+            seed=seed,
+        )
+        for g, a in groups.items()
+    }
     ds = {o["d"] for o in out.values()}
     if len(ds) != 1:
         raise ValueError(f"acts has groups of different d {sorted(ds)}; pass one d")
@@ -320,8 +420,9 @@ def haar_experiment(
     fixed = pd.DataFrame([o["fixed"] for o in out.values()])
     fixed.insert(2, "haar_fixed_dim", haar_fixed)
     null_frob = haar.null_features(d, n_null, seed)["frobenius_ratio"]
-    power = pd.DataFrame(haar.size_and_power(d, n_trials=power_trials, alpha=alpha, seed=seed,
-                                             n_null=n_null))
+    power = pd.DataFrame(
+        haar.size_and_power(d, n_trials=power_trials, alpha=alpha, seed=seed, n_null=n_null)
+    )
     for df in (pairs,):
         df["site"] = df.site.map(short_site)
     ctrl = pd.concat([o["controls"] for o in out.values()], ignore_index=True)
@@ -331,10 +432,20 @@ def haar_experiment(
         if len(df):
             df["site"] = df.site.map(short_site)
     return HaarExperiment(
-        rung=rung, d=d, alpha=float(alpha), fixed_tol=float(fixed_tol), group_names=names,
-        site_names=[short_site(s) for s in sites], pairs=pairs,
-        groups=pd.DataFrame([o["row"] for o in out.values()]), sites=pd.DataFrame(site_rows),
-        fixed=fixed, controls=ctrl, power=power, paper=paper, cycle=cyc,
+        rung=rung,
+        d=d,
+        alpha=float(alpha),
+        fixed_tol=float(fixed_tol),
+        group_names=names,
+        site_names=[short_site(s) for s in sites],
+        pairs=pairs,
+        groups=pd.DataFrame([o["row"] for o in out.values()]),
+        sites=pd.DataFrame(site_rows),
+        fixed=fixed,
+        controls=ctrl,
+        power=power,
+        paper=paper,
+        cycle=cyc,
         haar_frobenius_pass_fraction=float((np.abs(null_frob - 1) <= FROBENIUS_CRITERION).mean()),
         paper_phases={g: o["phases"] for g, o in out.items()},
     )
@@ -343,35 +454,58 @@ def haar_experiment(
 # ------------------------------------------------------------------------------------ claims
 _PYTHIA_FROB = dict(
     paper_value="mean ‖R − I‖_F = 31.99 vs √(2·512) = 32.00: within 0.1 % (p10–p90 31.94–32.03), "
-                "56 (pair, site)",
-    source="§8.3; experiments/scale/pythia_panel_c_fast.py:main (all_pair_frob_histogram mean)")
+    "56 (pair, site)",
+    source="§8.3; experiments/scale/pythia_panel_c_fast.py:main (all_pair_frob_histogram mean)",
+)
 _PYTHIA_KS = dict(
     paper_value="KS statistic 0.0027, p = 1.000 (28,672 eigenvalues vs 5,120 Haar)",
-    source="§8.3; experiments/scale/eigenvalue_spectrum.py:main, ks_test_uniform")
+    source="§8.3; experiments/scale/eigenvalue_spectrum.py:main, ks_test_uniform",
+)
 _TOY_FROB = dict(
     paper_value="‖R − I‖_F in [10.80, 11.25] vs √(2·64) = 11.31: within 5 %",
     source="§8.4 'Independent-init at toy scale'; "
-           "experiments/independent_init/analyze_indep.py:run_rotation_audit")
+    "experiments/independent_init/analyze_indep.py:run_rotation_audit",
+)
 #: the Dyck cohort the paper's toy Frobenius claim is about (Cohort B)
 TOY_CLAIM_GROUP = "independent"
 
 
-def _seed_bootstrap(others: Sequence[str], stat: Any, value: float, seed: int, what: str,
-                    n_boot: int = 1000, level: float = 0.9) -> intervals.Interval:
+def _seed_bootstrap(
+    others: Sequence[str],
+    stat: Any,
+    value: float,
+    seed: int,
+    what: str,
+    n_boot: int = 1000,
+    level: float = 0.9,
+) -> intervals.Interval:
     """Percentile interval of a pooled statistic over the seeds: the seeds compared with the
     anchor (``others``) are drawn with replacement and ``stat(drawn seeds)`` recomputed; the
     point is the statistic on the seeds as they are (``value``). With one such seed the interval
     is that one value."""
     others = list(others)
     if len(others) < 2:
-        return intervals.Interval(float(value), float(value), float(value), len(others), level,
-                                  f"one seed against the anchor: no spread ({what})")
+        return intervals.Interval(
+            float(value),
+            float(value),
+            float(value),
+            len(others),
+            level,
+            f"one seed against the anchor: no spread ({what})",
+        )
     rng = np.random.default_rng([int(seed), 7013])
-    draws = [stat([others[i] for i in rng.integers(0, len(others), len(others))])
-             for _ in range(n_boot)]
+    draws = [
+        stat([others[i] for i in rng.integers(0, len(others), len(others))]) for _ in range(n_boot)
+    ]
     lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
-    return intervals.Interval(float(value), float(lo), float(hi), len(others), level,
-                              f"bootstrap over the seeds compared with the anchor ({what})")
+    return intervals.Interval(
+        float(value),
+        float(lo),
+        float(hi),
+        len(others),
+        level,
+        f"bootstrap over the seeds compared with the anchor ({what})",
+    )
 
 
 def _paper_intervals(res: HaarExperiment, g: str, seed: int) -> dict[str, intervals.Interval]:
@@ -396,9 +530,11 @@ def _paper_intervals(res: HaarExperiment, g: str, seed: int) -> dict[str, interv
         return float((rows.groupby("site").frob_ratio.mean() - 1).abs().max())
 
     toy_value = float((paper.groupby("site").frob_ratio.mean() - 1).abs().max())
-    return {"frob": _seed_bootstrap(others, frob, row.paper_frob_mean_dev, seed, "|mean − 1|"),
-            "ks": _seed_bootstrap(others, ks, row.paper_ks_pvalue, seed, "pooled KS p"),
-            "toy": _seed_bootstrap(others, toy, toy_value, seed, "largest site deviation")}
+    return {
+        "frob": _seed_bootstrap(others, frob, row.paper_frob_mean_dev, seed, "|mean − 1|"),
+        "ks": _seed_bootstrap(others, ks, row.paper_ks_pvalue, seed, "pooled KS p"),
+        "toy": _seed_bootstrap(others, toy, toy_value, seed, "largest site deviation"),
+    }
 
 
 def record_claims(res: HaarExperiment, results: Any, *, seed: int = 0) -> pd.DataFrame:
@@ -431,61 +567,143 @@ def record_claims(res: HaarExperiment, results: Any, *, seed: int = 0) -> pd.Dat
         frob_iv, ks_iv = ivs["frob"], ivs["ks"]
         who = f"{g}: " if multi else ""
         if not pythia and g == TOY_CLAIM_GROUP:
-            claim("dyck_indep_frobenius_within_5pct", g, value=ivs["toy"].point,
-                  threshold=TOY_FROBENIUS_CRITERION, op="<=", kind="paper", **_TOY_FROB,
-                  interval=ivs["toy"],
-                  description=f"Cohort B: |mean ‖R − I‖_F/√(2d) − 1| (O(d) fit onto the anchor, one "
-                              f"batch, mean over pairs), largest over internal sites, d = {d}")
-        toy_ref = ({"check_of": "dyck_indep_frobenius_within_5pct",
-                    "why_stricter": "the paper's Pythia 0.1 % criterion applied at the toy's d"}
-                   if not pythia and TOY_CLAIM_GROUP in res.group_names else {})
-        frob_desc = (f"{who}|mean ‖R − I‖_F/√(2d) − 1| over anchor pairs × the paper's sites (O(d) "
-                     f"R, one batch), d = {d}; only {haar_pass:.0%} of Haar SO({d}) samples meet "
-                     "0.1 % one by one")
+            claim(
+                "dyck_indep_frobenius_within_5pct",
+                g,
+                value=ivs["toy"].point,
+                threshold=TOY_FROBENIUS_CRITERION,
+                op="<=",
+                kind="paper",
+                **_TOY_FROB,
+                interval=ivs["toy"],
+                description=f"Cohort B: |mean ‖R − I‖_F/√(2d) − 1| (O(d) fit onto the anchor, one "
+                f"batch, mean over pairs), largest over internal sites, d = {d}",
+            )
+        toy_ref = (
+            {
+                "check_of": "dyck_indep_frobenius_within_5pct",
+                "why_stricter": "the paper's Pythia 0.1 % criterion applied at the toy's d",
+            }
+            if not pythia and TOY_CLAIM_GROUP in res.group_names
+            else {}
+        )
+        frob_desc = (
+            f"{who}|mean ‖R − I‖_F/√(2d) − 1| over anchor pairs × the paper's sites (O(d) "
+            f"R, one batch), d = {d}; only {haar_pass:.0%} of Haar SO({d}) samples meet "
+            "0.1 % one by one"
+        )
         if pythia:
-            claim("frobenius_mean_within_0.1pct", g, value=row.paper_frob_mean_dev,
-                  threshold=FROBENIUS_CRITERION, op="<=", kind="paper", interval=frob_iv,
-                  description=frob_desc, **_PYTHIA_FROB)
-            claim("paper_pooled_ks_not_rejected", g, value=row.paper_ks_pvalue, threshold=a,
-                  op=">", kind="paper", interval=ks_iv, **_PYTHIA_KS,
-                  description="two-sample KS of the pooled |eigenphases| of the O(d) fits (anchor "
-                              "pairs × the paper's sites) against the paper's 10-matrix Haar pool")
+            claim(
+                "frobenius_mean_within_0.1pct",
+                g,
+                value=row.paper_frob_mean_dev,
+                threshold=FROBENIUS_CRITERION,
+                op="<=",
+                kind="paper",
+                interval=frob_iv,
+                description=frob_desc,
+                **_PYTHIA_FROB,
+            )
+            claim(
+                "paper_pooled_ks_not_rejected",
+                g,
+                value=row.paper_ks_pvalue,
+                threshold=a,
+                op=">",
+                kind="paper",
+                interval=ks_iv,
+                **_PYTHIA_KS,
+                description="two-sample KS of the pooled |eigenphases| of the O(d) fits (anchor "
+                "pairs × the paper's sites) against the paper's 10-matrix Haar pool",
+            )
         else:
-            claim("frobenius_mean_within_0.1pct", g, value=row.paper_frob_mean_dev,
-                  threshold=FROBENIUS_CRITERION, op="<=", kind="check", interval=frob_iv,
-                  description="ours: " + frob_desc, **toy_ref)
-            claim("paper_pooled_ks_not_rejected", g, value=row.paper_ks_pvalue, threshold=a,
-                  op=">", kind="check", interval=ks_iv, p_value=row.calibrated_p,
-                  description=f"ours: {who}the paper's pooled KS (O(d) fits, its Haar pool) on the "
-                              "toy — the paper runs it on Pythia only; p_value = calibrated p")
-        claim("frobenius_ratio_within_0.1pct", g, value=row.frob_dev_max,
-              threshold=FROBENIUS_CRITERION, op="<=", kind="check",
-              check_of="frobenius_mean_within_0.1pct" if pythia else None,
-              why_stricter="the worst single SO(d) matrix, not the mean over pairs" if pythia
-              else None,
-              description=f"ours: {who}largest |‖R − I‖_F/√(2d) − 1| over pairs and sites")
-        claim("calibrated_pooled_haar_not_rejected", g, value=row.calibrated_p, threshold=a,
-              op=">", kind="check", p_value=row.calibrated_p,
-              check_of="paper_pooled_ks_not_rejected" if pythia else None,
-              why_stricter="calibrated pooled test with measured power, where the paper's KS has "
-                           "almost none" if pythia else None,
-              description=f"ours: {who}calibrated pooled Haar test (every pair of seeds and site) "
-                          "does not reject")
-        claim("not_closer_to_signed_permutation", g, value=row.signed_perm_p_bonf, threshold=a,
-              op=">", kind="check", p_value=row.signed_perm_p_bonf,
-              description=f"ours: {who}R no closer to a signed permutation than Haar rotations "
-                          f"(smallest lower-tail p × {int(row.n_bonferroni)} tests, identified sites)")
-        claim("outliers_not_mapped_to_outliers", g, value=row.outlier_p_bonf, threshold=a, op=">",
-              kind="check", p_value=row.outlier_p_bonf,
-              description=f"ours: {who}R does not send one seed's most kurtotic dimensions onto the "
-                          f"other's more than Haar R (smallest p × {int(row.n_bonferroni)} tests, "
-                          "identified sites)")
+            claim(
+                "frobenius_mean_within_0.1pct",
+                g,
+                value=row.paper_frob_mean_dev,
+                threshold=FROBENIUS_CRITERION,
+                op="<=",
+                kind="check",
+                interval=frob_iv,
+                description="ours: " + frob_desc,
+                **toy_ref,
+            )
+            claim(
+                "paper_pooled_ks_not_rejected",
+                g,
+                value=row.paper_ks_pvalue,
+                threshold=a,
+                op=">",
+                kind="check",
+                interval=ks_iv,
+                p_value=row.calibrated_p,
+                description=f"ours: {who}the paper's pooled KS (O(d) fits, its Haar pool) on the "
+                "toy — the paper runs it on Pythia only; p_value = calibrated p",
+            )
+        claim(
+            "frobenius_ratio_within_0.1pct",
+            g,
+            value=row.frob_dev_max,
+            threshold=FROBENIUS_CRITERION,
+            op="<=",
+            kind="check",
+            check_of="frobenius_mean_within_0.1pct" if pythia else None,
+            why_stricter="the worst single SO(d) matrix, not the mean over pairs"
+            if pythia
+            else None,
+            description=f"ours: {who}largest |‖R − I‖_F/√(2d) − 1| over pairs and sites",
+        )
+        claim(
+            "calibrated_pooled_haar_not_rejected",
+            g,
+            value=row.calibrated_p,
+            threshold=a,
+            op=">",
+            kind="check",
+            p_value=row.calibrated_p,
+            check_of="paper_pooled_ks_not_rejected" if pythia else None,
+            why_stricter="calibrated pooled test with measured power, where the paper's KS has "
+            "almost none"
+            if pythia
+            else None,
+            description=f"ours: {who}calibrated pooled Haar test (every pair of seeds and site) "
+            "does not reject",
+        )
+        claim(
+            "not_closer_to_signed_permutation",
+            g,
+            value=row.signed_perm_p_bonf,
+            threshold=a,
+            op=">",
+            kind="check",
+            p_value=row.signed_perm_p_bonf,
+            description=f"ours: {who}R no closer to a signed permutation than Haar rotations "
+            f"(smallest lower-tail p × {int(row.n_bonferroni)} tests, identified sites)",
+        )
+        claim(
+            "outliers_not_mapped_to_outliers",
+            g,
+            value=row.outlier_p_bonf,
+            threshold=a,
+            op=">",
+            kind="check",
+            p_value=row.outlier_p_bonf,
+            description=f"ours: {who}R does not send one seed's most kurtotic dimensions onto the "
+            f"other's more than Haar R (smallest p × {int(row.n_bonferroni)} tests, "
+            "identified sites)",
+        )
         if not math.isnan(row.controls_max_p):
-            claim("negative_controls_rejected", g, value=row.controls_max_p, threshold=a, op="<=",
-                  kind="check",
-                  description=f"ours: {who}the calibrated test rejects R fitted to an untrained "
-                              "model and to shuffled token pairs (largest p over the identified "
-                              "sites): if not, 'looks Haar' is uninformative")
+            claim(
+                "negative_controls_rejected",
+                g,
+                value=row.controls_max_p,
+                threshold=a,
+                op="<=",
+                kind="check",
+                description=f"ours: {who}the calibrated test rejects R fitted to an untrained "
+                "model and to shuffled token pairs (largest p over the identified "
+                "sites): if not, 'looks Haar' is uninformative",
+            )
     return pd.DataFrame(shown).T.rename_axis("claim")
 
 
@@ -495,8 +713,10 @@ def rejection_sentence(res: HaarExperiment, haar_expected: Sequence[str] = ()) -
     groups a theory predicts to be Haar — whether the verdicts agree with that prediction."""
     g = res.groups.set_index("group")
     col = "calibrated_p_identified"
-    p = {k: (g.loc[k, col] if not math.isnan(g.loc[k, col]) else g.loc[k, "calibrated_p"])
-         for k in res.group_names}
+    p = {
+        k: (g.loc[k, col] if not math.isnan(g.loc[k, col]) else g.loc[k, "calibrated_p"])
+        for k in res.group_names
+    }
     rej = [k for k in res.group_names if p[k] <= res.alpha]
     keep = [k for k in res.group_names if p[k] > res.alpha]
 
@@ -520,10 +740,15 @@ def rejection_sentence(res: HaarExperiment, haar_expected: Sequence[str] = ()) -
         if not bad and not extra:
             out += " That is what the theory predicts: only " + ", ".join(expected) + " look Haar."
         else:
-            out += (" The theory predicts Haar only for " + ", ".join(expected) + "; it is "
-                    "contradicted here: " + "; ".join(
-                        ([f"{', '.join(bad)} is rejected"] if bad else [])
-                        + ([f"{', '.join(extra)} is not"] if extra else [])) + ".")
+            out += (
+                " The theory predicts Haar only for " + ", ".join(expected) + "; it is "
+                "contradicted here: "
+                + "; ".join(
+                    ([f"{', '.join(bad)} is rejected"] if bad else [])
+                    + ([f"{', '.join(extra)} is not"] if extra else [])
+                )
+                + "."
+            )
     return out
 
 
@@ -544,8 +769,9 @@ def plot_haar(res: HaarExperiment):
         floor = min(floor, np.nanmin(y))
         x = xs + 0.12 * (i - (len(res.group_names) - 1) / 2)
         axes[0].plot(x, y, "-", color=f"C{i}", label=g)
-        axes[0].scatter(x, y, edgecolors=f"C{i}", zorder=3,
-                        facecolors=[f"C{i}" if v else "none" for v in ident])
+        axes[0].scatter(
+            x, y, edgecolors=f"C{i}", zorder=3, facecolors=[f"C{i}" if v else "none" for v in ident]
+        )
     styles = {"pair": ("C0", "o"), "untrained": ("C3", "s"), "shuffled": ("C7", "^")}
     if len(res.controls):
         med = res.controls.groupby(["comparison", "site"], sort=False).pvalue.median()
@@ -554,8 +780,14 @@ def plot_haar(res: HaarExperiment):
                 continue
             y = med.loc[k].reindex(res.site_names).to_numpy()
             floor = min(floor, np.nanmin(y))
-            axes[1].plot(xs + 0.12 * (i - 1), y, "-", marker=m, color=c,
-                         label={"pair": "two seeds"}.get(k, k))
+            axes[1].plot(
+                xs + 0.12 * (i - 1),
+                y,
+                "-",
+                marker=m,
+                color=c,
+                label={"pair": "two seeds"}.get(k, k),
+            )
     for ax in axes:
         ax.axhline(res.alpha, color="k", ls="--", lw=1, label=f"α = {res.alpha:g}")
         ax.set_yscale("log")
@@ -573,23 +805,44 @@ def summary_tables(res: HaarExperiment) -> dict[str, pd.DataFrame]:
     """The page's small tables: ``groups`` (one row per group: the paper's two checks, the
     calibrated verdicts, controls, cycle), ``sites`` (one row per site), ``fixed`` (fixed subspace
     per group) and ``power`` (size and power at this d)."""
-    cols = {"paper_frob_mean_dev": "paper: |mean ratio − 1|", "paper_ks_pvalue": "paper: pooled KS p",
-            "calibrated_p": "calibrated p (all sites)",
-            "calibrated_p_identified": "calibrated p (identified)",
-            "per_pair_rejected": "pairs × sites rejected", "n_matrices": "of",
-            "signed_perm_p_bonf": "signed-perm. p", "outlier_p_bonf": "outlier p",
-            "controls_max_p": "controls: largest p", "cycle_ratio_median": "cycle err / noise"}
+    cols = {
+        "paper_frob_mean_dev": "paper: |mean ratio − 1|",
+        "paper_ks_pvalue": "paper: pooled KS p",
+        "calibrated_p": "calibrated p (all sites)",
+        "calibrated_p_identified": "calibrated p (identified)",
+        "per_pair_rejected": "pairs × sites rejected",
+        "n_matrices": "of",
+        "signed_perm_p_bonf": "signed-perm. p",
+        "outlier_p_bonf": "outlier p",
+        "controls_max_p": "controls: largest p",
+        "cycle_ratio_median": "cycle err / noise",
+    }
     groups = res.groups.set_index("group")[list(cols)].rename(columns=cols).astype(object)
     fixed = res.fixed.set_index("group")
-    names = {"fixed_dim": "fixed dim", "haar_fixed_dim": "Haar",
-             "fixed_dim_identified": "fixed dim (identified)"}
+    names = {
+        "fixed_dim": "fixed dim",
+        "haar_fixed_dim": "Haar",
+        "fixed_dim_identified": "fixed dim (identified)",
+    }
     for c in fixed.columns:
         if c.startswith("overlap_"):
-            span = c[len("overlap_"):]
+            span = c[len("overlap_") :]
             names[c] = f"share of {span} fixed (rank {int(fixed[f'rank_{span}'].iloc[0])})"
     fixed = fixed[[c for c in fixed.columns if not c.startswith("rank_")]].rename(columns=names)
-    power = res.power.set_index("alternative")[["ks_iid", "frobenius_0.1pct", "ks_calibrated",
-                                                "kurtosis", "max_entry", "traces", "combined"]]
-    return {"groups": groups.T,
-            "sites": res.sites.set_index("site"), "fixed": fixed.astype(object),
-            "power": power}
+    power = res.power.set_index("alternative")[
+        [
+            "ks_iid",
+            "frobenius_0.1pct",
+            "ks_calibrated",
+            "kurtosis",
+            "max_entry",
+            "traces",
+            "combined",
+        ]
+    ]
+    return {
+        "groups": groups.T,
+        "sites": res.sites.set_index("site"),
+        "fixed": fixed.astype(object),
+        "power": power,
+    }
