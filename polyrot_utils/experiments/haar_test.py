@@ -190,6 +190,70 @@ def _outlier_rows(
     return out
 
 
+def _control_rows(
+    name: str, a: PairedActs, ident: Mapping[str, bool], *, n_null: int, alpha: float, seed: int
+) -> list[dict[str, Any]]:
+    """The negative controls at every site, from the first seed (when ``a`` has an
+    ``"untrained"`` control): one row per (site, comparison)."""
+    members = a.members
+    crow = []
+    if "untrained" in a.controls:
+        unt = a.control("untrained")
+        for site in a.sites:
+            neg = controls.haar_negative_controls(
+                a.fit[members[0]][site],
+                a.fit[unt][site],
+                a.fit[members[1]][site],
+                n_null=n_null,
+                seed=seed,
+                alpha=alpha,
+                shuffle_seed=seed,
+            )
+            crow += [
+                {
+                    "group": name,
+                    "site": site,
+                    "comparison": k,
+                    "identified": ident[site],
+                    "map_ev": r.map_ev,
+                    "frobenius_ratio": r.frobenius_ratio,
+                    "ks_pvalue_iid": r.ks_pvalue_iid,
+                    "pvalue": r.pvalue,
+                    "looks_haar": r.looks_haar,
+                }
+                for k, r in neg.items()
+            ]
+    return crow
+
+
+def _fixed_row(
+    name: str,
+    a: PairedActs,
+    table: pd.DataFrame,
+    rots: Mapping[tuple[str, str, str], np.ndarray],
+    fixed_tol: float,
+    d: int,
+) -> dict[str, Any]:
+    """Mean fixed-subspace dimension (all / identified sites) and the share of each of the
+    first seed's I/O spans lying inside the fixed subspace, averaged over pairs and sites."""
+    spans = _io_spans(a.models[a.members[0]], d)
+    fixed = {
+        "group": name,
+        "fixed_dim": float(table.fixed_dim_tau.mean()),
+        "fixed_dim_identified": float(table.fixed_dim_tau[table.identified].mean())
+        if table.identified.any()
+        else float("nan"),
+    }
+    for sname, q in spans.items():
+        ov = [
+            float(np.linalg.norm(fixed_subspace(R, fixed_tol).T @ q) ** 2 / q.shape[1])
+            for R in rots.values()
+        ]
+        fixed[f"overlap_{sname}"] = float(np.mean(ov))
+        fixed[f"rank_{sname}"] = int(q.shape[1])
+    return fixed
+
+
 def _group(
     name: str,
     a: PairedActs,
@@ -248,50 +312,9 @@ def _group(
         if id_mats
         else None
     )
-    # negative controls at every site, from the first seed (needs an untrained control)
-    crow = []
-    if "untrained" in a.controls:
-        unt = a.control("untrained")
-        for site in sites:
-            neg = controls.haar_negative_controls(
-                a.fit[members[0]][site],
-                a.fit[unt][site],
-                a.fit[members[1]][site],
-                n_null=n_null,
-                seed=seed,
-                alpha=alpha,
-                shuffle_seed=seed,
-            )
-            crow += [
-                {
-                    "group": name,
-                    "site": site,
-                    "comparison": k,
-                    "identified": ident[site],
-                    "map_ev": r.map_ev,
-                    "frobenius_ratio": r.frobenius_ratio,
-                    "ks_pvalue_iid": r.ks_pvalue_iid,
-                    "pvalue": r.pvalue,
-                    "looks_haar": r.looks_haar,
-                }
-                for k, r in neg.items()
-            ]
+    crow = _control_rows(name, a, ident, n_null=n_null, alpha=alpha, seed=seed)
     cyc = analysis.cycle_consistency(a.fit, tuple(members[:3]), sites) if len(members) >= 3 else []
-    spans = _io_spans(a.models[members[0]], d)
-    fixed = {
-        "group": name,
-        "fixed_dim": float(table.fixed_dim_tau.mean()),
-        "fixed_dim_identified": float(table.fixed_dim_tau[table.identified].mean())
-        if table.identified.any()
-        else float("nan"),
-    }
-    for sname, q in spans.items():
-        ov = [
-            float(np.linalg.norm(fixed_subspace(R, fixed_tol).T @ q) ** 2 / q.shape[1])
-            for R in rots.values()
-        ]
-        fixed[f"overlap_{sname}"] = float(np.mean(ov))
-        fixed[f"rank_{sname}"] = int(q.shape[1])
+    fixed = _fixed_row(name, a, table, rots, fixed_tol, d)
     ctrl = pd.DataFrame(crow)
     ctrl_id = ctrl[ctrl.identified] if len(ctrl) and ctrl.identified.any() else ctrl
     neg_p = float(ctrl_id[ctrl_id.comparison != "pair"].pvalue.max()) if len(ctrl) else float("nan")
