@@ -121,7 +121,8 @@ def test_plot_is_legible(haar_res):
     from polyrot_utils.book import figures
 
     figures.use_book_style()
-    fig = haar_test.plot_haar(haar_res)
+    fig, axes = figures.column_figure(2, 1, height=5.6, sharex=True)
+    haar_test.plot_haar(haar_res, axes)
     assert figures.legibility_problems(fig) == []
 
 

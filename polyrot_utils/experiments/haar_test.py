@@ -776,13 +776,14 @@ def rejection_sentence(res: HaarExperiment, haar_expected: Sequence[str] = ()) -
 
 
 # ------------------------------------------------------------------------------------ figure
-def plot_haar(res: HaarExperiment):
-    """The chapter's figure: per site, the calibrated p of the seeds' pairs (median over pairs,
-    one line per group; top) and of the negative controls (median over groups; bottom), against
-    α, on a log axis from 1/(n_null + 1) to 1. Hollow markers: sites where R is not identified."""
-    from polyrot_utils.book import figures
-
-    fig, axes = figures.column_figure(2, 1, height=5.6, sharex=True)
+def plot_haar(res: HaarExperiment, axes: Sequence[Any]) -> None:
+    """Draw the chapter's figure on two matplotlib axes (top, bottom; e.g. from
+    ``polyrot_utils.book.figures.column_figure(2, 1, sharex=True)``): per site, the calibrated p
+    of the seeds' pairs (median over pairs, one line per group; top) and of the negative controls
+    (median over groups; bottom), against α, on a log axis. Hollow markers: sites where R is not
+    identified."""
+    if len(axes) != 2:
+        raise ValueError(f"axes must be two matplotlib axes (top, bottom), got {len(axes)}")
     xs = np.arange(len(res.site_names))
     floor = 1.0
     for i, g in enumerate(res.group_names):
@@ -821,7 +822,6 @@ def plot_haar(res: HaarExperiment):
     axes[1].set_title("negative controls from the first seed")
     axes[1].set_xticks(xs, res.site_names, rotation=30, ha="right")
     axes[1].set_xlabel("residual site")
-    return fig
 
 
 def summary_tables(res: HaarExperiment) -> dict[str, pd.DataFrame]:
