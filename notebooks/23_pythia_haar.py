@@ -114,7 +114,7 @@ display(Markdown(haar_test.rejection_sentence(res)))
 # %% tags=["hide-input"]
 figures.format_table(tables["sites"], sig=3)
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Top: the calibrated Haar p-value of the seeds' rotations at each residual site (median over pairs); hollow markers are sites where the activations leave R unidentified. Bottom: the same test on R fitted from the first seed to a second seed, to an untrained model, and to its own rows with the token pairing shuffled. Below the dashed line: rejected at α.", "name": "fig-23-haar-sites"}, "image": {"alt": "Two panels of calibrated p-values per residual site on a log axis with a dashed line at alpha: the seeds' pairs on top, the pair and the two controls below."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Top: the calibrated Haar p-value of the seeds' rotations at each residual site (median over pairs); hollow markers are sites where the activations leave R unidentified. Bottom: the same test on R fitted from the first seed to a second seed, to an untrained model, and to its own rows with the token pairing shuffled. Below the dotted line: rejected at α.", "name": "fig-23-haar-sites"}, "image": {"alt": "Two panels of calibrated p-values per residual site on a log axis with a dotted line at alpha: the seeds' pairs on top, the pair and the two controls below."}}
 fig, axes = figures.column_figure(2, 1, height=5.6, sharex=True)
 haar_test.plot_haar(res, axes)
 figures.show(fig)

@@ -730,7 +730,9 @@ def record_claims(res: HaarExperiment, results: Any, *, seed: int = 0) -> pd.Dat
     return pd.DataFrame(shown).T.rename_axis("claim")
 
 
-def rejection_sentence(res: HaarExperiment, haar_expected: Sequence[str] = ()) -> str:
+def rejection_sentence(
+    res: HaarExperiment, haar_expected: Sequence[str] = (), noun: str = "group"
+) -> str:
     """One Markdown sentence, computed from ``res``: which groups the calibrated pooled test
     rejects at the identified sites (at ``res.alpha``), and — when ``haar_expected`` names the
     groups a theory predicts to be Haar — whether the verdicts agree with that prediction."""
@@ -753,9 +755,9 @@ def rejection_sentence(res: HaarExperiment, haar_expected: Sequence[str] = ()) -
     elif rej and keep:
         out = f"{head} rejects Haar for {names(rej)}; it does not reject for {names(keep)}."
     elif rej:
-        out = f"{head} rejects Haar for every group: {names(rej)}."
+        out = f"{head} rejects Haar for every {noun}: {names(rej)}."
     else:
-        out = f"{head} rejects Haar for no group: {names(keep)}."
+        out = f"{head} rejects Haar for no {noun}: {names(keep)}."
     expected = [k for k in haar_expected if k in res.group_names]
     if expected:
         bad = [k for k in expected if k in rej]
@@ -791,11 +793,10 @@ def plot_haar(res: HaarExperiment, axes: Sequence[Any]) -> None:
         y = at.pvalue.median().reindex(res.site_names).to_numpy()
         ident = at.identified.all().reindex(res.site_names).to_numpy()
         floor = min(floor, np.nanmin(y))
-        x = xs + 0.12 * (i - (len(res.group_names) - 1) / 2)
-        axes[0].plot(x, y, "-", color=f"C{i}", label=g)
-        axes[0].scatter(
-            x, y, edgecolors=f"C{i}", zorder=3, facecolors=[f"C{i}" if v else "none" for v in ident]
-        )
+        x = xs + 0.15 * (i - (len(res.group_names) - 1) / 2)
+        ls, mk = ("-", "--", "-.", ":")[i % 4], "os^D"[i % 4]
+        axes[0].plot(x, y, ls=ls, color=f"C{i}", label=g, marker=mk, markerfacecolor="none")
+        axes[0].scatter(x[ident], y[ident], color=f"C{i}", marker=mk, zorder=3)
     styles = {"pair": ("C0", "o"), "untrained": ("C3", "s"), "shuffled": ("C7", "^")}
     if len(res.controls):
         med = res.controls.groupby(["comparison", "site"], sort=False).pvalue.median()
@@ -805,15 +806,15 @@ def plot_haar(res: HaarExperiment, axes: Sequence[Any]) -> None:
             y = med.loc[k].reindex(res.site_names).to_numpy()
             floor = min(floor, np.nanmin(y))
             axes[1].plot(
-                xs + 0.12 * (i - 1),
+                xs + 0.15 * (i - 1),
                 y,
-                "-",
+                ("-", "--", "-.")[i],
                 marker=m,
                 color=c,
                 label={"pair": "two seeds"}.get(k, k),
             )
     for ax in axes:
-        ax.axhline(res.alpha, color="k", ls="--", lw=1, label=f"α = {res.alpha:g}")
+        ax.axhline(res.alpha, color="k", ls=":", lw=1.2, label=f"α = {res.alpha:g}")
         ax.set_yscale("log")
         ax.set_ylim(max(floor, 1e-4) / 1.5, 1.5)
         ax.set_ylabel("calibrated p")
