@@ -114,6 +114,11 @@ display(Markdown(haar_test.rejection_sentence(res)))
 # %% tags=["hide-input"]
 figures.format_table(tables["sites"], sig=3)
 
+# %% [markdown]
+# The same medians as a picture, above the negative controls. Look at whether the controls —
+# rotations between clouds with nothing to align — also stay above α: where they do, a seed
+# pair that "looks Haar" there says nothing about the seeds.
+
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Top: the calibrated Haar p-value of the seeds' rotations at each residual site (median over pairs); hollow markers are sites where the activations leave R unidentified. Bottom: the same test on R fitted from the first seed to a second seed, to an untrained model, and to its own rows with the token pairing shuffled. Below the dotted line: rejected at α.", "name": "fig-23-haar-sites"}, "image": {"alt": "Two panels of calibrated p-values per residual site on a log axis with a dotted line at alpha: the seeds' pairs on top, the pair and the two controls below."}}
 fig, axes = figures.column_figure(2, 1, height=5.6, sharex=True)
 haar_test.plot_haar(res, axes)
