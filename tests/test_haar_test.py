@@ -57,6 +57,8 @@ def test_planted_haar_not_rejected_and_signed_permutation_detected(haar_res):
     assert g.loc["b", "per_pair_rejected"] >= g.loc["b", "n_matrices"] / 2
     b = haar_res.pairs[haar_res.pairs.group == "b"]
     assert (b.signed_perm_distance < 1e-5).all() and (b.signed_perm_pvalue <= 1 / 40).all()
+    # its null is sized so that the Bonferroni-corrected claim can fail
+    assert g.loc["b", "signed_perm_p_bonf"] <= 0.05 < g.loc["a", "signed_perm_p_bonf"]
     assert g.loc["b", "paper_ks_pvalue"] > 0.05
     # every R is an exact rotated copy: the fixed subspace of a signed permutation has
     # its fixed points, Haar has about as many as the Haar mean

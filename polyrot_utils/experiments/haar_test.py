@@ -276,7 +276,10 @@ def _group(
     geo = pd.DataFrame(analysis.site_geometry(a.fit, sites, models=members))
     rank = geo.groupby("site")["rank"].min().to_dict()
     ident = {s: bool(rank[s] >= full_rank_frac * d) for s in sites}
-    table = pd.DataFrame(analysis.haar_table(rots, n_null=n_null, seed=seed, perm_null=n_null))
+    # the signed-permutation null must be large enough for its Bonferroni bound to reach α
+    n_bonf = sum(ident[site] for (_, _, site) in rots) or len(rots)
+    perm_null = max(n_null, math.ceil(2 * n_bonf / alpha))
+    table = pd.DataFrame(analysis.haar_table(rots, n_null=n_null, seed=seed, perm_null=perm_null))
     outl = _outlier_rows(a, rots, n_outliers, outlier_null, seed)
     table["fixed_dim_tau"] = [fixed_subspace(R, fixed_tol).shape[1] for R in rots.values()]
     for key in ("outlier_mass", "outlier_mass_haar", "outlier_pvalue", "max_kurtosis"):
@@ -371,7 +374,9 @@ def haar_experiment(
         acts: one :class:`PairedActs` (one group, named after the rung) or ``{group: PairedActs}``
             (e.g. one per Dyck cohort), all of one rung and one d; a group with an
             ``"untrained"`` control also gets the negative controls.
-        n_null: Haar samples calibrating every per-matrix test (and the controls').
+        n_null: Haar samples calibrating every per-matrix test (and the controls'); the
+            signed-permutation null gets at least 2 × (its tests) / α samples, so that its
+            Bonferroni-corrected p can fall below α (``outlier_null`` is used as given).
         n_resample: resamples calibrating the pooled Fisher statistic.
         alpha: the level of every test.
         power_trials: matrices per row of the size/power table at this d.
