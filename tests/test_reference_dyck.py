@@ -75,7 +75,7 @@ def test_quick_profile_loads_the_reference_cohorts():
         assert cfg.source == "train"  # falls back to training, saying so
         pytest.skip("the reference run in reference/dyck is unfinished, so the build trains its cohorts")
     assert cfg.source == "reference"
-    assert cohort_config("shared_io", profile="quick", steps=10).source == "train"  # an override means training
+    assert cohort_config("shared_io", profile="quick", steps=100).source == "train"  # an override means training
     assert cohort_config("sgd", profile="quick").source == "train"
     assert cohort_config("independent", profile="smoke").source == "train"
     c = train_cohort(cfg)
