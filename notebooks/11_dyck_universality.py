@@ -27,9 +27,9 @@
 #
 # - the **within-seed {term}`ceiling <Ceiling>`**: each seed's own SAE on its own held-out rows;
 # - **cross-seed transfer without alignment**: seed A's SAE, unchanged, on seed B's rows;
-# - **feature matching across seeds**: the one-to-one matched decoder cosine on live latents
-#   (latents that fire on held-out rows), before and after rotating A's decoder by the
-#   {term}`Procrustes` $R$ fitted on other rows.
+# - **feature matching across seeds**: the one-to-one matched decoder cosine on
+#   {term}`live latents <Live latent>` (latents that fire on held-out rows), before and after
+#   rotating A's decoder by the {term}`Procrustes` $R$ fitted on other rows.
 #
 # Each is read against references: two unrelated random dictionaries (the floor), the same
 # model's activations with an SAE from another SAE seed (what "the same features" scores), and

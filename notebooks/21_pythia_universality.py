@@ -27,8 +27,9 @@
 #
 # - the **within-seed {term}`ceiling <Ceiling>`**: each seed's own SAE on its own held-out rows;
 # - **cross-seed transfer without alignment**: seed A's SAE, unchanged, on seed B's rows;
-# - **feature matching across seeds**: the one-to-one matched decoder cosine on live latents,
-#   before and after rotating A's decoder by the {term}`Procrustes` $R$ fitted on other text.
+# - **feature matching across seeds**: the one-to-one matched decoder cosine on
+#   {term}`live latents <Live latent>`, before and after rotating A's decoder by the
+#   {term}`Procrustes` $R$ fitted on other text.
 #
 # References: two unrelated random dictionaries (the floor), the anchor's own activations with
 # an SAE from another SAE seed (what "the same features" scores), and the suite's controls (an

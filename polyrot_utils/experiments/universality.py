@@ -35,12 +35,12 @@ Use::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from polyrot_utils.core import metrics
 from polyrot_utils.core.intervals import Interval, pair_interval, seed_interval
@@ -50,10 +50,10 @@ from polyrot_utils.sae.autoencoder import SAE
 
 __all__ = [
     "COHORT_TITLES",
-    "HEADLINES",
+    "CONTROL_MARGIN",
     "COSINE_THRESHOLD",
     "FLOOR_MARGIN",
-    "CONTROL_MARGIN",
+    "HEADLINES",
     "PAPER_CLAIMS",
     "PaperClaim",
     "UniversalityResult",
@@ -75,13 +75,18 @@ FLOOR_MARGIN = 0.1
 CONTROL_MARGIN = 0.1
 #: SAE seed of the anchor's second SAE ("same model, other SAE seed"): ``seed + TWIN_SEED_OFFSET``
 TWIN_SEED_OFFSET = 1000
-#: the embedding site, left out of "internal" sites (in Cohort A it is the same tensor in every seed)
+#: the embedding site, left out of "internal" sites (Cohort A: the same tensor in every seed)
 EMBED_SITE = "blocks.0.hook_resid_pre"
 
 SaeDict = dict[str, dict[str, SAE]]
 #: what a reader sees for a cohort kind (the glossary's names)
-COHORT_TITLES = {"shared_io": "Cohort A (shared I/O)", "independent": "Cohort B (independent)",
-                 "same_init": "same-init cohort", "sgd": "SGD cohort", "pythia": "Pythia-architecture seeds"}
+COHORT_TITLES = {
+    "shared_io": "Cohort A (shared I/O)",
+    "independent": "Cohort B (independent)",
+    "same_init": "same-init cohort",
+    "sgd": "SGD cohort",
+    "pythia": "Pythia-architecture seeds",
+}
 
 
 # ----------------------------------------------------------------------------- the paper's claims
@@ -115,55 +120,143 @@ def _late(ps: list[str]) -> list[str]:
     return [analysis.last_block_resid_post(ps)]
 
 
-_SRC_TOY_COS = "§7.1 'The SAE decoder-cosine number'; analysis/lens2_saes.py:cross_seed_feature_stability"
-_SRC_PY_COS = "§8.3 'Decoder cosine reproduces the 98% number'; experiments/scale/pythia_rotation.py:panel_a_decoder_cosine"
-_TOY_EV = ("shared-I/O", "negative at every internal site (×8 SAE; ×32 down to −6.56 at resid_mid_0)",
-           "§8.1 'naive SAE transfer fails'; experiments/cross_seed/exp1d_rotation_audit.py:sae_metrics")
-_TOY_EV_B = ("independent", "naive raw EV in [−1.53, −0.58]",
-             "§8.4 'Independent-init at toy scale'; experiments/independent_init/analyze_indep.py:run_rotation_audit")
+_SRC_TOY_COS = (
+    "§7.1 'The SAE decoder-cosine number'; analysis/lens2_saes.py:cross_seed_feature_stability"
+)
+_SRC_PY_COS = (
+    "§8.3 'Decoder cosine reproduces the 98% number'; "
+    "experiments/scale/pythia_rotation.py:panel_a_decoder_cosine"
+)
+_TOY_EV = (
+    "shared-I/O",
+    "negative at every internal site (×8 SAE; ×32 down to −6.56 at resid_mid_0)",
+    "§8.1 'naive SAE transfer fails'; experiments/cross_seed/exp1d_rotation_audit.py:sae_metrics",
+)
+_TOY_EV_B = (
+    "independent",
+    "naive raw EV in [−1.53, −0.58]",
+    (
+        "§8.4 'Independent-init at toy scale'; "
+        "experiments/independent_init/analyze_indep.py:run_rotation_audit"
+    ),
+)
 
 
 def _toy_ev_claim(cohort: str, paper_value: str, source: str) -> PaperClaim:
     return PaperClaim(
-        "unaligned_ev_negative", "sae_ev_raw", analysis.paper_internal_sites, "from_anchor", "mean", "max", 0.0,
-        "<", paper_value, source,
-        f"{cohort} cohort: the anchor's SAE on another seed's activations, unchanged, EV = 1 − MSE / scalar "
-        "variance on one batch; mean over pairs with the anchor, largest over the internal sites")
+        "unaligned_ev_negative",
+        "sae_ev_raw",
+        analysis.paper_internal_sites,
+        "from_anchor",
+        "mean",
+        "max",
+        0.0,
+        "<",
+        paper_value,
+        source,
+        f"{cohort} cohort: the anchor's SAE on another seed's activations, unchanged, EV = 1 − "
+        "MSE / scalar "
+        "variance on one batch; mean over pairs with the anchor, largest over the internal sites",
+    )
 
 
 #: what the paper claims, per rung (``acts.info["premise"]["rung"]``) and, on the Dyck rung, per
 #: cohort: the same claim names on both rungs, each computed the paper's way for that rung
 PAPER_CLAIMS: dict[str, tuple[PaperClaim, ...]] = {
     "dyck:shared_io": (
-        PaperClaim("decoder_cosine_fraction", "fraction", _late, "to_anchor", "min", "min", 0.98, ">=",
-                   "≥ 98 % of features in every cross-seed pair (resid_post_1 = resid_pre_2)", _SRC_TOY_COS,
-                   "shared-I/O cohort, last block's resid_post: fraction of each seed's SAE latents whose max "
-                   "signed decoder cosine with any anchor latent exceeds 0.5 (all latents), worst pair"),
-        PaperClaim("decoder_mean_max_cosine", "mean_max_cosine", _late, "to_anchor", "mean", "min", 0.89, ">=",
-                   "mean max-cosine 0.89 (resid_post_1)", _SRC_TOY_COS,
-                   "shared-I/O cohort, last block's resid_post: mean over latents of the max signed decoder "
-                   "cosine with the anchor's latents (all latents), mean over pairs"),
+        PaperClaim(
+            "decoder_cosine_fraction",
+            "fraction",
+            _late,
+            "to_anchor",
+            "min",
+            "min",
+            0.98,
+            ">=",
+            "≥ 98 % of features in every cross-seed pair (resid_post_1 = resid_pre_2)",
+            _SRC_TOY_COS,
+            "shared-I/O cohort, last block's resid_post: fraction of each seed's SAE latents "
+            "whose max "
+            "signed decoder cosine with any anchor latent exceeds 0.5 (all latents), worst pair",
+        ),
+        PaperClaim(
+            "decoder_mean_max_cosine",
+            "mean_max_cosine",
+            _late,
+            "to_anchor",
+            "mean",
+            "min",
+            0.89,
+            ">=",
+            "mean max-cosine 0.89 (resid_post_1)",
+            _SRC_TOY_COS,
+            "shared-I/O cohort, last block's resid_post: mean over latents of the max signed "
+            "decoder "
+            "cosine with the anchor's latents (all latents), mean over pairs",
+        ),
         _toy_ev_claim(*_TOY_EV),
     ),
     "dyck:independent": (_toy_ev_claim(*_TOY_EV_B),),
     "pythia": (
-        PaperClaim("decoder_cosine_fraction", "fraction", lambda ps: ps[1:-1], "all", "mean", "min", 0.99, ">=",
-                   "≥ 99 % at intermediate layers (36 pairs per site; the abstract's 98 %)", _SRC_PY_COS,
-                   "fraction of one seed's SAE latents whose max signed decoder cosine with another seed's "
-                   "exceeds 0.5, mean over all pairs, smallest over the intermediate sites"),
-        PaperClaim("decoder_mean_max_cosine", "mean_max_cosine", lambda ps: ps[1:-1], "all", "mean", "min", 0.91,
-                   ">=", "0.91–0.93 per site", _SRC_PY_COS,
-                   "mean over latents of the max signed decoder cosine, mean over all pairs, smallest over "
-                   "the intermediate sites"),
-        PaperClaim("decoder_cosine_fraction_final_site", "fraction", lambda ps: ps[-1:], "all", "mean", "min",
-                   0.99, "<", "drops to 62 % at the final site (the final LayerNorm's output)", _SRC_PY_COS,
-                   "the same fraction at the final site, mean over all pairs: below the intermediate 99 %"),
-        PaperClaim("unaligned_ev_negative", "raw_map_ev", lambda ps: ps[3:] or ps[-1:], "from_anchor", "mean",
-                   "max", 0.0, "<", "mean raw EV in [−2.11, +0.75] across sites; negative from layer2_resid_post on",
-                   "§8.3 'Naive cross-seed activation transfer is catastrophic'; experiments/scale/"
-                   "pythia_panel_c_fast.py:main (common.py:procrustes_metrics raw_EV)",
-                   "identity-map EV of another seed's activations for the anchor's (one batch, centred), mean "
-                   "over pairs with the anchor, largest over the sites from the third paper site on"),
+        PaperClaim(
+            "decoder_cosine_fraction",
+            "fraction",
+            lambda ps: ps[1:-1],
+            "all",
+            "mean",
+            "min",
+            0.99,
+            ">=",
+            "≥ 99 % at intermediate layers (36 pairs per site; the abstract's 98 %)",
+            _SRC_PY_COS,
+            "fraction of one seed's SAE latents whose max signed decoder cosine with another "
+            "seed's "
+            "exceeds 0.5, mean over all pairs, smallest over the intermediate sites",
+        ),
+        PaperClaim(
+            "decoder_mean_max_cosine",
+            "mean_max_cosine",
+            lambda ps: ps[1:-1],
+            "all",
+            "mean",
+            "min",
+            0.91,
+            ">=",
+            "0.91–0.93 per site",
+            _SRC_PY_COS,
+            "mean over latents of the max signed decoder cosine, mean over all pairs, smallest "
+            "over "
+            "the intermediate sites",
+        ),
+        PaperClaim(
+            "decoder_cosine_fraction_final_site",
+            "fraction",
+            lambda ps: ps[-1:],
+            "all",
+            "mean",
+            "min",
+            0.99,
+            "<",
+            "drops to 62 % at the final site (the final LayerNorm's output)",
+            _SRC_PY_COS,
+            "the same fraction at the final site, mean over all pairs: below the intermediate 99 %",
+        ),
+        PaperClaim(
+            "unaligned_ev_negative",
+            "raw_map_ev",
+            lambda ps: ps[3:] or ps[-1:],
+            "from_anchor",
+            "mean",
+            "max",
+            0.0,
+            "<",
+            "mean raw EV in [−2.11, +0.75] across sites; negative from layer2_resid_post on",
+            "§8.3 'Naive cross-seed activation transfer is catastrophic'; experiments/scale/"
+            "pythia_panel_c_fast.py:main (common.py:procrustes_metrics raw_EV)",
+            "identity-map EV of another seed's activations for the anchor's (one batch, "
+            "centred), mean "
+            "over pairs with the anchor, largest over the sites from the third paper site on",
+        ),
     ),
 }
 
@@ -228,19 +321,34 @@ class UniversalityResult:
 def _d_sae(sae_expansion: float, d_model: int) -> int:
     d_sae = int(sae_expansion * d_model)
     if d_sae < 1:
-        raise ValueError(f"sae_expansion={sae_expansion} gives an SAE of {d_sae} latents at d_model {d_model}")
+        raise ValueError(
+            f"sae_expansion={sae_expansion} gives an SAE of {d_sae} latents at d_model {d_model}"
+        )
     return d_sae
 
 
-def _check_settings(sae_expansion: float, sae_k: int, sae_n_tokens: int, sae_batch_size: int) -> None:
-    for name, v in (("sae_expansion", sae_expansion), ("sae_k", sae_k), ("sae_n_tokens", sae_n_tokens),
-                    ("sae_batch_size", sae_batch_size)):
+def _check_settings(
+    sae_expansion: float, sae_k: int, sae_n_tokens: int, sae_batch_size: int
+) -> None:
+    for name, v in (
+        ("sae_expansion", sae_expansion),
+        ("sae_k", sae_k),
+        ("sae_n_tokens", sae_n_tokens),
+        ("sae_batch_size", sae_batch_size),
+    ):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
             raise ValueError(f"{name} must be a positive number, got {v!r}")
 
 
-def train_universality_saes(acts: PairedActs, *, sae_expansion: float, sae_k: int, sae_n_tokens: int,
-                            sae_batch_size: int, seed: int = 0) -> tuple[SaeDict, list[dict[str, Any]]]:
+def train_universality_saes(
+    acts: PairedActs,
+    *,
+    sae_expansion: float,
+    sae_k: int,
+    sae_n_tokens: int,
+    sae_batch_size: int,
+    seed: int = 0,
+) -> tuple[SaeDict, list[dict[str, Any]]]:
     """One TopK SAE per model of ``acts`` (seeds, then controls) per site, on the fit batch,
     through the artifact cache: ``d_sae = int(sae_expansion * d_model)``, SAE seed ``seed + i``
     for the i-th model (:func:`analysis.model_seeds`), on CPU. Chapters 12 and 22 reuse these
@@ -248,17 +356,30 @@ def train_universality_saes(acts: PairedActs, *, sae_expansion: float, sae_k: in
     _check_settings(sae_expansion, sae_k, sae_n_tokens, sae_batch_size)
     names = list(acts.fit)
     d = int(acts.fit[names[0]][acts.sites[0]].shape[1])
-    return analysis.train_saes(acts.fit, d_sae=_d_sae(sae_expansion, d), k=int(sae_k), n_tokens=int(sae_n_tokens),
-                               batch_size=int(sae_batch_size), seed=analysis.model_seeds(names, base=seed),
-                               device="cpu", models=names, sites=acts.sites)
+    return analysis.train_saes(
+        acts.fit,
+        d_sae=_d_sae(sae_expansion, d),
+        k=int(sae_k),
+        n_tokens=int(sae_n_tokens),
+        batch_size=int(sae_batch_size),
+        seed=analysis.model_seeds(names, base=seed),
+        device="cpu",
+        models=names,
+        sites=acts.sites,
+    )
 
 
 # ----------------------------------------------------------------------------- measuring
 def _validate(acts: Any, anchor: str | None) -> str:
     if not isinstance(acts, PairedActs):
-        raise TypeError(f"acts must be a PairedActs (dyck_activations / pythia_activations), got {type(acts).__name__}")
+        raise TypeError(
+            "acts must be a PairedActs (dyck_activations / pythia_activations), got "
+            f"{type(acts).__name__}"
+        )
     if len(acts.members) < 2:
-        raise ValueError(f"acts must hold at least two seeds to compare, got members {acts.members}")
+        raise ValueError(
+            f"acts must hold at least two seeds to compare, got members {acts.members}"
+        )
     if anchor is None:
         return acts.members[0]
     if anchor not in acts.members:
@@ -271,27 +392,44 @@ def _rung(acts: PairedActs) -> str:
     return rung if rung in ("dyck", "pythia") else "dyck"
 
 
-def _cosine_rows(saes: SaeDict, acts_eval: Mapping, compare: list[tuple[str, str]], sites: list[str],
-                 rotations: Mapping) -> pd.DataFrame:
-    full = pd.DataFrame(analysis.universality_table(saes, acts_eval, compare, sites, rotations=rotations))
-    live = pd.DataFrame(analysis.universality_table(saes, acts_eval, compare, sites, rotations=rotations,
-                                                    live_only=True))
+def _cosine_rows(
+    saes: SaeDict,
+    acts_eval: Mapping,
+    compare: list[tuple[str, str]],
+    sites: list[str],
+    rotations: Mapping,
+) -> pd.DataFrame:
+    full = pd.DataFrame(
+        analysis.universality_table(saes, acts_eval, compare, sites, rotations=rotations)
+    )
+    live = pd.DataFrame(
+        analysis.universality_table(
+            saes, acts_eval, compare, sites, rotations=rotations, live_only=True
+        )
+    )
     for col in ("mean_max_cosine", "matched_cosine", "matched_cosine_rotated"):
         if col in live:
             full[f"{col}_live"] = live[col].to_numpy()
-    full["frac_above_0.5"] = [analysis.cosine_match_fraction(saes[r.source][r.site].W_dec,
-                                                             saes[r.target][r.site].W_dec, COSINE_THRESHOLD)
-                              for r in full.itertuples()]
+    full["frac_above_0.5"] = [
+        analysis.cosine_match_fraction(
+            saes[r.source][r.site].W_dec, saes[r.target][r.site].W_dec, COSINE_THRESHOLD
+        )
+        for r in full.itertuples()
+    ]
     return full
 
 
-def _paper_inputs(rung: str, cohort: str | None, acts: PairedActs, saes: SaeDict,
-                  anchor: str) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+def _paper_inputs(
+    rung: str, cohort: str | None, acts: PairedActs, saes: SaeDict, anchor: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
     claims = PAPER_CLAIMS.get(_paper_key(rung, cohort), ())
     psites = _paper_sites(rung, acts.sites)
     others = [m for m in acts.members if m != anchor]
-    pair_sets = {"to_anchor": [(m, anchor) for m in others], "from_anchor": [(anchor, m) for m in others],
-                 "all": analysis.all_pairs(acts.members)}
+    pair_sets = {
+        "to_anchor": [(m, anchor) for m in others],
+        "from_anchor": [(anchor, m) for m in others],
+        "all": analysis.all_pairs(acts.members),
+    }
     rows: dict[str, list[dict[str, Any]]] = {}
     out: dict[str, dict[str, Any]] = {}
     for c in claims:
@@ -299,32 +437,57 @@ def _paper_inputs(rung: str, cohort: str | None, acts: PairedActs, saes: SaeDict
         if c.statistic in ("fraction", "mean_max_cosine"):
             key = f"decoder_cosine_{c.pairs}"
             if key not in rows:
-                rows[key] = analysis.paper_decoder_cosine_table(saes, pairs, psites, COSINE_THRESHOLD)
+                rows[key] = analysis.paper_decoder_cosine_table(
+                    saes, pairs, psites, COSINE_THRESHOLD
+                )
         else:
             key = f"transfer_{c.pairs}"
             if key not in rows:
-                rows[key] = analysis.without_matrices(analysis.paper_transfer_table(acts.eval, pairs, psites,
-                                                                                   saes=saes))
+                rows[key] = analysis.without_matrices(
+                    analysis.paper_transfer_table(acts.eval, pairs, psites, saes=saes)
+                )
         judged = c.sites(psites)
         if not judged:
-            raise ValueError(f"the paper's claim {c.name!r} ({rung}) is judged at sites that these activations "
-                             f"lack: paper sites {psites}; collect more residual sites")
+            raise ValueError(
+                f"the paper's claim {c.name!r} ({rung}) is judged at sites that these activations "
+                f"lack: paper sites {psites}; collect more residual sites"
+            )
         per_site: dict[str, float] = {}
         per_pair: dict[str, dict[tuple[str, str], float]] = {}
         for s in judged:
-            vals = {(r.get("source", r.get("anchor")), r.get("target", r.get("other"))): float(r[c.statistic])
-                    for r in rows[key] if r["site"] == s}
+            vals = {
+                (r.get("source", r.get("anchor")), r.get("target", r.get("other"))): float(
+                    r[c.statistic]
+                )
+                for r in rows[key]
+                if r["site"] == s
+            }
             per_pair[s] = vals
-            per_site[s] = min(vals.values()) if c.over_pairs == "min" else float(np.mean(list(vals.values())))
+            per_site[s] = (
+                min(vals.values()) if c.over_pairs == "min" else float(np.mean(list(vals.values())))
+            )
         site = (min if c.over_sites == "min" else max)(per_site, key=per_site.get)
-        out[c.name] = {"value": per_site[site], "site": short_site(site), "per_pair": per_pair[site],
-                       "per_site": {short_site(s): v for s, v in per_site.items()}}
+        out[c.name] = {
+            "value": per_site[site],
+            "site": short_site(site),
+            "per_pair": per_pair[site],
+            "per_site": {short_site(s): v for s, v in per_site.items()},
+        }
     return out, rows
 
 
-def measure(acts: PairedActs, *, sae_expansion: float, sae_k: int, sae_n_tokens: int, sae_batch_size: int,
-            seed: int = 0, anchor: str | None = None, cohort: str | None = None,
-            shared_seed_demo: bool = True) -> UniversalityResult:
+def measure(
+    acts: PairedActs,
+    *,
+    sae_expansion: float,
+    sae_k: int,
+    sae_n_tokens: int,
+    sae_batch_size: int,
+    seed: int = 0,
+    anchor: str | None = None,
+    cohort: str | None = None,
+    shared_seed_demo: bool = True,
+) -> UniversalityResult:
     """Both halves of the paradox and their references on ``acts`` (see the module docstring).
 
     Args:
@@ -343,14 +506,28 @@ def measure(acts: PairedActs, *, sae_expansion: float, sae_k: int, sae_n_tokens:
     anchor = _validate(acts, anchor)
     _check_settings(sae_expansion, sae_k, sae_n_tokens, sae_batch_size)
     rung, sites, members = _rung(acts), list(acts.sites), list(acts.members)
-    saes, sae_rows = train_universality_saes(acts, sae_expansion=sae_expansion, sae_k=sae_k,
-                                             sae_n_tokens=sae_n_tokens, sae_batch_size=sae_batch_size, seed=seed)
+    saes, sae_rows = train_universality_saes(
+        acts,
+        sae_expansion=sae_expansion,
+        sae_k=sae_k,
+        sae_n_tokens=sae_n_tokens,
+        sae_batch_size=sae_batch_size,
+        seed=seed,
+    )
     d = int(acts.fit[anchor][sites[0]].shape[1])
     d_sae = _d_sae(sae_expansion, d)
-    settings = dict(d_sae=d_sae, k=int(sae_k), n_tokens=int(sae_n_tokens), batch_size=int(sae_batch_size),
-                    device="cpu", sites=sites)
+    settings = dict(
+        d_sae=d_sae,
+        k=int(sae_k),
+        n_tokens=int(sae_n_tokens),
+        batch_size=int(sae_batch_size),
+        device="cpu",
+        sites=sites,
+    )
     twin = f"{anchor}:sae-seed-2"
-    twin_saes, _ = analysis.train_saes({twin: acts.fit[anchor]}, seed={twin: seed + TWIN_SEED_OFFSET}, **settings)
+    twin_saes, _ = analysis.train_saes(
+        {twin: acts.fit[anchor]}, seed={twin: seed + TWIN_SEED_OFFSET}, **settings
+    )
     all_saes = {**saes, **twin_saes}
     eval_acts = {**acts.eval, twin: acts.eval[anchor]}
     seed_pairs = analysis.all_pairs(members)
@@ -358,11 +535,17 @@ def measure(acts: PairedActs, *, sae_expansion: float, sae_k: int, sae_n_tokens:
     control_pairs = [(anchor, c) for c in controls]
     maps = analysis.fit_maps(acts.fit, seed_pairs + control_pairs, sites, methods=("rotation",))
     rotations = analysis.rotations_from_maps(maps, "rotation", pairs=seed_pairs + control_pairs)
-    table = _cosine_rows(all_saes, eval_acts, seed_pairs + control_pairs + [(anchor, twin)], sites, rotations)
-    table["kind"] = np.select([table["target"].isin(controls), table["target"] == twin],
-                              ["control", "same model"], "seed")
+    table = _cosine_rows(
+        all_saes, eval_acts, seed_pairs + control_pairs + [(anchor, twin)], sites, rotations
+    )
+    table["kind"] = np.select(
+        [table["target"].isin(controls), table["target"] == twin], ["control", "same model"], "seed"
+    )
     table["site"] = table["site"].map(short_site)
-    n_live = max(1, int(round(table.loc[table.kind == "seed", ["live_source", "live_target"]].mean().mean() * d_sae)))
+    n_live = max(
+        1,
+        round(table.loc[table.kind == "seed", ["live_source", "live_target"]].mean().mean() * d_sae),
+    )
     floor = analysis.random_dictionary_cosine(d_sae, d_sae, d, seed=seed)
     floor_live = analysis.random_dictionary_cosine(n_live, n_live, d, seed=seed)
     floor.update({f"{k}_live": v for k, v in floor_live.items()}, n_live=n_live)
@@ -370,24 +553,58 @@ def measure(acts: PairedActs, *, sae_expansion: float, sae_k: int, sae_n_tokens:
     if shared_seed_demo:
         other = next(m for m in members if m != anchor)
         same_key = f"{other}:anchor-sae-seed"
-        same, _ = analysis.train_saes({same_key: acts.fit[other]}, seed={same_key: seed}, **settings)
+        same, _ = analysis.train_saes(
+            {same_key: acts.fit[other]}, seed={same_key: seed}, **settings
+        )
         rows = []
         for s in sites:
             da = saes[anchor][s].W_dec.detach().cpu()
-            rows.append({"site": short_site(s),
-                         "own SAE seeds": metrics.matched_cosine(da, saes[other][s].W_dec.detach().cpu()),
-                         "one shared SAE seed": metrics.matched_cosine(
-                             da, same[same_key][s].W_dec.detach().cpu())})
+            rows.append(
+                {
+                    "site": short_site(s),
+                    "own SAE seeds": metrics.matched_cosine(
+                        da, saes[other][s].W_dec.detach().cpu()
+                    ),
+                    "one shared SAE seed": metrics.matched_cosine(
+                        da, same[same_key][s].W_dec.detach().cpu()
+                    ),
+                }
+            )
         shared = pd.DataFrame(rows)
     paper, paper_rows = _paper_inputs(rung, cohort, acts, saes, anchor)
     sae_table = pd.DataFrame(sae_rows)
     sae_table["site"] = sae_table["site"].map(short_site)
-    ceiling = pd.DataFrame([{"model": m, "site": short_site(s),
-                             "ev_within": float(metrics.explained_variance(
-                                 acts.eval[m][s], saes[m][s].reconstruct(acts.eval[m][s])))}
-                            for m in members for s in sites])
-    res = UniversalityResult(rung, cohort, anchor, members, [short_site(s) for s in sites], d, d_sae, table, floor,
-                             shared, paper, paper_rows, sae_table, ceiling)
+    ceiling = pd.DataFrame(
+        [
+            {
+                "model": m,
+                "site": short_site(s),
+                "ev_within": float(
+                    metrics.explained_variance(
+                        acts.eval[m][s], saes[m][s].reconstruct(acts.eval[m][s])
+                    )
+                ),
+            }
+            for m in members
+            for s in sites
+        ]
+    )
+    res = UniversalityResult(
+        rung,
+        cohort,
+        anchor,
+        members,
+        [short_site(s) for s in sites],
+        d,
+        d_sae,
+        table,
+        floor,
+        shared,
+        paper,
+        paper_rows,
+        sae_table,
+        ceiling,
+    )
     res.headline = _headline(res, seed)
     return res
 
@@ -398,7 +615,9 @@ def _internal(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _per_pair(df: pd.DataFrame, col: str) -> dict[tuple[str, str], float]:
-    return {k: float(v) for k, v in df.groupby(["source", "target"], sort=False)[col].mean().items()}
+    return {
+        k: float(v) for k, v in df.groupby(["source", "target"], sort=False)[col].mean().items()
+    }
 
 
 #: headline quantities: name -> (column, what it is), each a mean over the internal sites per pair
@@ -406,7 +625,10 @@ HEADLINES: dict[str, tuple[str, str]] = {
     "ev_within": ("ev_within", "within-seed ceiling (own SAE, EV)"),
     "ev_unaligned": ("ev_unaligned", "cross-seed transfer, no alignment (EV)"),
     "matched_cosine_live": ("matched_cosine_live", "feature matching (matched cos, live)"),
-    "matched_cosine_rotated_live": ("matched_cosine_rotated_live", "feature matching after R (matched cos)"),
+    "matched_cosine_rotated_live": (
+        "matched_cosine_rotated_live",
+        "feature matching after R (matched cos)",
+    ),
     "mean_max_cosine": ("mean_max_cosine", "mean max cosine, all latents (usual metric)"),
 }
 
@@ -421,7 +643,6 @@ def _headline(res: UniversalityResult, seed: int) -> dict[str, Interval]:
         else:
             out[name] = pair_interval(_per_pair(rows, col), seed=seed)
     return out
-
 
 
 def _num(x: float | None) -> str:
@@ -442,12 +663,22 @@ def _with_interval(iv: Interval | Mapping[str, Any] | None, value: float) -> str
 def site_table(results: Sequence[UniversalityResult]) -> pd.DataFrame:
     """Per cohort and site, means over the pairs of seeds: the cosines (all and live latents,
     after R) and the EVs (ceiling, unaligned). One row per (cohort, site)."""
-    cols = {"mean_max_cosine": "mean max cos", "matched_cosine_live": "matched cos",
-            "matched_cosine_rotated_live": "matched cos after R", "ev_within": "ceiling EV",
-            "ev_unaligned": "unaligned EV"}
+    cols = {
+        "mean_max_cosine": "mean max cos",
+        "matched_cosine_live": "matched cos",
+        "matched_cosine_rotated_live": "matched cos after R",
+        "ev_within": "ceiling EV",
+        "ev_unaligned": "unaligned EV",
+    }
     frames = []
     for r in results:
-        t = r.seed_rows().groupby("site", sort=False)[list(cols)].mean().reset_index().rename(columns=cols)
+        t = (
+            r.seed_rows()
+            .groupby("site", sort=False)[list(cols)]
+            .mean()
+            .reset_index()
+            .rename(columns=cols)
+        )
         if len(results) > 1:
             t.insert(0, "cohort", r.title)
         frames.append(t)
@@ -467,8 +698,11 @@ def headline_table(results: Sequence[UniversalityResult]) -> pd.DataFrame:
             col[what] = _with_interval(iv, iv.point)
         ref = _internal(r.pairs)
         col["reference: same model, another SAE seed (matched cos)"] = _num(
-            float(ref[ref.kind == "same model"]["matched_cosine_live"].mean()))
-        col["reference: two random dictionaries (matched cos)"] = _num(r.floor["matched_cosine_live"])
+            float(ref[ref.kind == "same model"]["matched_cosine_live"].mean())
+        )
+        col["reference: two random dictionaries (matched cos)"] = _num(
+            r.floor["matched_cosine_live"]
+        )
         table[r.title] = col
     out = pd.DataFrame(table)
     out.index.name = "quantity"
@@ -484,11 +718,16 @@ def ev_statistics(results: Sequence[UniversalityResult]) -> pd.DataFrame:
     for r in results:
         seeds = _internal(r.seed_rows())
         by_site = seeds.groupby("site", sort=False)["ev_unaligned"].mean()
-        rows.append({"cohort": r.title,
-                     "mean over pairs and sites [lo, hi]": _with_interval(r.headline["ev_unaligned"],
-                                                                          r.headline["ev_unaligned"].point),
-                     "largest site mean (site)": f"{_num(float(by_site.max()))} ({by_site.idxmax()})",
-                     "largest single pair and site": _num(float(seeds["ev_unaligned"].max()))})
+        rows.append(
+            {
+                "cohort": r.title,
+                "mean over pairs and sites [lo, hi]": _with_interval(
+                    r.headline["ev_unaligned"], r.headline["ev_unaligned"].point
+                ),
+                "largest site mean (site)": f"{_num(float(by_site.max()))} ({by_site.idxmax()})",
+                "largest single pair and site": _num(float(seeds["ev_unaligned"].max())),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -504,10 +743,32 @@ def shared_seed_table(results: Sequence[UniversalityResult]) -> pd.DataFrame | N
 
 
 # ----------------------------------------------------------------------------- claims
-def _check(results: Any, name: str, value: float, threshold: float, op: str, description: str,
-           check_of: str | None, why: str, interval: Interval | None = None) -> bool:
-    return results.claim(name, value=value, threshold=threshold, op=op, kind="check", description=description,
-                  check_of=check_of, why_stricter=why if check_of else None, interval=interval)
+def _check(
+    results: Any,
+    name: str,
+    value: float,
+    threshold: float,
+    op: str,
+    description: str,
+    check_of: str | None,
+    why: str,
+    interval: Interval | None = None,
+) -> bool:
+    return results.claim(
+        name,
+        value=value,
+        threshold=threshold,
+        op=op,
+        kind="check",
+        description=description,
+        check_of=check_of,
+        why_stricter=why if check_of else None,
+        interval=interval,
+    )
+
+
+def _named(of: Mapping[str, str], name: str) -> str | None:
+    return name + of[name] if name in of else None
 
 
 def record(results: Any, res: Sequence[UniversalityResult] | UniversalityResult) -> pd.DataFrame:
@@ -525,7 +786,8 @@ def record(results: Any, res: Sequence[UniversalityResult] | UniversalityResult)
     :data:`CONTROL_MARGIN`), ``unaligned_ev_max`` (the largest unaligned EV over pairs and
     internal sites below 0). Values (issue 14: each named by its statistic):
     ``ev_unaligned_mean`` (mean over pairs and internal sites), ``ev_unaligned_largest_site_mean``
-    (largest, over internal sites, of the mean over pairs), ``ev_unaligned_max_over_pairs_and_sites``
+    (largest, over internal sites, of the mean over pairs),
+    ``ev_unaligned_max_over_pairs_and_sites``
     (largest single pair at any internal site), and ``<headline>_interval`` for every headline."""
     res_list = [res] if isinstance(res, UniversalityResult) else list(res)
     if not res_list:
@@ -555,39 +817,95 @@ def record(results: Any, res: Sequence[UniversalityResult] | UniversalityResult)
         for c in PAPER_CLAIMS.get(_paper_key(r.rung, r.cohort), ()):
             p = r.paper[c.name]
             iv = pair_interval(p["per_pair"]) if len(p["per_pair"]) else None
-            ok = results.claim(c.name + sfx, value=p["value"], threshold=c.threshold, op=c.op, kind="paper",
-                          paper_value=c.paper_value, source=c.source, interval=iv,
-                          description=f"{c.description} (judged at {p['site']}; interval: the mean over pairs)")
+            ok = results.claim(
+                c.name + sfx,
+                value=p["value"],
+                threshold=c.threshold,
+                op=c.op,
+                kind="paper",
+                paper_value=c.paper_value,
+                source=c.source,
+                interval=iv,
+                description=f"{c.description} (judged at {p['site']}; interval: mean over pairs)",
+            )
             out.append((c.name + sfx, "paper", p["value"], iv, f"{c.op} {c.threshold:g}", ok))
-        of = (lambda n: n + sfx if n in names else None)
+        of = dict.fromkeys(names, sfx)  # paper claim -> its name in this chapter
         mc = r.headline["matched_cosine_live"]
         bar = r.floor["matched_cosine_live"] + FLOOR_MARGIN
-        ok = _check(results, "decoder_matched_cosine_live" + sfx, mc.point, bar, ">=",
-               "one-to-one (Hungarian) matched decoder cosine on live latents, mean over pairs of seeds and "
-               "internal sites, against two random dictionaries of as many latents + "
-               f"{FLOOR_MARGIN:g}", of("decoder_cosine_fraction"),
-               "one-to-one matching on live latents, every pair and internal site, must beat the random floor "
-               "(the paper's many-to-one max counts a latent matched twice, and dead latents)", mc)
-        out.append(("decoder_matched_cosine_live" + sfx, "check", mc.point, mc, f">= {bar:.3g}", ok))
+        ok = _check(
+            results,
+            "decoder_matched_cosine_live" + sfx,
+            mc.point,
+            bar,
+            ">=",
+            "one-to-one (Hungarian) matched decoder cosine on live latents, mean over pairs of "
+            "seeds and "
+            "internal sites, against two random dictionaries of as many latents + "
+            f"{FLOOR_MARGIN:g}",
+            _named(of, "decoder_cosine_fraction"),
+            "one-to-one matching on live latents, every pair and internal site, must beat the "
+            "random floor "
+            "(the paper's many-to-one max counts a latent matched twice, and dead latents)",
+            mc,
+        )
+        out.append(
+            ("decoder_matched_cosine_live" + sfx, "check", mc.point, mc, f">= {bar:.3g}", ok)
+        )
         ctl = seeds.iloc[:0]
         if "untrained" in [k.split(":", 1)[-1] for k in r.pairs.target.unique()]:
-            ctl = _internal(r.pairs[r.pairs.target.str.endswith(":untrained") & (r.pairs.kind == "control")])
+            ctl = _internal(
+                r.pairs[r.pairs.target.str.endswith(":untrained") & (r.pairs.kind == "control")]
+            )
         if not ctl.empty:
             diff = float(seeds["mean_max_cosine"].mean() - ctl["mean_max_cosine"].mean())
-            ok = _check(results, "decoder_cosine_above_untrained_control" + sfx, diff, CONTROL_MARGIN, ">=",
-                   "seeds' mean max decoder cosine minus the anchor-vs-untrained-model one (internal sites)",
-                   of("decoder_mean_max_cosine"),
-                   f"the metric must tell trained seeds from an untrained model by {CONTROL_MARGIN:g}")
-            out.append(("decoder_cosine_above_untrained_control" + sfx, "check", diff, None,
-                        f">= {CONTROL_MARGIN:g}", ok))
+            ok = _check(
+                results,
+                "decoder_cosine_above_untrained_control" + sfx,
+                diff,
+                CONTROL_MARGIN,
+                ">=",
+                "seeds' mean max decoder cosine minus the anchor-vs-untrained-model one "
+                "(internal sites)",
+                _named(of, "decoder_mean_max_cosine"),
+                f"the metric must tell trained seeds from an untrained model by {CONTROL_MARGIN:g}",
+            )
+            out.append(
+                (
+                    "decoder_cosine_above_untrained_control" + sfx,
+                    "check",
+                    diff,
+                    None,
+                    f">= {CONTROL_MARGIN:g}",
+                    ok,
+                )
+            )
         ev_max = values["ev_unaligned_max_over_pairs_and_sites"]
-        ok = _check(results, "unaligned_ev_max" + sfx, ev_max, 0.0, "<",
-               "largest held-out EV of one seed's SAE applied unchanged to another seed, over every pair of "
-               "seeds and every internal site (not a mean)", of("unaligned_ev_negative"),
-               "the SAE on held-out rows, per-dimension variance, every pair and internal site (the largest)")
+        ok = _check(
+            results,
+            "unaligned_ev_max" + sfx,
+            ev_max,
+            0.0,
+            "<",
+            "largest held-out EV of one seed's SAE applied unchanged to another seed, over every "
+            "pair of "
+            "seeds and every internal site (not a mean)",
+            _named(of, "unaligned_ev_negative"),
+            "the SAE on held-out rows, per-dimension variance, every pair and internal site (the "
+            "largest)",
+        )
         out.append(("unaligned_ev_max" + sfx, "check", ev_max, None, "< 0", ok))
-    return pd.DataFrame([{"claim": n, "kind": k, "value [lo, hi]": _with_interval(iv, v), "bar": b,
-                          "passed": "yes" if ok else "no"} for n, k, v, iv, b, ok in out])
+    return pd.DataFrame(
+        [
+            {
+                "claim": n,
+                "kind": k,
+                "value [lo, hi]": _with_interval(iv, v),
+                "bar": b,
+                "passed": "yes" if ok else "no",
+            }
+            for n, k, v, iv, b, ok in out
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------- the figure
@@ -625,7 +943,9 @@ def _xy(ax: Any, sites: list[str]) -> np.ndarray:
     return x
 
 
-def _series(ax: Any, x: np.ndarray, df: pd.DataFrame, sites: list[str], col: str, dx: float, **kw: Any) -> None:
+def _series(
+    ax: Any, x: np.ndarray, df: pd.DataFrame, sites: list[str], col: str, dx: float, **kw: Any
+) -> None:
     g = df.groupby("site", sort=False)[col]
     mean, lo, hi = (g.agg(f).reindex(sites).to_numpy(dtype=float) for f in ("mean", "min", "max"))
     ax.errorbar(x + dx, mean, yerr=[mean - lo, hi - mean], capsize=2, **kw)
@@ -633,18 +953,57 @@ def _series(ax: Any, x: np.ndarray, df: pd.DataFrame, sites: list[str], col: str
 
 def _plot_cosines(ax: Any, r: UniversalityResult) -> None:
     x, seeds = _xy(ax, r.sites), r.seed_rows()
-    _series(ax, x, seeds, r.sites, "matched_cosine_live", -0.15, fmt="o-", color="C0",
-            label="seed vs seed")
-    _series(ax, x, seeds, r.sites, "matched_cosine_rotated_live", 0.0, fmt="s--", color="C1",
-            label="seed vs seed, A's decoder @ R")
+    _series(
+        ax,
+        x,
+        seeds,
+        r.sites,
+        "matched_cosine_live",
+        -0.15,
+        fmt="o-",
+        color="C0",
+        label="seed vs seed",
+    )
+    _series(
+        ax,
+        x,
+        seeds,
+        r.sites,
+        "matched_cosine_rotated_live",
+        0.0,
+        fmt="s--",
+        color="C1",
+        label="seed vs seed, A's decoder @ R",
+    )
     twin = r.pairs[r.pairs.kind == "same model"]
-    _series(ax, x, twin, r.sites, "matched_cosine_live", 0.15, fmt="*", ms=9, color="C2",
-            label="same model, another SAE seed")
+    _series(
+        ax,
+        x,
+        twin,
+        r.sites,
+        "matched_cosine_live",
+        0.15,
+        fmt="*",
+        ms=9,
+        color="C2",
+        label="same model, another SAE seed",
+    )
     ctl = r.pairs[r.pairs.target.str.endswith(":untrained")]
     if not ctl.empty:
-        _series(ax, x, ctl, r.sites, "matched_cosine_live", 0.3, fmt="v", color="C3",
-                label="untrained control (anchor vs it)")
-    ax.axhline(r.floor["matched_cosine_live"], color="grey", ls=":", label="two random dictionaries")
+        _series(
+            ax,
+            x,
+            ctl,
+            r.sites,
+            "matched_cosine_live",
+            0.3,
+            fmt="v",
+            color="C3",
+            label="untrained control (anchor vs it)",
+        )
+    ax.axhline(
+        r.floor["matched_cosine_live"], color="grey", ls=":", label="two random dictionaries"
+    )
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("matched decoder cosine")
     ax.set_title(f"{r.title}:\ndo the features match?")
@@ -655,17 +1014,47 @@ def _plot_evs(ax: Any, r: UniversalityResult) -> None:
     own = r.ceiling.rename(columns={"model": "target"})
     frames = {"own": own, "unaligned": seeds}
     ctl = r.pairs[r.pairs.target.str.endswith(":untrained")]
-    lo = min(float(own.ev_within.min()), float(seeds.ev_unaligned.min()),
-             float(ctl.ev_unaligned.min()) if not ctl.empty else 0.0)
+    lo = min(
+        float(own.ev_within.min()),
+        float(seeds.ev_unaligned.min()),
+        float(ctl.ev_unaligned.min()) if not ctl.empty else 0.0,
+    )
     bottom = max(EV_AXIS_FLOOR, min(-0.1, lo - 0.1))
-    clip = lambda df, col: df.assign(**{col: df[col].clip(lower=bottom + 0.05)})  # noqa: E731
-    _series(ax, x, clip(frames["own"], "ev_within"), r.sites, "ev_within", -0.15, fmt="o:", color="C0",
-            label="own SAE (ceiling)")
-    _series(ax, x, clip(seeds, "ev_unaligned"), r.sites, "ev_unaligned", 0.0, fmt="s-", color="C1",
-            label="seed A's SAE on seed B, no alignment")
+    clip = lambda df, col: df.assign(**{col: df[col].clip(lower=bottom + 0.05)})
+    _series(
+        ax,
+        x,
+        clip(frames["own"], "ev_within"),
+        r.sites,
+        "ev_within",
+        -0.15,
+        fmt="o:",
+        color="C0",
+        label="own SAE (ceiling)",
+    )
+    _series(
+        ax,
+        x,
+        clip(seeds, "ev_unaligned"),
+        r.sites,
+        "ev_unaligned",
+        0.0,
+        fmt="s-",
+        color="C1",
+        label="seed A's SAE on seed B, no alignment",
+    )
     if not ctl.empty:
-        _series(ax, x, clip(ctl, "ev_unaligned"), r.sites, "ev_unaligned", 0.15, fmt="v", color="C3",
-                label="untrained control (anchor vs it)")
+        _series(
+            ax,
+            x,
+            clip(ctl, "ev_unaligned"),
+            r.sites,
+            "ev_unaligned",
+            0.15,
+            fmt="v",
+            color="C3",
+            label="untrained control (anchor vs it)",
+        )
     ax.axhline(0.0, color="black", lw=0.8)
     ax.set_ylim(bottom, 1.05)
     ax.set_ylabel("held-out EV" + (f" (clipped at {bottom:g})" if lo < bottom else ""))
