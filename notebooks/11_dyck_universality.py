@@ -116,7 +116,7 @@ figures.show(universality.plot(measured, figures.column_figure))
 # two reference rows under it.
 
 # %% tags=["hide-input"]
-figures.format_table(universality.headline_table(measured), max_rows=None)
+figures.format_table(universality.headline_table(measured))
 
 # %% [markdown]
 # Unaligned EV is quoted three ways in this book; they are different statistics of the same

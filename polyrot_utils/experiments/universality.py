@@ -544,7 +544,7 @@ def measure(
     table["site"] = table["site"].map(short_site)
     n_live = max(
         1,
-        round(table.loc[table.kind == "seed", ["live_source", "live_target"]].mean().mean() * d_sae),
+        round(table.loc[table.kind == "seed", ["live_source", "live_target"]].to_numpy().mean() * d_sae),
     )
     floor = analysis.random_dictionary_cosine(d_sae, d_sae, d, seed=seed)
     floor_live = analysis.random_dictionary_cosine(n_live, n_live, d, seed=seed)
@@ -738,8 +738,9 @@ def shared_seed_table(results: Sequence[UniversalityResult]) -> pd.DataFrame | N
     frames = [r.shared_seed.assign(cohort=r.title) for r in results if r.shared_seed is not None]
     if not frames:
         return None
-    out = pd.concat(frames, ignore_index=True)
-    return out[["cohort", "site", "own SAE seeds", "one shared SAE seed"]]
+    cols = ["cohort", "site", "own SAE seeds", "one shared SAE seed"]
+    out = pd.concat(frames, ignore_index=True)[cols]
+    return out if len(frames) > 1 else out.drop(columns="cohort")
 
 
 # ----------------------------------------------------------------------------- claims
