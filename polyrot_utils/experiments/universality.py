@@ -542,10 +542,8 @@ def measure(
         [table["target"].isin(controls), table["target"] == twin], ["control", "same model"], "seed"
     )
     table["site"] = table["site"].map(short_site)
-    n_live = max(
-        1,
-        round(table.loc[table.kind == "seed", ["live_source", "live_target"]].to_numpy().mean() * d_sae),
-    )
+    live = table.loc[table.kind == "seed", ["live_source", "live_target"]].to_numpy()
+    n_live = max(1, round(float(live.mean()) * d_sae))
     floor = analysis.random_dictionary_cosine(d_sae, d_sae, d, seed=seed)
     floor_live = analysis.random_dictionary_cosine(n_live, n_live, d, seed=seed)
     floor.update({f"{k}_live": v for k, v in floor_live.items()}, n_live=n_live)
