@@ -453,7 +453,7 @@ def _paper_inputs(
                 f"lack: paper sites {psites}; collect more residual sites"
             )
         per_site: dict[str, float] = {}
-        per_pair: dict[str, dict[tuple[str, str], float]] = {}
+        per_pair: dict[str, dict[Any, float]] = {}
         for s in judged:
             vals = {
                 (r.get("source", r.get("anchor")), r.get("target", r.get("other"))): float(
@@ -466,7 +466,8 @@ def _paper_inputs(
             per_site[s] = (
                 min(vals.values()) if c.over_pairs == "min" else float(np.mean(list(vals.values())))
             )
-        site = (min if c.over_sites == "min" else max)(per_site, key=per_site.get)
+        pick = min if c.over_sites == "min" else max
+        site = pick(per_site, key=lambda k: per_site[k])
         out[c.name] = {
             "value": per_site[site],
             "site": short_site(site),
@@ -516,7 +517,7 @@ def measure(
     )
     d = int(acts.fit[anchor][sites[0]].shape[1])
     d_sae = _d_sae(sae_expansion, d)
-    settings = dict(
+    settings: dict[str, Any] = dict(
         d_sae=d_sae,
         k=int(sae_k),
         n_tokens=int(sae_n_tokens),
@@ -612,7 +613,7 @@ def _internal(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["site"] != short_site(EMBED_SITE)]
 
 
-def _per_pair(df: pd.DataFrame, col: str) -> dict[tuple[str, str], float]:
+def _per_pair(df: pd.DataFrame, col: str) -> dict[Any, float]:
     return {
         k: float(v) for k, v in df.groupby(["source", "target"], sort=False)[col].mean().items()
     }
