@@ -51,6 +51,7 @@ timeline_n_fit = 4096                      # [int >= 2] activation rows R and th
 timeline_n_eval = 2048                     # [int >= 2] other rows everything there is scored on
 stack_seeds = 3                            # [int >= 2] seeds of the stack-task stress variant (trained here)
 stack_steps = 1000                         # [int >= 1] their training steps
+stack_max_len = 16                         # [int >= 8] their content lengths 2..stack_max_len (longer strings: deeper corruptions)
 device = "auto"
 
 # %% tags=["hide-input"]
@@ -74,7 +75,7 @@ figures.use_book_style()
 results = ChapterResults("10_dyck_model_and_cohorts", params=dict(
     seed=seed, toy_profile=toy_profile, cohorts=cohorts, n_seeds=n_seeds, steps=steps, batch_size=batch_size,
     max_len=max_len, n_eval_strings=n_eval_strings, timeline_site=timeline_site, timeline_n_null=timeline_n_null,
-    timeline_n_fit=timeline_n_fit, timeline_n_eval=timeline_n_eval, stack_seeds=stack_seeds, stack_steps=stack_steps, device=device))
+    timeline_n_fit=timeline_n_fit, timeline_n_eval=timeline_n_eval, stack_seeds=stack_seeds, stack_steps=stack_steps, stack_max_len=stack_max_len, device=device))
 configs = {k: cohort_config(k, profile=toy_profile, n_seeds=n_seeds, steps=steps, batch_size=batch_size,
                             data_max_len=max_len, device=device) for k in cohorts}
 data_cfg = next(iter(configs.values())).train.data
@@ -279,7 +280,8 @@ figures.show(fig)
 
 # %%
 stack_cfg = cohort_config("independent", profile=toy_profile, n_seeds=stack_seeds, steps=stack_steps,
-                          data_task="stack", data_max_len=max_len, device=device)
+                          data_task="stack", data_max_len=stack_max_len, data_ood_min_len=stack_max_len,
+                          data_ood_max_len=stack_max_len + 4, device=device)
 stack = train_cohort(stack_cfg)
 stack_split = dyck.make_split(stack_cfg.train.data, "heldout").subset(slice(0, n_eval_strings))
 stack_acc = pd.DataFrame(accuracy_table({"stack": stack}))
