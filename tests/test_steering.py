@@ -253,3 +253,136 @@ def test_paper_kl_transfer_ratio(tokens):
     assert r["ratio"] != pytest.approx(1.0, rel=1e-3)
     with pytest.raises(ValueError, match="anchor"):
         St.paper_transfer_ratios({"a": src}, "z", tokens, site, {"v": v}, [1.0])
+
+
+# ---------------------------------------------------------------------- the one transfer experiment
+
+from polyrot_utils.book.results import ChapterResults  # noqa: E402
+from polyrot_utils.book.runner import parameter_specs  # noqa: E402
+from polyrot_utils.models.activations import PairedActs, collect_activations  # noqa: E402
+
+SITE = "blocks.0.hook_resid_post"
+
+
+def _paired(models: dict, seed: int = 0) -> tuple[PairedActs, torch.Tensor]:
+    """PairedActs of ``models`` on random tokens (fit) and the eval tokens."""
+    g = torch.Generator().manual_seed(seed)
+    fit_t, eval_t = torch.randint(0, VOCAB, (64, CTX), generator=g), torch.randint(0, VOCAB, (16, CTX), generator=g)
+    fit = {m: collect_activations(x, fit_t, [SITE]) for m, x in models.items()}
+    ev = {m: collect_activations(x, eval_t, [SITE]) for m, x in models.items()}
+    acts = PairedActs(fit, ev, [SITE], dict(models), list(models), info={"fit_tokens": fit_t})
+    return acts, eval_t
+
+
+def _setup(acts: PairedActs, eval_t: torch.Tensor, w: torch.Tensor) -> St.SteeringSetup:
+    """Contrast: current token 1 vs 2; behaviour: logits · w (w = v_a W_U makes the native effect
+    of a's vector, and of any exact rotation of it, positive)."""
+    t = acts.info["fit_tokens"].reshape(-1)
+    return St.SteeringSetup(eval_t, [St.Contrast("one_vs_two", t == 1, t == 2, lambda z: z.float() @ w)])
+
+
+def _planted():
+    a = tiny_model(0, attn_only=True)
+    R = haar(D_MODEL, 7)
+    acts, eval_t = _paired({"a": a, "b": rotated_copy(a, R), "c": tiny_model(5, attn_only=True)})
+    t = acts.info["fit_tokens"].reshape(-1)
+    v_a = St.diff_of_means(acts.fit["a"][SITE], t == 1, t == 2)
+    w = (v_a @ a.W_U).detach()
+    return acts, eval_t, w, R
+
+
+def test_transfer_planted_rotation_is_clean_unrelated_is_not():
+    acts, eval_t, w, R = _planted()
+    pair = PairedActs(acts.fit, acts.eval, acts.sites, acts.models, ["a", "b"], info=acts.info)
+    res = St.steering_transfer(pair, _setup(pair, eval_t, w), alphas=[1.0, 2.0], min_native=0.0, cohort="x")
+    assert len(res.rows) == 2 * 2  # ordered pairs x alphas
+    assert (res.rows["native"] > 0).all()
+    np.testing.assert_allclose(res.rows["ratio_transferred"], 1.0, atol=2e-3)
+    assert (res.rows["regime_transferred"] == "clean").all()
+    np.testing.assert_allclose(res.rows["norm_ratio"], 1.0, atol=1e-4)
+    assert res.interval("transferred").point == pytest.approx(1.0, abs=2e-3)
+    # the same vector in the wrong basis: its effect is the cosine-like projection, not the native one
+    assert (abs(res.rows["ratio_unaligned"] - 1.0) > 0.05).all()
+    unrelated = PairedActs(acts.fit, acts.eval, acts.sites, acts.models, ["a", "c"], info=acts.info)
+    res_u = St.steering_transfer(unrelated, _setup(unrelated, eval_t, w), alphas=[1.0], min_native=0.0)
+    row = res_u.rows[res_u.rows.source == "a"].iloc[0]
+    assert abs(row["ratio_transferred"] - 1.0) > 0.05  # no rotation relates a and c: v R is not c's vector
+    assert res_u.rows["fixed_dim"].max() == 0
+
+
+def test_transfer_is_deterministic_and_random_control_is_seeded():
+    acts, eval_t, w, _ = _planted()
+    pair = PairedActs(acts.fit, acts.eval, acts.sites, acts.models, ["a", "b"], info=acts.info)
+    r1 = St.steering_transfer(pair, _setup(pair, eval_t, w), seed=3).rows
+    r2 = St.steering_transfer(pair, _setup(pair, eval_t, w), seed=3).rows
+    r3 = St.steering_transfer(pair, _setup(pair, eval_t, w), seed=4).rows
+    pd_testing = pytest.importorskip("pandas").testing
+    pd_testing.assert_frame_equal(r1, r2)
+    assert not np.allclose(r1["random"], r3["random"])
+
+
+def test_transfer_input_errors_are_named():
+    acts, eval_t, w, _ = _planted()
+    setup = _setup(acts, eval_t, w)
+    with pytest.raises(ValueError, match="sites"):
+        St.steering_transfer(acts, setup, sites=["blocks.9.hook_resid_post"])
+    with pytest.raises(ValueError, match="alphas"):
+        St.steering_transfer(acts, setup, alphas=[])
+    with pytest.raises(ValueError, match="fixed_tol"):
+        St.steering_transfer(acts, setup, fixed_tol=4.0)
+    with pytest.raises(ValueError, match="min_native"):
+        St.steering_transfer(acts, setup, min_native=float("nan"))
+    one = PairedActs(acts.fit, acts.eval, acts.sites, acts.models, ["a"])
+    with pytest.raises(ValueError, match="two members"):
+        St.steering_transfer(one, setup)
+    bad = St.SteeringSetup(eval_t, [St.Contrast("x", torch.ones(3, dtype=torch.bool), torch.ones(3, dtype=torch.bool),
+                                                lambda z: z.sum())])
+    with pytest.raises(ValueError, match="fit_a / fit_b"):
+        St.steering_transfer(acts, bad)
+    with pytest.raises(ValueError, match="no usable contrast"):
+        St.steering_transfer(acts, St.SteeringSetup(eval_t, [], {"x": "too few"}))
+
+
+def test_record_claims_names_and_regimes(tmp_path, monkeypatch):
+    monkeypatch.setenv("POLYROT_RESULTS_WRITE_DIR", str(tmp_path))
+    acts, eval_t, w, _ = _planted()
+    res = St.steering_transfer(acts, _setup(acts, eval_t, w), alphas=[1.0], min_native=0.0, cohort="independent")
+    res_s = St.SteeringResult(res.rows, "shared_io", res.members, res.min_native, res.fixed_tol)
+    paper = St.PaperInversion(2.0, None, [], True, "independent", "all inverted", "§8.7", "planted")
+    results = ChapterResults("99_test_steering")
+    St.record_steering_claims(results, [res_s, res], paper)
+    claims = results.data["claims"]
+    assert set(claims) == {"paper_inversion", "shared_io_three_regimes", "independent_unaligned_inverted_fraction",
+                           "shared_io_transferred_ratio", "independent_transferred_ratio",
+                           "shared_io_overlap_predicts_regime", "independent_overlap_predicts_regime"}
+    assert claims["paper_inversion"]["passed"] and claims["paper_inversion"]["kind"] == "paper"
+    assert claims["independent_unaligned_inverted_fraction"]["check_of"] == "paper_inversion"
+    inv = float((res.read["regime_unaligned"] == "inverted").mean())
+    assert claims["independent_unaligned_inverted_fraction"]["value"] == pytest.approx(inv)
+    assert claims["independent_transferred_ratio"]["interval"]["n"] == 3
+    table = St.claims_frame(results)
+    assert "[" in table.loc["independent_transferred_ratio", "value [lo, hi]"]
+
+
+def test_regimes_follow_the_glossary():
+    assert St._regime(1.0, 0.7, 0.02) == "clean" and St._regime(1.0, 0.3, 0.02) == "partial"
+    assert St._regime(1.0, 0.1, 0.02) == "none" and St._regime(1.0, -0.2, 0.02) == "inverted"
+    assert St._regime(0.01, 5.0, 0.02) == "n/a" and St._regime(-1.0, -1.0, 0.02) == "n/a"
+
+
+#: parameters that say how each rung builds its activations and contrasts (names may differ)
+RUNG_SPECIFIC = {
+    "14_dyck_steering": {"toy_profile", "cohorts", "n_seeds", "n_fit", "n_eval", "sites", "contrasts", "paper_site"},
+    "24_pythia_steering": {"suite_profile", "suite_overrides", "n_fit_seqs", "n_eval_seqs", "skip_positions", "sites",
+                           "contrasts", "paper_site", "k_next", "n_kl_seqs"},
+}
+
+
+def test_dyck_and_pythia_chapters_declare_the_same_experiment_parameters():
+    dyck, pythia = (parameter_specs(s) for s in ("14_dyck_steering", "24_pythia_steering"))
+    shared_d = {k: v.default for k, v in dyck.items() if k not in RUNG_SPECIFIC["14_dyck_steering"]}
+    shared_p = {k: v.default for k, v in pythia.items() if k not in RUNG_SPECIFIC["24_pythia_steering"]}
+    assert shared_d == shared_p
+    assert {"alphas", "fixed_tol", "min_native", "min_count", "paper_alphas", "seed"} <= set(shared_d)
+    for name in ("sites", "contrasts", "paper_site"):
+        assert name in dyck and name in pythia
