@@ -386,3 +386,64 @@ def test_dyck_and_pythia_chapters_declare_the_same_experiment_parameters():
     assert {"alphas", "fixed_tol", "min_native", "min_count", "paper_alphas", "seed"} <= set(shared_d)
     for name in ("sites", "contrasts", "paper_site"):
         assert name in dyck and name in pythia
+
+
+# ---------------------------------------------------------------------- the Dyck rung's contrasts
+
+from polyrot_utils.core import haar as haar_mod  # noqa: E402
+from polyrot_utils.tasks.dyck import language as dyck  # noqa: E402
+from polyrot_utils.tasks.dyck.suite import dyck_activations  # noqa: E402
+from polyrot_utils.tasks.dyck.toy import READOUT_SLICES, build_toy, rotate_residual  # noqa: E402
+
+DYCK_CFG = dyck.DyckConfig(max_len=12, n_train=200, n_heldout=200, n_ood=16, ood_min_len=14, ood_max_len=16,
+                           depth_after_invalid="ignore")
+
+
+@pytest.fixture(scope="module")
+def split():
+    return dyck.make_split(DYCK_CFG, "heldout")
+
+
+def test_contrast_masks_disjoint_and_correct(split):
+    for c in St.DYCK_CONTRASTS:
+        a, b = St.dyck_contrast_masks(split, c)
+        assert a.any() and b.any() and not (a & b).any()
+        assert not (a & ~split.mask).any() and not (b & ~split.mask).any()
+    a, b = St.dyck_contrast_masks(split, "closer")
+    assert torch.isin(split.tokens[a], torch.tensor(dyck.CLOSERS)).all()
+    with pytest.raises(ValueError, match="contrast"):
+        St.dyck_contrast_masks(split, "bogus")
+
+
+def test_group_logit_diff_behaviour_arithmetic():
+    logits = torch.arange(2 * 3 * 51, dtype=torch.float32).reshape(2, 3, 51)
+    lo, hi = READOUT_SLICES["depth"]
+    f = St.group_logit_diff_behaviour((3, 4), (0,), slice(lo, hi))
+    assert torch.allclose(f(logits), torch.full((2, 3), 3.5))
+    with pytest.raises(ValueError, match="non-empty"):
+        St.group_logit_diff_behaviour((), (0,))
+
+
+def test_dyck_setup_rows_match_activations_and_rotated_copy_transfers_cleanly(split):
+    """The fit masks of dyck_steering_setup select exactly the rows dyck_activations returned (the
+    diff-of-means from the rows equals the one from the strings), and a planted exact rotation of
+    a toy is a clean transfer through R."""
+    m = build_toy(5, init_scale=0.1)
+    R = torch.as_tensor(haar_mod.sample_haar(64, rng=2), dtype=torch.float32)
+    site = "blocks.1.hook_resid_mid"
+    acts = dyck_activations({"a": m, "b": rotate_residual(m, R)}, split, [site], n_fit=600, n_eval=300,
+                            data_config=DYCK_CFG)
+    setup = St.dyck_steering_setup(acts, DYCK_CFG, min_count=5)
+    assert [c.name for c in setup.contrasts] == list(St.DYCK_CONTRASTS)
+    fit_split, _ = St.dyck_splits(acts, DYCK_CFG)
+    full = collect_activations(m, fit_split.tokens, [site], mask=fit_split.mask)[site][:600]
+    torch.testing.assert_close(full, acts.fit["a"][site])
+    res = St.steering_transfer(acts, setup, alphas=[1.0], min_native=0.0)
+    read = res.read
+    assert len(read) >= 2
+    np.testing.assert_allclose(read["ratio_transferred"], 1.0, atol=5e-3)
+    assert (read["regime_transferred"] == "clean").all()
+    with pytest.raises(ValueError, match="contrasts"):
+        St.dyck_steering_setup(acts, DYCK_CFG, ["bogus"])
+    big = St.dyck_steering_setup(acts, DYCK_CFG, min_count=10**6)
+    assert not big.contrasts and set(big.skipped) == set(St.DYCK_CONTRASTS)

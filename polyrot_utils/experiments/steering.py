@@ -780,6 +780,11 @@ def record_steering_claims(results: Any, measured: Sequence[SteeringResult],
                                   f"{res.fixed_tol} rad) and its unaligned ratio")
 
 
+def summary_table(measured: Sequence[SteeringResult]) -> pd.DataFrame:
+    """:meth:`SteeringResult.summary` of each result, stacked under the cohort's name."""
+    return pd.concat({_label(r.cohort): r.summary() for r in measured}, names=["cohort", "vector applied"])
+
+
 def _g(x: Any) -> str:
     return "–" if x is None or not np.isfinite(float(x)) else f"{float(x):.3g}"
 
@@ -800,7 +805,7 @@ def claims_frame(results: Any) -> pd.DataFrame:
 
 
 __all__ += ["CLEAN_RATIO", "KIND_LABELS", "NONE_RATIO", "REGIMES", "TRANSFER_KINDS", "Contrast", "PaperInversion",
-            "SteeringResult", "SteeringSetup", "claims_frame", "dyck_paper_inversion", "pythia_paper_inversion",
+            "SteeringResult", "SteeringSetup", "claims_frame", "summary_table", "dyck_paper_inversion", "pythia_paper_inversion",
             "record_steering_claims", "steering_transfer"]
 
 
@@ -887,6 +892,14 @@ def pythia_steering_setup(acts: Any, tokenizer: Any, vocab_size: int, contrasts:
 # figures (drawn into axes the chapter makes with polyrot_utils.book.figures.column_figure)
 # --------------------------------------------------------------------------------------------
 
+#: the glossary's cohort names, for titles and legends
+COHORT_LABELS = {"shared_io": "Cohort A (shared I/O)", "independent": "Cohort B (independent)"}
+
+
+def _label(cohort: str) -> str:
+    return COHORT_LABELS.get(cohort, cohort)
+
+
 #: ratios beyond this are drawn at the edge of the ratio axis (a ratio to a small native effect
 #: can be huge; the point being made is where the bulk lies against the regime thresholds)
 RATIO_LIMIT = 3.0
@@ -912,9 +925,10 @@ def plot_transfer_ratios(measured: Sequence[SteeringResult], axes: Sequence[Any]
         ax.axhline(CLEAN_RATIO, color="C2", ls="--", lw=0.8, label="clean ≥ 0.7")
         ax.set_xticks(range(len(kinds)), [KIND_LABELS[k] for k in kinds])
         ax.set_ylim(-RATIO_LIMIT - 0.2, RATIO_LIMIT + 0.2)
-        ax.set_title(f"{res.cohort} ({len(read)} transfers)")
+        ax.set_title(f"{_label(res.cohort)}, {len(read)} transfers")
     axes[0].set_ylabel("effect / native effect")
-    axes[0].legend(loc="lower left", fontsize=9)
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].figure.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=9)
 
 
 def plot_predictors(measured: Sequence[SteeringResult], axes: Sequence[Any]) -> None:
@@ -927,7 +941,7 @@ def plot_predictors(measured: Sequence[SteeringResult], axes: Sequence[Any]) -> 
         read = res.read
         y = np.clip(read["ratio_unaligned"].to_numpy(float), -RATIO_LIMIT, RATIO_LIMIT) if len(read) else []
         for ax, pred in zip(axes, ("overlap", "rotation_cosine")):
-            ax.scatter(read[pred] if len(read) else [], y, s=12, alpha=0.6, color=f"C{i}", label=res.cohort)
+            ax.scatter(read[pred] if len(read) else [], y, s=12, alpha=0.6, color=f"C{i}", label=_label(res.cohort))
     for ax, xl in zip(axes, ("overlap with R's fixed subspace", "cos(v, v R)")):
         ax.axhline(0.0, color="k", lw=0.6)
         ax.set_xlabel(xl)
@@ -935,5 +949,5 @@ def plot_predictors(measured: Sequence[SteeringResult], axes: Sequence[Any]) -> 
     axes[0].set_ylabel("unaligned effect / native")
 
 
-__all__ += ["RATIO_LIMIT", "dyck_splits", "dyck_steering_setup", "plot_predictors", "plot_transfer_ratios",
+__all__ += ["COHORT_LABELS", "RATIO_LIMIT", "dyck_splits", "dyck_steering_setup", "plot_predictors", "plot_transfer_ratios",
             "pythia_steering_setup"]
