@@ -1,17 +1,24 @@
-"""Steering vectors: diff-of-means, transfer through a rotation, TransformerLens hooks, and the
-clean / partial / inverted / none regime classification (DESIGN.md §3, §5.6).
+"""Steering vectors across seeds: diff-of-means vectors, their transfer through a fitted
+rotation, the regimes, and the one steering experiment both rungs run (chapters 14 and 24).
 
 Conventions: activations are row vectors ``(n, d)`` (or ``(batch, pos, d)``); a rotation R maps
 source onto target, ``x_src @ R ≈ x_tgt``, so a source direction ``v`` becomes ``v @ R`` in the
 target frame. A steering run adds ``alpha * v`` to the residual stream at one hook site of a
 TransformerLens model (any ``HookedRootModule`` with ``run_with_hooks``/``hook_dict``).
 
-Regimes. With ``r = transferred_effect / native_effect`` (the behaviour change caused by the
-transferred vector on the target, over that caused by the target's own diff-of-means vector),
-:func:`classify_transfer` returns ``"clean"`` for ``r >= clean_ratio`` (default 0.7),
-``"partial"`` for ``none_ratio <= r < clean_ratio`` (default 0.2), ``"none"`` for
-``|r| < none_ratio`` and ``"inverted"`` for ``r <= -none_ratio``. The paper's predictor of the
-regime is the overlap of ``v`` with R's fixed (invariant) subspace, :func:`fixed_subspace_overlap`.
+Regimes (the book's glossary, "Regime"). With ``r = effect / native_effect`` (the behaviour
+change caused by a foreign vector on the target, over that caused by the target's own
+diff-of-means vector): ``"clean"`` for ``r >= 0.7``, ``"partial"`` for ``0.2 <= r < 0.7``,
+``"none"`` for ``|r| < 0.2`` and ``"inverted"`` for ``r <= -0.2`` (:func:`classify_transfer`).
+The paper's predictor of the regime is the overlap of ``v`` with R's fixed subspace
+(:func:`fixed_subspace_overlap`).
+
+The experiment (:func:`steering_transfer`) takes a
+:class:`~polyrot_utils.models.activations.PairedActs` and a rung's :class:`SteeringSetup`
+(contrasts and behaviour: :func:`dyck_steering_setup`, :func:`pythia_steering_setup`); the
+paper's own statistic per rung is :func:`dyck_paper_inversion` / :func:`pythia_paper_inversion`;
+:func:`record_steering_claims` writes the claims, :func:`plot_transfer_ratios` and
+:func:`plot_predictors` draw the figures.
 """
 
 from __future__ import annotations
@@ -32,7 +39,6 @@ from polyrot_utils.models.activations import PairedActs, short_site
 from polyrot_utils.models.steering_hooks import (
     _as_tensor,
     _check_site,
-    _mask,
     diff_of_means,
     run_with_steering,
     steering_hook,
@@ -53,7 +59,9 @@ from polyrot_utils.tasks.pythia.suite import (
 Behaviour = Callable[[Tensor], Tensor | float]
 
 
-def kl_steering_effect(model: Any, tokens: Tensor, site: str, v: Tensor, alpha: float, *, batch_size: int = 16) -> float:
+def kl_steering_effect(
+    model: Any, tokens: Tensor, site: str, v: Tensor, alpha: float, *, batch_size: int = 16
+) -> float:
     """The paper's Pythia steering effect (pythia_rotation.py ``measure_steering_effect``): the
     mean over every (sequence, position) of KL(clean ‖ steered) over **all** next-token logits,
     ``alpha · v`` added at ``site`` (every position)."""
@@ -61,7 +69,7 @@ def kl_steering_effect(model: Any, tokens: Tensor, site: str, v: Tensor, alpha: 
         raise ValueError(f"tokens must be (batch, seq), got shape {tuple(tokens.shape)}")
     total, n = 0.0, 0
     for i in range(0, tokens.shape[0], int(batch_size)):
-        t = tokens[i:i + int(batch_size)]
+        t = tokens[i : i + int(batch_size)]
         lc = torch.log_softmax(run_with_steering(model, t, site, None, 0.0).double(), dim=-1)
         ls = torch.log_softmax(run_with_steering(model, t, site, v, alpha).double(), dim=-1)
         kl = (lc.exp() * (lc - ls)).sum(-1)
@@ -70,8 +78,14 @@ def kl_steering_effect(model: Any, tokens: Tensor, site: str, v: Tensor, alpha: 
     return total / max(n, 1)
 
 
-def paper_transfer_ratios(models: Mapping[Any, Any], anchor: Any, tokens: Tensor, site: str,
-                          vectors: Mapping[str, Tensor], alphas: Sequence[float]) -> list[dict[str, Any]]:
+def paper_transfer_ratios(
+    models: Mapping[Any, Any],
+    anchor: Any,
+    tokens: Tensor,
+    site: str,
+    vectors: Mapping[str, Tensor],
+    alphas: Sequence[float],
+) -> list[dict[str, Any]]:
     """The paper's Pythia transfer ratio (pythia_rotation.py ``panel_d_steering``): for each of the
     anchor's vectors and each α, ``within`` = :func:`kl_steering_effect` of the vector on the
     anchor, ``cross`` = its mean over the other models (the vector applied unchanged), ``ratio =
@@ -88,8 +102,16 @@ def paper_transfer_ratios(models: Mapping[Any, Any], anchor: Any, tokens: Tensor
             w = kl_steering_effect(models[anchor], tokens, site, v, float(a))
             by = {str(m): kl_steering_effect(models[m], tokens, site, v, float(a)) for m in others}
             c = float(np.mean(list(by.values())))
-            rows.append({"vector": name, "alpha": float(a), "within": w, "cross": c, "ratio": c / max(w, 1e-12),
-                         "ratio_by_target": {m: x / max(w, 1e-12) for m, x in by.items()}})
+            rows.append(
+                {
+                    "vector": name,
+                    "alpha": float(a),
+                    "within": w,
+                    "cross": c,
+                    "ratio": c / max(w, 1e-12),
+                    "ratio_by_target": {m: x / max(w, 1e-12) for m, x in by.items()},
+                }
+            )
     return rows
 
 
@@ -109,12 +131,21 @@ def steering_effect(
     clean_logits: Tensor | None = None,
 ) -> float:
     """``behaviour(steered logits) − behaviour(clean logits)`` (a tensor behaviour is averaged)."""
-    clean = clean_logits if clean_logits is not None else run_with_steering(model, tokens, site, None, 0.0)
+    clean = (
+        clean_logits
+        if clean_logits is not None
+        else run_with_steering(model, tokens, site, None, 0.0)
+    )
     steered = run_with_steering(model, tokens, site, v, alpha, positions=positions)
     return _scalar(behaviour(steered)) - _scalar(behaviour(clean))
 
 
-def logit_diff_behaviour(target: int, baseline: int | None = None, readout: slice | None = None, mask: Tensor | None = None) -> Behaviour:
+def logit_diff_behaviour(
+    target: int,
+    baseline: int | None = None,
+    readout: slice | None = None,
+    mask: Tensor | None = None,
+) -> Behaviour:
     """Behaviour: mean over (batch, pos[, mask]) of ``logit[target] − logit[baseline]`` within the
     readout slice of the last dim (``baseline=None``: minus the mean logit of the other classes)."""
 
@@ -130,7 +161,9 @@ def logit_diff_behaviour(target: int, baseline: int | None = None, readout: slic
     return f
 
 
-def class_prob_behaviour(target: int, readout: slice | None = None, mask: Tensor | None = None) -> Behaviour:
+def class_prob_behaviour(
+    target: int, readout: slice | None = None, mask: Tensor | None = None
+) -> Behaviour:
     """Behaviour: mean probability of class ``target`` under a softmax over the readout slice."""
 
     def f(logits: Tensor) -> Tensor:
@@ -180,7 +213,9 @@ def transfer_effects(
     kw = dict(positions=positions, clean_logits=clean)
     native = steering_effect(target_model, tokens, site, v_native, alpha, behaviour, **kw)
     unaligned = steering_effect(target_model, tokens, site, v_source, alpha, behaviour, **kw)
-    transferred = steering_effect(target_model, tokens, site, transfer_vector(v_source, R), alpha, behaviour, **kw)
+    transferred = steering_effect(
+        target_model, tokens, site, transfer_vector(v_source, R), alpha, behaviour, **kw
+    )
     ru = unaligned / native if native != 0 else float("nan")
     rt = transferred / native if native != 0 else float("nan")
     return TransferEffects(
@@ -210,12 +245,18 @@ def classify_transfer(
     thresholds are not ``0 < none_ratio < clean_ratio``.
     """
     if not 0 < none_ratio < clean_ratio:
-        raise ValueError(f"need 0 < none_ratio < clean_ratio, got none_ratio={none_ratio}, clean_ratio={clean_ratio}")
+        raise ValueError(
+            f"need 0 < none_ratio < clean_ratio, got none_ratio={none_ratio}, clean_ratio={clean_ratio}"
+        )
     native_effect, transferred_effect = float(native_effect), float(transferred_effect)
     if not np.isfinite(native_effect) or not np.isfinite(transferred_effect):
-        raise ValueError(f"effects must be finite, got native={native_effect}, transferred={transferred_effect}")
+        raise ValueError(
+            f"effects must be finite, got native={native_effect}, transferred={transferred_effect}"
+        )
     if abs(native_effect) < min_native:
-        raise ValueError(f"|native_effect| = {abs(native_effect):.3g} < min_native = {min_native}: nothing to transfer")
+        raise ValueError(
+            f"|native_effect| = {abs(native_effect):.3g} < min_native = {min_native}: nothing to transfer"
+        )
     r = transferred_effect / native_effect
     if r >= clean_ratio:
         return "clean"
@@ -229,10 +270,12 @@ def classify_transfer(
 def fixed_subspace(R: Tensor | np.ndarray, tol: float = 1e-5) -> Tensor:
     """Orthonormal basis ``(k, d)`` (rows) of R's fixed subspace ``{v : v @ R = v}``.
 
-    Computed as the left null space of ``R − I`` from its SVD ``R − I = U S Vᵀ``: the columns of U
-    with singular value ≤ ``tol`` (for orthogonal R this equals Null(R − I), since Rv = v ⇔ Rᵀv = v).
-    An estimated rotation is never exactly fixed anywhere: pass a larger ``tol`` (e.g. 0.1, i.e.
-    directions moved by at most 0.1 of their length) for fitted R. Returns ``(0, d)`` if none.
+    Computed from the SVD ``R − I = U S Vᵀ``: the columns of U with singular value ≤ ``tol``. For
+    orthogonal R the singular values come in pairs ``2 sin(θ/2)``, one per invariant plane turned
+    by θ, so ``tol = 2 sin(τ/2)`` gives the glossary's fixed subspace at angle tolerance τ
+    (radians) — the planes turned by at most τ; :func:`steering_transfer` passes exactly that.
+    ``tol`` is a length fraction (how far R moves a unit vector), not an angle. Returns ``(0, d)``
+    if none.
     """
     Rt = _as_tensor(R, "R").detach().cpu().to(torch.float64)
     if Rt.ndim != 2 or Rt.shape[0] != Rt.shape[1]:
@@ -250,7 +293,9 @@ def fixed_subspace_overlap(v: Tensor | np.ndarray, basis: Tensor | np.ndarray) -
     vt = _as_tensor(v, "v").detach().cpu().to(torch.float64).reshape(-1)
     B = _as_tensor(basis, "basis").detach().cpu().to(torch.float64)
     if B.ndim != 2 or B.shape[1] != vt.shape[0]:
-        raise ValueError(f"basis must have shape (k, {vt.shape[0]}) to match v, got {tuple(B.shape)}")
+        raise ValueError(
+            f"basis must have shape (k, {vt.shape[0]}) to match v, got {tuple(B.shape)}"
+        )
     nv = float(vt.norm())
     if nv == 0:
         raise ValueError("v is the zero vector")
@@ -295,12 +340,24 @@ __all__ = [
 #: mean logit minus the other group's mean logit is the behaviour, measured at the B positions
 #: (where adding ``v`` should push the readout from B towards A).
 DYCK_CONTRASTS: dict[str, dict[str, Any]] = {
-    "closer": dict(readout="type", classes_a=(4, 6, 8), classes_b=(3, 5, 7),
-                   description="closing vs opening bracket token; type readout: closer − opener logits at openers"),
-    "depth": dict(readout="depth", classes_a=(3, 4, 5, 6, 7, 8), classes_b=(0, 1),
-                  description="depth ≥ 3 vs depth ≤ 1; depth readout: high − low depth logits at depth ≤ 1"),
-    "invalid": dict(readout="invalid", classes_a=(1,), classes_b=(0,),
-                    description="invalid vs valid prefix; invalid readout: logit[1] − logit[0] at valid prefixes"),
+    "closer": dict(
+        readout="type",
+        classes_a=(4, 6, 8),
+        classes_b=(3, 5, 7),
+        description="closing vs opening bracket token; type readout: closer − opener logits at openers",
+    ),
+    "depth": dict(
+        readout="depth",
+        classes_a=(3, 4, 5, 6, 7, 8),
+        classes_b=(0, 1),
+        description="depth ≥ 3 vs depth ≤ 1; depth readout: high − low depth logits at depth ≤ 1",
+    ),
+    "invalid": dict(
+        readout="invalid",
+        classes_a=(1,),
+        classes_b=(0,),
+        description="invalid vs valid prefix; invalid readout: logit[1] − logit[0] at valid prefixes",
+    ),
 }
 
 
@@ -312,7 +369,9 @@ def dyck_contrast_masks(split: Any, contrast: str) -> tuple[Tensor, Tensor]:
         raise ValueError(f"contrast must be one of {sorted(DYCK_CONTRASTS)}, got {contrast!r}")
     m = split.mask
     if contrast == "closer":
-        return m & torch.isin(split.tokens, torch.tensor(dyck.CLOSERS)), m & torch.isin(split.tokens, torch.tensor(dyck.OPENERS))
+        return m & torch.isin(split.tokens, torch.tensor(dyck.CLOSERS)), m & torch.isin(
+            split.tokens, torch.tensor(dyck.OPENERS)
+        )
     if contrast == "depth":
         d = split.labels["depth"]
         return m & (d >= 3), m & (d >= 0) & (d <= 1)
@@ -320,8 +379,12 @@ def dyck_contrast_masks(split: Any, contrast: str) -> tuple[Tensor, Tensor]:
     return m & (inv == 1), m & (inv == 0)
 
 
-def group_logit_diff_behaviour(classes_a: Sequence[int], classes_b: Sequence[int], readout: slice | None = None,
-                               mask: Tensor | None = None) -> Behaviour:
+def group_logit_diff_behaviour(
+    classes_a: Sequence[int],
+    classes_b: Sequence[int],
+    readout: slice | None = None,
+    mask: Tensor | None = None,
+) -> Behaviour:
     """Behaviour: mean logit of ``classes_a`` minus mean logit of ``classes_b`` (indices within the
     ``readout`` slice of the last dim), at the ``mask`` positions (``(batch, pos)`` bool)."""
     ia, ib = list(classes_a), list(classes_b)
@@ -345,7 +408,12 @@ def dyck_contrast_behaviour(split: Any, contrast: str) -> Behaviour:
     return group_logit_diff_behaviour(spec["classes_a"], spec["classes_b"], slice(lo, hi), mask_b)
 
 
-__all__ += ["DYCK_CONTRASTS", "dyck_contrast_behaviour", "dyck_contrast_masks", "group_logit_diff_behaviour"]
+__all__ += [
+    "DYCK_CONTRASTS",
+    "dyck_contrast_behaviour",
+    "dyck_contrast_masks",
+    "group_logit_diff_behaviour",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,8 +451,13 @@ def paper_toy_masks(split: Any) -> dict[str, tuple[Tensor, Tensor, Tensor, str, 
     closer = m & torch.isin(tok, torch.tensor(dyck.CLOSERS))
     opener = m & torch.isin(tok, torch.tensor(dyck.OPENERS))
     return {
-        "sticky_invalid_d4": (m & (inv == 1) & (depth == 4), m & (inv == 0) & (depth == 4),
-                              m & (inv == 1) & (depth == 4), "invalid", -1.0),
+        "sticky_invalid_d4": (
+            m & (inv == 1) & (depth == 4),
+            m & (inv == 0) & (depth == 4),
+            m & (inv == 1) & (depth == 4),
+            "invalid",
+            -1.0,
+        ),
         "depth_4_to_5": (m & (depth == 5), m & (depth == 4), m & (depth == 4), "depth", 1.0),
         "closer_signal": (closer, opener, closer, "type", 1.0),
     }
@@ -398,8 +471,14 @@ def _cond_accuracy(logits: Tensor, split: Any, readout: str, cond: Tensor) -> fl
     return float(ok.double().mean()) if ok.numel() else float("nan")
 
 
-def paper_toy_steering(models: Mapping[Any, Any], anchor: Any, split: Any, site: str, alphas: Sequence[float],
-                       min_count: int = 6) -> list[dict[str, Any]]:
+def paper_toy_steering(
+    models: Mapping[Any, Any],
+    anchor: Any,
+    split: Any,
+    site: str,
+    alphas: Sequence[float],
+    min_count: int = 6,
+) -> list[dict[str, Any]]:
     """The paper's toy steering transfer (exp2_steering.py ``run``): the anchor's three
     diff-of-means vectors at ``site`` (the paper: ``resid_mid_1`` = ``blocks.1.hook_resid_mid``)
     on ``split``, each added (``sign · α · v``, every position) unchanged to every model; effect =
@@ -419,18 +498,39 @@ def paper_toy_steering(models: Mapping[Any, Any], anchor: Any, split: Any, site:
         if int(pos.sum()) < min_count or int(neg.sum()) < min_count or not bool(cond.any()):
             continue
         v = acts[pos].double().mean(0) - acts[neg].double().mean(0)
-        base = {m: _cond_accuracy(run_with_steering(models[m], split.tokens, site, None, 0.0), split, readout, cond)
-                for m in models}
+        base = {
+            m: _cond_accuracy(
+                run_with_steering(models[m], split.tokens, site, None, 0.0), split, readout, cond
+            )
+            for m in models
+        }
         for a in alphas:
-            drop = {m: base[m] - _cond_accuracy(run_with_steering(models[m], split.tokens, site, (sign * v).float(),
-                                                                  float(a)), split, readout, cond) for m in models}
+            drop = {
+                m: base[m]
+                - _cond_accuracy(
+                    run_with_steering(models[m], split.tokens, site, (sign * v).float(), float(a)),
+                    split,
+                    readout,
+                    cond,
+                )
+                for m in models
+            }
             w = drop[anchor]
             c = float(np.mean([drop[m] for m in others]))
             by = {str(m): drop[m] / w if abs(w) > 1e-12 else float("nan") for m in others}
-            rows.append({"vector": name, "alpha": float(a), "within": w, "cross": c,
-                         "ratio": c / w if abs(w) > 1e-12 else (float("inf") if c > 0 else float("nan")),
-                         "ratio_by_target": by,
-                         "n_pos": int(pos.sum()), "n_neg": int(neg.sum()), "n_cond": int(cond.sum())})
+            rows.append(
+                {
+                    "vector": name,
+                    "alpha": float(a),
+                    "within": w,
+                    "cross": c,
+                    "ratio": c / w if abs(w) > 1e-12 else (float("inf") if c > 0 else float("nan")),
+                    "ratio_by_target": by,
+                    "n_pos": int(pos.sum()),
+                    "n_neg": int(neg.sum()),
+                    "n_cond": int(cond.sum()),
+                }
+            )
     return rows
 
 
@@ -456,8 +556,13 @@ CLEAN_RATIO, NONE_RATIO = 0.7, 0.2
 #: the regimes, and "n/a" for a transfer whose native effect is below ``min_native``
 REGIMES = ("clean", "partial", "none", "inverted", "n/a")
 #: the readable names of :data:`TRANSFER_KINDS` in tables and figures
-KIND_LABELS = {"unaligned": "v as is", "transferred": "v R", "unaligned_normed": "v as is, norm-matched",
-               "transferred_normed": "v R, norm-matched", "random": "random, ‖v‖"}
+KIND_LABELS = {
+    "unaligned": "v as is",
+    "transferred": "v R",
+    "unaligned_normed": "v as is, norm-matched",
+    "transferred_normed": "v R, norm-matched",
+    "random": "random, ‖v‖",
+}
 
 
 @dataclass(frozen=True)
@@ -521,16 +626,23 @@ class SteeringResult:
     def regime_counts(self) -> pd.DataFrame:
         """Transfers per regime (rows) and kind (columns), over the read rows."""
         read = self.read
-        out = {KIND_LABELS[k]: [int((read[f"regime_{k}"] == r).sum()) if len(read) else 0 for r in REGIMES[:4]]
-               for k in TRANSFER_KINDS}
+        out = {
+            KIND_LABELS[k]: [
+                int((read[f"regime_{k}"] == r).sum()) if len(read) else 0 for r in REGIMES[:4]
+            ]
+            for k in TRANSFER_KINDS
+        }
         return pd.DataFrame(out, index=list(REGIMES[:4]))
 
     def pair_medians(self, kind: str = "transferred") -> dict[tuple[str, str], float]:
         """Median ``ratio_<kind>`` of each unordered pair of seeds (both directions, read rows)."""
         out: dict[tuple[str, str], float] = {}
         read = self.read
-        for (a, b) in itertools.combinations(self.members, 2):
-            sel = read[((read.source == a) & (read.target == b)) | ((read.source == b) & (read.target == a))]
+        for a, b in itertools.combinations(self.members, 2):
+            sel = read[
+                ((read.source == a) & (read.target == b))
+                | ((read.source == b) & (read.target == a))
+            ]
             if len(sel):
                 out[(a, b)] = float(sel[f"ratio_{kind}"].median())
         return out
@@ -556,21 +668,37 @@ class SteeringResult:
         rows = []
         for k in TRANSFER_KINDS:
             iv = self.interval(k)
-            rows.append({"vector applied": KIND_LABELS[k], "ratio to native": iv.point if iv else float("nan"),
-                         "lo": iv.lo if iv else float("nan"), "hi": iv.hi if iv else float("nan"),
-                         **{r: int(counts.loc[r, KIND_LABELS[k]]) for r in REGIMES[:4]}})
+            rows.append(
+                {
+                    "vector applied": KIND_LABELS[k],
+                    "ratio to native": iv.point if iv else float("nan"),
+                    "lo": iv.lo if iv else float("nan"),
+                    "hi": iv.hi if iv else float("nan"),
+                    **{r: int(counts.loc[r, KIND_LABELS[k]]) for r in REGIMES[:4]},
+                }
+            )
         return pd.DataFrame(rows).set_index("vector applied")
 
 
-def _check_setup(acts: PairedActs, setup: SteeringSetup, sites: Sequence[str], alphas: Sequence[float],
-                 fixed_tol: float, min_native: float) -> None:
+def _check_setup(
+    acts: PairedActs,
+    setup: SteeringSetup,
+    sites: Sequence[str],
+    alphas: Sequence[float],
+    fixed_tol: float,
+    min_native: float,
+) -> None:
     if len(acts.members) < 2:
         raise ValueError(f"acts must hold at least two members, got {acts.members}")
     unknown = [s for s in sites if s not in acts.sites]
     if not sites or unknown:
-        raise ValueError(f"sites must be a non-empty subset of acts.sites {acts.sites}, got {list(sites)}")
+        raise ValueError(
+            f"sites must be a non-empty subset of acts.sites {acts.sites}, got {list(sites)}"
+        )
     if not alphas or not all(np.isfinite(float(a)) and float(a) != 0 for a in alphas):
-        raise ValueError(f"alphas must be a non-empty list of finite non-zero numbers, got {list(alphas)}")
+        raise ValueError(
+            f"alphas must be a non-empty list of finite non-zero numbers, got {list(alphas)}"
+        )
     if not 0 < float(fixed_tol) < np.pi:
         raise ValueError(f"fixed_tol must be an angle in (0, π) radians, got {fixed_tol}")
     if not float(min_native) >= 0:
@@ -580,7 +708,9 @@ def _check_setup(acts: PairedActs, setup: SteeringSetup, sites: Sequence[str], a
     n = next(iter(acts.fit[acts.members[0]].values())).shape[0]
     for c in setup.contrasts:
         if tuple(c.fit_a.shape) != (n,) or tuple(c.fit_b.shape) != (n,):
-            raise ValueError(f"contrast {c.name!r}: fit_a / fit_b must be ({n},) masks over acts.fit rows")
+            raise ValueError(
+                f"contrast {c.name!r}: fit_a / fit_b must be ({n},) masks over acts.fit rows"
+            )
 
 
 def steering_transfer(
@@ -618,37 +748,68 @@ def steering_transfer(
     cos = torch.nn.functional.cosine_similarity
     rows: list[dict[str, Any]] = []
     for site in sites:
-        vec = {(m, c.name): diff_of_means(acts.fit[m][site], c.fit_a, c.fit_b) for m in members for c in setup.contrasts}
+        vec = {
+            (m, c.name): diff_of_means(acts.fit[m][site], c.fit_a, c.fit_b)
+            for m in members
+            for c in setup.contrasts
+        }
         clean = {m: run_with_steering(acts.models[m], tokens, site, None, 0.0) for m in members}
         native: dict[tuple[str, str, float], float] = {}
         for src, tgt in itertools.permutations(members, 2):
-            R = torch.as_tensor(fit_rotation(acts.fit[src][site].double(), acts.fit[tgt][site].double())).double()
+            R = torch.as_tensor(
+                fit_rotation(acts.fit[src][site].double(), acts.fit[tgt][site].double())
+            ).double()
             basis = fixed_subspace(R, 2 * float(np.sin(fixed_tol / 2)))
             for c in setup.contrasts:
                 v_s, v_t = vec[(src, c.name)], vec[(tgt, c.name)]
                 v_r = transfer_vector(v_s, R.float())
                 scale = float(v_t.norm() / v_s.norm().clamp_min(1e-30))
                 rnd = torch.randn(v_s.shape[0], generator=gen)
-                us = {"unaligned": v_s, "transferred": v_r, "unaligned_normed": v_s * scale,
-                      "transferred_normed": v_r * scale, "random": rnd / rnd.norm() * v_s.norm()}
-                base = {"site": site, "source": src, "target": tgt, "contrast": c.name,
-                        "v_norm": float(v_s.norm()), "norm_ratio": 1.0 / scale, "fixed_dim": int(basis.shape[0]),
-                        "overlap": fixed_subspace_overlap(v_s, basis), "rotation_cosine": rotation_cosine(v_s, R),
-                        "cos_native": float(cos(v_s.double(), v_t.double(), dim=0))}
+                us = {
+                    "unaligned": v_s,
+                    "transferred": v_r,
+                    "unaligned_normed": v_s * scale,
+                    "transferred_normed": v_r * scale,
+                    "random": rnd / rnd.norm() * v_s.norm(),
+                }
+                base = {
+                    "site": site,
+                    "source": src,
+                    "target": tgt,
+                    "contrast": c.name,
+                    "v_norm": float(v_s.norm()),
+                    "norm_ratio": 1.0 / scale,
+                    "fixed_dim": int(basis.shape[0]),
+                    "overlap": fixed_subspace_overlap(v_s, basis),
+                    "rotation_cosine": rotation_cosine(v_s, R),
+                    "cos_native": float(cos(v_s.double(), v_t.double(), dim=0)),
+                }
                 for a in alphas:
+
                     def effect(u: Tensor, a: float = float(a)) -> float:
-                        return steering_effect(acts.models[tgt], tokens, site, u, a, c.behaviour,
-                                               clean_logits=clean[tgt])
+                        return steering_effect(
+                            acts.models[tgt],
+                            tokens,
+                            site,
+                            u,
+                            a,
+                            c.behaviour,
+                            clean_logits=clean[tgt],
+                        )
 
                     if (tgt, c.name, float(a)) not in native:
                         native[(tgt, c.name, float(a))] = effect(v_t)
                     row = {**base, "alpha": float(a), "native": native[(tgt, c.name, float(a))]}
                     for k, u in us.items():
                         row[k] = effect(u)
-                        row[f"ratio_{k}"] = row[k] / row["native"] if row["native"] != 0 else float("nan")
+                        row[f"ratio_{k}"] = (
+                            row[k] / row["native"] if row["native"] != 0 else float("nan")
+                        )
                         row[f"regime_{k}"] = _regime(row["native"], row[k], float(min_native))
                     rows.append(row)
-    return SteeringResult(pd.DataFrame(rows), str(cohort), members, float(min_native), float(fixed_tol))
+    return SteeringResult(
+        pd.DataFrame(rows), str(cohort), members, float(min_native), float(fixed_tol)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -679,28 +840,46 @@ def _paper_interval(row: Mapping[str, Any] | None) -> Interval | None:
     return seed_interval(vals) if vals else None
 
 
-def dyck_paper_inversion(acts: PairedActs, data_config: Any, alphas: Sequence[float],
-                         site: str = "blocks.1.hook_resid_mid", cohort: str = "shared_io") -> PaperInversion:
+def dyck_paper_inversion(
+    acts: PairedActs,
+    data_config: Any,
+    alphas: Sequence[float],
+    site: str = "blocks.1.hook_resid_mid",
+    cohort: str = "shared_io",
+) -> PaperInversion:
     """The paper's toy statistic (:func:`paper_toy_steering`, exp2_steering.py) on ``acts``'
     models, anchor = the first member, on the fit strings; the claim is its closer signal at
     α = 1 (8.43 in the paper: inverted). ``alphas`` must contain 1.0."""
     if 1.0 not in [float(a) for a in alphas]:
-        raise ValueError(f"alphas must contain 1.0 (the paper's reported closer-signal ratio), got {list(alphas)}")
+        raise ValueError(
+            f"alphas must contain 1.0 (the paper's reported closer-signal ratio), got {list(alphas)}"
+        )
     fit_split, _ = dyck_splits(acts, data_config)
     models = {m: acts.models[m] for m in acts.members}
     rows = paper_toy_steering(models, acts.members[0], fit_split, site, alphas)
     hit = next((r for r in rows if r["vector"] == "closer_signal" and r["alpha"] == 1.0), None)
     return PaperInversion(
-        value=float(hit["ratio"]) if hit else float("nan"), interval=_paper_interval(hit), rows=rows,
-        universal=False, cohort=cohort, source="§8.7 'three regimes (toy)'; experiments/cross_seed/exp2_steering.py:run",
+        value=float(hit["ratio"]) if hit else float("nan"),
+        interval=_paper_interval(hit),
+        rows=rows,
+        universal=False,
+        cohort=cohort,
+        source="§8.7 'three regimes (toy)'; experiments/cross_seed/exp2_steering.py:run",
         paper_value="cross/within = 8.43 for the closer signal at α = 1: inverted",
         description=f"{cohort} cohort: the first seed's closer-vs-opener vector at {short_site(site)}, α = 1, applied "
-                    "unchanged: mean cross-seed / within-seed drop of the token-type readout's accuracy at closers "
-                    "(> 1: 'inverted' in the paper's sense)")
+        "unchanged: mean cross-seed / within-seed drop of the token-type readout's accuracy at closers "
+        "(> 1: 'inverted' in the paper's sense)",
+    )
 
 
-def pythia_paper_inversion(acts: PairedActs, setup: SteeringSetup, site: str, alphas: Sequence[float],
-                           n_kl_seqs: int = 16, cohort: str = "independent") -> PaperInversion:
+def pythia_paper_inversion(
+    acts: PairedActs,
+    setup: SteeringSetup,
+    site: str,
+    alphas: Sequence[float],
+    n_kl_seqs: int = 16,
+    cohort: str = "independent",
+) -> PaperInversion:
     """The paper's Pythia statistic (:func:`paper_transfer_ratios`, pythia_rotation.py
     ``panel_d_steering``): the first member's vectors at ``site`` (our contrasts), KL(clean ‖
     steered) over all logits on the first ``n_kl_seqs`` eval windows; the claim: every vector at
@@ -710,23 +889,32 @@ def pythia_paper_inversion(acts: PairedActs, setup: SteeringSetup, site: str, al
     if int(n_kl_seqs) < 1:
         raise ValueError(f"n_kl_seqs must be >= 1, got {n_kl_seqs}")
     anchor = acts.members[0]
-    vectors = {c.name: diff_of_means(acts.fit[anchor][site], c.fit_a, c.fit_b) for c in setup.contrasts}
+    vectors = {
+        c.name: diff_of_means(acts.fit[anchor][site], c.fit_a, c.fit_b) for c in setup.contrasts
+    }
     models = {m: acts.models[m] for m in acts.members}
-    rows = paper_transfer_ratios(models, anchor, setup.tokens[: int(n_kl_seqs)], site, vectors, alphas)
+    rows = paper_transfer_ratios(
+        models, anchor, setup.tokens[: int(n_kl_seqs)], site, vectors, alphas
+    )
     low = min(rows, key=lambda r: r["ratio"]) if rows else None
     return PaperInversion(
-        value=float(low["ratio"]) if low else float("nan"), interval=_paper_interval(low), rows=rows,
-        universal=True, cohort=cohort,
+        value=float(low["ratio"]) if low else float("nan"),
+        interval=_paper_interval(low),
+        rows=rows,
+        universal=True,
+        cohort=cohort,
         source="§8.7 'Pythia: three regimes collapse to inverted universally'; "
-               "experiments/scale/pythia_rotation.py:panel_d_steering",
+        "experiments/scale/pythia_rotation.py:panel_d_steering",
         paper_value="transfer ratios 1.8–10.0 across all three vectors and α ∈ {0.5, 1, 2, 4}: all inverted",
         description=f"smallest cross-seed / within-seed KL effect of the first seed's vectors at {short_site(site)} "
-                    "over vectors and α (KL(clean ‖ steered) over all logits, mean over the other seeds): > 1 means "
-                    "every transfer is 'inverted' in the paper's sense")
+        "over vectors and α (KL(clean ‖ steered) over all logits, mean over the other seeds): > 1 means "
+        "every transfer is 'inverted' in the paper's sense",
+    )
 
 
-def record_steering_claims(results: Any, measured: Sequence[SteeringResult],
-                           paper: PaperInversion | None = None) -> None:
+def record_steering_claims(
+    results: Any, measured: Sequence[SteeringResult], paper: PaperInversion | None = None
+) -> None:
     """Record the steering claims into ``results`` (a ChapterResults), the same names on both
     rungs (the chapter id tells them apart):
 
@@ -743,46 +931,92 @@ def record_steering_claims(results: Any, measured: Sequence[SteeringResult],
     Also records ``<cohort>_transfers`` (every row), ``<cohort>_summary`` and the paper's rows."""
     if paper is not None:
         results.record("paper_inversion_rows", paper.rows)
-        results.claim("paper_inversion", value=paper.value, threshold=1.0, op=">", kind="paper",
-                      paper_value=paper.paper_value, source=paper.source, description=paper.description,
-                      interval=paper.interval)
+        results.claim(
+            "paper_inversion",
+            value=paper.value,
+            threshold=1.0,
+            op=">",
+            kind="paper",
+            paper_value=paper.paper_value,
+            source=paper.source,
+            description=paper.description,
+            interval=paper.interval,
+        )
     for res in measured:
         c, read = res.cohort, res.read
         results.record(f"{c}_transfers", res.rows.to_dict(orient="records"))
         results.record(f"{c}_summary", res.summary().reset_index().to_dict(orient="records"))
         if c == "shared_io":
-            n_reg = len({r for r in read.get("regime_unaligned", []) if r in ("clean", "partial", "inverted")})
-            results.claim("shared_io_three_regimes", value=n_reg, threshold=3, op=">=", kind="check",
-                          description="ours, not the paper's protocol (its ratio: cross / within of the first seed's "
-                                      "vector): distinct regimes among clean / partial / inverted of the unaligned "
-                                      "(same-vector) transfers, shared-I/O cohort (paper: all three)")
+            n_reg = len(
+                {
+                    r
+                    for r in read.get("regime_unaligned", [])
+                    if r in ("clean", "partial", "inverted")
+                }
+            )
+            results.claim(
+                "shared_io_three_regimes",
+                value=n_reg,
+                threshold=3,
+                op=">=",
+                kind="check",
+                description="ours, not the paper's protocol (its ratio: cross / within of the first seed's "
+                "vector): distinct regimes among clean / partial / inverted of the unaligned "
+                "(same-vector) transfers, shared-I/O cohort (paper: all three)",
+            )
         if c == "independent":
-            frac = float((read["regime_unaligned"] == "inverted").mean()) if len(read) else float("nan")
+            frac = (
+                float((read["regime_unaligned"] == "inverted").mean())
+                if len(read)
+                else float("nan")
+            )
             universal = paper is not None and paper.universal
-            results.claim("independent_unaligned_inverted_fraction", value=frac, threshold=1.0, op=">=",
-                          kind="check", check_of="paper_inversion" if universal else None,
-                          why_stricter="a sign flip relative to the target's own vector, on a next-token "
-                                       "behaviour, not a larger KL effect" if universal else None,
-                          description="ours: fraction of unaligned transfers (the source's vector as is) between "
-                                      "independent seeds that flip sign (regime inverted); the paper: with no "
-                                      "shared I/O every transfer inverts")
+            results.claim(
+                "independent_unaligned_inverted_fraction",
+                value=frac,
+                threshold=1.0,
+                op=">=",
+                kind="check",
+                check_of="paper_inversion" if universal else None,
+                why_stricter="a sign flip relative to the target's own vector, on a next-token "
+                "behaviour, not a larger KL effect"
+                if universal
+                else None,
+                description="ours: fraction of unaligned transfers (the source's vector as is) between "
+                "independent seeds that flip sign (regime inverted); the paper: with no "
+                "shared I/O every transfer inverts",
+            )
         iv = res.interval("transferred")
-        results.claim(f"{c}_transferred_ratio", value=iv.point if iv else float("nan"), threshold=CLEAN_RATIO,
-                      op=">=", kind="check", interval=iv,
-                      description=f"ours (the paper does not move steering vectors through R), {c}: effect of v R on "
-                                  "the target / effect of its own vector, median per seed pair, mean over pairs "
-                                  "(≥ 0.7: clean)")
+        results.claim(
+            f"{c}_transferred_ratio",
+            value=iv.point if iv else float("nan"),
+            threshold=CLEAN_RATIO,
+            op=">=",
+            kind="check",
+            interval=iv,
+            description=f"ours (the paper does not move steering vectors through R), {c}: effect of v R on "
+            "the target / effect of its own vector, median per seed pair, mean over pairs "
+            "(≥ 0.7: clean)",
+        )
         rho, p = res.overlap_spearman("overlap")
-        results.claim(f"{c}_overlap_predicts_regime", value=rho, threshold=0.5, op=">=", kind="check",
-                      p_value=None if np.isnan(p) else p,
-                      description=f"ours (the paper states the overlap account without a correlation), {c}: "
-                                  f"Spearman ρ between a vector's overlap with R's fixed subspace (τ = "
-                                  f"{res.fixed_tol} rad) and its unaligned ratio")
+        results.claim(
+            f"{c}_overlap_predicts_regime",
+            value=rho,
+            threshold=0.5,
+            op=">=",
+            kind="check",
+            p_value=None if np.isnan(p) else p,
+            description=f"ours (the paper states the overlap account without a correlation), {c}: "
+            f"Spearman ρ between a vector's overlap with R's fixed subspace (τ = "
+            f"{res.fixed_tol} rad) and its unaligned ratio",
+        )
 
 
 def summary_table(measured: Sequence[SteeringResult]) -> pd.DataFrame:
     """:meth:`SteeringResult.summary` of each result, stacked under the cohort's name."""
-    return pd.concat({_label(r.cohort): r.summary() for r in measured}, names=["cohort", "vector applied"])
+    return pd.concat(
+        {_label(r.cohort): r.summary() for r in measured}, names=["cohort", "vector applied"]
+    )
 
 
 def _g(x: Any) -> str:
@@ -798,15 +1032,35 @@ def claims_frame(results: Any) -> pd.DataFrame:
         val = _g(c["value"])
         if iv:
             val += f" [{_g(iv['lo'])}, {_g(iv['hi'])}]"
-        rows.append({"claim": name, "kind": "paper's" if c.get("kind") == "paper" else "ours",
-                     "value [lo, hi]": val, "criterion": f"{c['op']} {c['threshold']}",
-                     "holds": "yes" if c["passed"] else "no"})
+        rows.append(
+            {
+                "claim": name,
+                "kind": "paper's" if c.get("kind") == "paper" else "ours",
+                "value [lo, hi]": val,
+                "criterion": f"{c['op']} {c['threshold']}",
+                "holds": "yes" if c["passed"] else "no",
+            }
+        )
     return pd.DataFrame(rows).set_index("claim")
 
 
-__all__ += ["CLEAN_RATIO", "KIND_LABELS", "NONE_RATIO", "REGIMES", "TRANSFER_KINDS", "Contrast", "PaperInversion",
-            "SteeringResult", "SteeringSetup", "claims_frame", "summary_table", "dyck_paper_inversion", "pythia_paper_inversion",
-            "record_steering_claims", "steering_transfer"]
+__all__ += [
+    "CLEAN_RATIO",
+    "KIND_LABELS",
+    "NONE_RATIO",
+    "REGIMES",
+    "TRANSFER_KINDS",
+    "Contrast",
+    "PaperInversion",
+    "SteeringResult",
+    "SteeringSetup",
+    "claims_frame",
+    "summary_table",
+    "dyck_paper_inversion",
+    "pythia_paper_inversion",
+    "record_steering_claims",
+    "steering_transfer",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -823,9 +1077,13 @@ def dyck_splits(acts: PairedActs, data_config: Any) -> tuple[Any, Any]:
     info = acts.info
     missing = [k for k in ("split", "n_fit", "n_eval", "seed") if k not in info]
     if missing:
-        raise ValueError(f"acts.info lacks {missing}: build acts with tasks.dyck.suite.dyck_activations")
+        raise ValueError(
+            f"acts.info lacks {missing}: build acts with tasks.dyck.suite.dyck_activations"
+        )
     split = dyck.make_split(data_config, info["split"])
-    fit_idx, eval_idx = _pick_strings(split, int(info["n_fit"]), int(info["n_eval"]), int(info["seed"]))
+    fit_idx, eval_idx = _pick_strings(
+        split, int(info["n_fit"]), int(info["n_eval"]), int(info["seed"])
+    )
     return split.subset(fit_idx), split.subset(eval_idx)
 
 
@@ -833,8 +1091,13 @@ def _first_rows(split: Any, mask: Tensor, n: int) -> Tensor:
     return mask[split.mask][:n].clone()
 
 
-def dyck_steering_setup(acts: PairedActs, data_config: Any, contrasts: Sequence[str] = tuple(DYCK_CONTRASTS),
-                        *, min_count: int = 20) -> SteeringSetup:
+def dyck_steering_setup(
+    acts: PairedActs,
+    data_config: Any,
+    contrasts: Sequence[str] = tuple(DYCK_CONTRASTS),
+    *,
+    min_count: int = 20,
+) -> SteeringSetup:
     """The Dyck rung's :class:`SteeringSetup`: :data:`DYCK_CONTRASTS` on the strings behind
     ``acts`` (:func:`dyck_splits`); vectors from the fit rows, the behaviour
     (:func:`dyck_contrast_behaviour`: the readout's A-minus-B logit difference at the B
@@ -854,13 +1117,24 @@ def dyck_steering_setup(acts: PairedActs, data_config: Any, contrasts: Sequence[
         if min(counts.values()) < int(min_count):
             skipped[c] = f"fewer than {min_count} positions: {counts}"
             continue
-        info = {"readout": DYCK_CONTRASTS[c]["readout"], **counts, "what": DYCK_CONTRASTS[c]["description"]}
+        info = {
+            "readout": DYCK_CONTRASTS[c]["readout"],
+            **counts,
+            "what": DYCK_CONTRASTS[c]["description"],
+        }
         out.append(Contrast(c, fa, fb, dyck_contrast_behaviour(eval_split, c), info))
     return SteeringSetup(eval_split.tokens, out, skipped)
 
 
-def pythia_steering_setup(acts: Any, tokenizer: Any, vocab_size: int, contrasts: Sequence[str] = tuple(TEXT_CONTRASTS),
-                          *, k_next: int = 10, min_count: int = 20) -> SteeringSetup:
+def pythia_steering_setup(
+    acts: Any,
+    tokenizer: Any,
+    vocab_size: int,
+    contrasts: Sequence[str] = tuple(TEXT_CONTRASTS),
+    *,
+    k_next: int = 10,
+    min_count: int = 20,
+) -> SteeringSetup:
     """The Pythia rung's :class:`SteeringSetup` (as :func:`polyrot_utils.tasks.pythia.suite.steering_setup`):
     contrasts on the current token (:data:`~polyrot_utils.tasks.pythia.suite.TEXT_CONTRASTS`);
     the behaviour (:func:`~polyrot_utils.tasks.pythia.suite.next_token_set_behaviour`) is
@@ -877,14 +1151,26 @@ def pythia_steering_setup(acts: Any, tokenizer: Any, vocab_size: int, contrasts:
     for c in contrasts:
         fa, fb = (m & fit_rows for m in contrast_masks(acts.fit_tokens, classes, c))
         ea, eb = (m & eval_rows for m in contrast_masks(acts.eval_tokens, classes, c))
-        counts = {"fit A": int(fa.sum()), "fit B": int(fb.sum()), "eval A": int(ea.sum()), "eval B": int(eb.sum())}
+        counts = {
+            "fit A": int(fa.sum()),
+            "fit B": int(fb.sum()),
+            "eval A": int(ea.sum()),
+            "eval B": int(eb.sum()),
+        }
         if min(counts.values()) < int(min_count):
             skipped[c] = f"fewer than {min_count} positions: {counts}"
             continue
-        sa, sb = distinctive_next_tokens(acts.fit_tokens, fa, fb, k=int(k_next), vocab_size=int(vocab_size))
-        info = {**counts, "next after A": " | ".join(repr(tokenizer.decode([i])) for i in sa[:4]),
-                "next after B": " | ".join(repr(tokenizer.decode([i])) for i in sb[:4])}
-        out.append(Contrast(c, fa[fit_rows], fb[fit_rows], next_token_set_behaviour(sa, sb, eb), info))
+        sa, sb = distinctive_next_tokens(
+            acts.fit_tokens, fa, fb, k=int(k_next), vocab_size=int(vocab_size)
+        )
+        info = {
+            **counts,
+            "next after A": " | ".join(repr(tokenizer.decode([i])) for i in sa[:4]),
+            "next after B": " | ".join(repr(tokenizer.decode([i])) for i in sb[:4]),
+        }
+        out.append(
+            Contrast(c, fa[fit_rows], fb[fit_rows], next_token_set_behaviour(sa, sb, eb), info)
+        )
     return SteeringSetup(acts.eval_tokens, out, skipped)
 
 
@@ -905,21 +1191,36 @@ def _label(cohort: str) -> str:
 RATIO_LIMIT = 3.0
 
 
-def plot_transfer_ratios(measured: Sequence[SteeringResult], axes: Sequence[Any],
-                         kinds: Sequence[str] = ("unaligned", "transferred", "random")) -> None:
+def plot_transfer_ratios(
+    measured: Sequence[SteeringResult],
+    axes: Sequence[Any],
+    kinds: Sequence[str] = ("unaligned", "transferred", "random"),
+) -> None:
     """One panel per result: each read transfer's ratio to the native effect, per kind (x),
     with the median per kind, the native level (1) and the regime thresholds (±0.2, 0.7)."""
     axes = list(np.atleast_1d(axes))
     if len(axes) != len(measured):
-        raise ValueError(f"need one axes per result, got {len(axes)} axes for {len(measured)} results")
+        raise ValueError(
+            f"need one axes per result, got {len(axes)} axes for {len(measured)} results"
+        )
     for ax, res in zip(axes, measured):
         read = res.read
         for i, k in enumerate(kinds):
-            y = np.clip(read[f"ratio_{k}"].to_numpy(float), -RATIO_LIMIT, RATIO_LIMIT) if len(read) else np.zeros(0)
+            y = (
+                np.clip(read[f"ratio_{k}"].to_numpy(float), -RATIO_LIMIT, RATIO_LIMIT)
+                if len(read)
+                else np.zeros(0)
+            )
             x = i + np.random.default_rng(i).uniform(-0.18, 0.18, len(y))
             ax.scatter(x, y, s=12, alpha=0.5, color="C0", label="one transfer" if i == 0 else None)
             if len(y):
-                ax.plot([i - 0.3, i + 0.3], [np.median(y)] * 2, color="C3", lw=2.5, label="median" if i == 0 else None)
+                ax.plot(
+                    [i - 0.3, i + 0.3],
+                    [np.median(y)] * 2,
+                    color="C3",
+                    lw=2.5,
+                    label="median" if i == 0 else None,
+                )
         ax.axhline(1.0, color="k", lw=0.8, label="native (own vector)")
         ax.axhspan(-NONE_RATIO, NONE_RATIO, color="0.85", zorder=0, label="none band |r| < 0.2")
         ax.axhline(CLEAN_RATIO, color="C2", ls="--", lw=0.8, label="clean ≥ 0.7")
@@ -939,9 +1240,20 @@ def plot_predictors(measured: Sequence[SteeringResult], axes: Sequence[Any]) -> 
         raise ValueError(f"need two axes, got {len(axes)}")
     for i, res in enumerate(measured):
         read = res.read
-        y = np.clip(read["ratio_unaligned"].to_numpy(float), -RATIO_LIMIT, RATIO_LIMIT) if len(read) else []
+        y = (
+            np.clip(read["ratio_unaligned"].to_numpy(float), -RATIO_LIMIT, RATIO_LIMIT)
+            if len(read)
+            else []
+        )
         for ax, pred in zip(axes, ("overlap", "rotation_cosine")):
-            ax.scatter(read[pred] if len(read) else [], y, s=12, alpha=0.6, color=f"C{i}", label=_label(res.cohort))
+            ax.scatter(
+                read[pred] if len(read) else [],
+                y,
+                s=12,
+                alpha=0.6,
+                color=f"C{i}",
+                label=_label(res.cohort),
+            )
     for ax, xl in zip(axes, ("overlap with R's fixed subspace", "cos(v, v R)")):
         ax.axhline(0.0, color="k", lw=0.6)
         ax.set_xlabel(xl)
@@ -949,5 +1261,12 @@ def plot_predictors(measured: Sequence[SteeringResult], axes: Sequence[Any]) -> 
     axes[0].set_ylabel("unaligned effect / native")
 
 
-__all__ += ["COHORT_LABELS", "RATIO_LIMIT", "dyck_splits", "dyck_steering_setup", "plot_predictors", "plot_transfer_ratios",
-            "pythia_steering_setup"]
+__all__ += [
+    "COHORT_LABELS",
+    "RATIO_LIMIT",
+    "dyck_splits",
+    "dyck_steering_setup",
+    "plot_predictors",
+    "plot_transfer_ratios",
+    "pythia_steering_setup",
+]
