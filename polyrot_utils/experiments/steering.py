@@ -1117,11 +1117,7 @@ def dyck_steering_setup(
         if min(counts.values()) < int(min_count):
             skipped[c] = f"fewer than {min_count} positions: {counts}"
             continue
-        info = {
-            "readout": DYCK_CONTRASTS[c]["readout"],
-            **counts,
-            "what": DYCK_CONTRASTS[c]["description"],
-        }
+        info = {"readout": DYCK_CONTRASTS[c]["readout"], **counts}
         out.append(Contrast(c, fa, fb, dyck_contrast_behaviour(eval_split, c), info))
     return SteeringSetup(eval_split.tokens, out, skipped)
 
