@@ -1020,7 +1020,11 @@ def summary_table(measured: Sequence[SteeringResult]) -> pd.DataFrame:
 
 
 def _g(x: Any) -> str:
-    return "–" if x is None or not np.isfinite(float(x)) else f"{float(x):.3g}"
+    if x is None or np.isnan(float(x)):
+        return "–"
+    if np.isinf(float(x)):  # e.g. the paper's ratio when the within-seed effect is 0
+        return "∞" if float(x) > 0 else "−∞"
+    return f"{float(x):.3g}"
 
 
 def claims_frame(results: Any) -> pd.DataFrame:
