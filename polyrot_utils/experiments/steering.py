@@ -1257,8 +1257,12 @@ def plot_predictors(measured: Sequence[SteeringResult], axes: Sequence[Any]) -> 
     for ax, xl in zip(axes, ("overlap with R's fixed subspace", "cos(v, v R)")):
         ax.axhline(0.0, color="k", lw=0.6)
         ax.set_xlabel(xl)
-        ax.legend(fontsize=9)
     axes[0].set_ylabel("unaligned effect / native")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if len(labels) > 1:
+        axes[0].figure.legend(
+            handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9
+        )
 
 
 __all__ += [
