@@ -1,6 +1,5 @@
-"""Tests of polyrot_utils.experiments.checkpoints (planted rotations, unrelated checkpoints, input
-errors, the same parameters in chapters 15 and 25) and of the Dyck steering helpers
-appended to polyrot_utils.experiments.steering."""
+"""Tests of polyrot_utils.experiments.checkpoints (planted rotations); the Dyck steering helpers
+are tested in tests/test_steering.py."""
 
 from __future__ import annotations
 
@@ -17,8 +16,6 @@ from polyrot_utils.experiments import checkpoints as ck
 from polyrot_utils.models.activations import PairedActs
 from polyrot_utils.tasks.dyck import language as dyck
 from polyrot_utils.core import haar
-from polyrot_utils.experiments import steering
-from polyrot_utils.tasks.dyck.toy import READOUT_SLICES, build_toy, rotate_residual
 from polyrot_utils.core.procrustes import alignment_report, fit_alignment
 
 torch.set_num_threads(1)
@@ -317,59 +314,3 @@ def test_chapters_declare_the_same_experiment_parameters():
             b.choices,
         ), name
         assert dyck_p[name].default == defaults[name], name
-
-
-# ---------------------------------------------------------------------- Dyck steering helpers
-
-
-@pytest.fixture(scope="module")
-def split():
-    cfg = dyck.DyckConfig(
-        max_len=12,
-        n_train=200,
-        n_heldout=200,
-        n_ood=16,
-        ood_min_len=14,
-        ood_max_len=16,
-        depth_after_invalid="ignore",
-    )
-    return dyck.make_split(cfg, "heldout")
-
-
-def test_contrast_masks_disjoint_and_correct(split):
-    for c in steering.DYCK_CONTRASTS:
-        a, b = steering.dyck_contrast_masks(split, c)
-        assert a.any() and b.any() and not (a & b).any()
-        assert not (a & ~split.mask).any() and not (b & ~split.mask).any()
-    a, b = steering.dyck_contrast_masks(split, "closer")
-    assert torch.isin(split.tokens[a], torch.tensor(dyck.CLOSERS)).all()
-    with pytest.raises(ValueError, match="contrast"):
-        steering.dyck_contrast_masks(split, "bogus")
-
-
-def test_group_logit_diff_behaviour_arithmetic():
-    logits = torch.arange(2 * 3 * 51, dtype=torch.float32).reshape(2, 3, 51)
-    lo, hi = READOUT_SLICES["depth"]
-    f = steering.group_logit_diff_behaviour((3, 4), (0,), slice(lo, hi))
-    assert torch.allclose(f(logits), torch.full((2, 3), 3.5))
-    with pytest.raises(ValueError, match="non-empty"):
-        steering.group_logit_diff_behaviour((), (0,))
-
-
-def test_transfer_rows_exactly_rotated_copy(split):
-    m = build_toy(5, init_scale=0.1)
-    R = torch.as_tensor(haar.sample_haar(64, rng=2), dtype=torch.float32)
-    models = {"a": m, "b": rotate_residual(m, R)}
-    rows = steering.steering_transfer_rows(
-        models,
-        split.subset(slice(0, 120)),
-        split.subset(slice(120, 150)),
-        "blocks.1.hook_resid_mid",
-        [("a", "b")],
-        alpha=1.0,
-    )
-    assert len(rows) == 3
-    for r in rows:
-        assert r["ratio_transferred"] == pytest.approx(1.0, abs=2e-3)
-        assert r["regime_transferred"] == "clean"
-        assert r["norm_ratio"] == pytest.approx(1.0, abs=1e-4)

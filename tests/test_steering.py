@@ -32,8 +32,19 @@ def haar(d: int, seed: int) -> torch.Tensor:
 
 
 def tiny_model(seed: int = 0, attn_only: bool = False) -> HookedTransformer:
-    cfg = HookedTransformerConfig(n_layers=1, d_model=D_MODEL, n_ctx=CTX, d_head=4, n_heads=4, d_mlp=32, d_vocab=VOCAB,
-                                  act_fn="relu", normalization_type=None, attn_only=attn_only, seed=seed)
+    cfg = HookedTransformerConfig(
+        n_layers=1,
+        d_model=D_MODEL,
+        n_ctx=CTX,
+        d_head=4,
+        n_heads=4,
+        d_mlp=32,
+        d_vocab=VOCAB,
+        act_fn="relu",
+        normalization_type=None,
+        attn_only=attn_only,
+        seed=seed,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = HookedTransformer(cfg)
@@ -109,16 +120,22 @@ def test_steering_changes_logits_by_exact_linear_amount(tokens):
     alpha = 2.5
     clean = St.run_with_steering(model, tokens, "blocks.0.hook_resid_post", None, 0.0)
     steered = St.run_with_steering(model, tokens, "blocks.0.hook_resid_post", v, alpha)
-    torch.testing.assert_close(steered - clean, (alpha * v @ model.W_U).expand_as(clean), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        steered - clean, (alpha * v @ model.W_U).expand_as(clean), atol=1e-5, rtol=1e-5
+    )
     # only at position 3
     pos3 = St.run_with_steering(model, tokens, "blocks.0.hook_resid_post", v, alpha, positions=3)
     delta = pos3 - clean
-    torch.testing.assert_close(delta[:, 3], (alpha * v @ model.W_U).expand(tokens.shape[0], VOCAB), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        delta[:, 3], (alpha * v @ model.W_U).expand(tokens.shape[0], VOCAB), atol=1e-5, rtol=1e-5
+    )
     assert delta[:, [0, 1, 2, 4, 5, 6, 7]].abs().max() < 1e-6
     # a behaviour measured on it
     beh = St.logit_diff_behaviour(target=2, baseline=5)
     eff = St.steering_effect(model, tokens, "blocks.0.hook_resid_post", v, alpha, beh)
-    assert eff == pytest.approx(float(alpha * v @ (model.W_U[:, 2] - model.W_U[:, 5]).detach()), abs=1e-4)
+    assert eff == pytest.approx(
+        float(alpha * v @ (model.W_U[:, 2] - model.W_U[:, 5]).detach()), abs=1e-4
+    )
 
 
 def test_bad_site_and_dimension(tokens):
@@ -129,7 +146,9 @@ def test_bad_site_and_dimension(tokens):
         St.run_with_steering(model, tokens, "blocks.0.hook_resid_pre", torch.zeros(5), 1.0)
 
 
-@pytest.mark.parametrize("site", ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid", "blocks.0.hook_resid_post"])
+@pytest.mark.parametrize(
+    "site", ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid", "blocks.0.hook_resid_post"]
+)
 def test_transferred_vector_on_rotated_copy_has_identical_effect(tokens, site):
     src = tiny_model(0)
     R = haar(D_MODEL, 3)
@@ -141,10 +160,21 @@ def test_transferred_vector_on_rotated_copy_has_identical_effect(tokens, site):
     steered_tgt = St.run_with_steering(tgt, tokens, site, St.transfer_vector(v, R), alpha)
     torch.testing.assert_close(steered_tgt, steered_src, atol=1e-4, rtol=1e-4)
     beh = St.class_prob_behaviour(target=4, readout=slice(0, 6))
-    eff = St.transfer_effects(tgt, tokens, site, v_source=v, v_native=St.transfer_vector(v, R), R=R, alpha=alpha, behaviour=beh)
+    eff = St.transfer_effects(
+        tgt,
+        tokens,
+        site,
+        v_source=v,
+        v_native=St.transfer_vector(v, R),
+        R=R,
+        alpha=alpha,
+        behaviour=beh,
+    )
     assert eff.transferred == pytest.approx(eff.native, abs=1e-6)
     assert eff.regime_transferred == "clean"
-    assert eff.native == pytest.approx(St.steering_effect(src, tokens, site, v, alpha, beh), abs=1e-5)
+    assert eff.native == pytest.approx(
+        St.steering_effect(src, tokens, site, v, alpha, beh), abs=1e-5
+    )
 
 
 def test_fixed_subspace_predicts_unaligned_transfer(tokens):
@@ -154,7 +184,9 @@ def test_fixed_subspace_predicts_unaligned_transfer(tokens):
     R[6:, 6:] = haar(10, 4)
     basis = St.fixed_subspace(R)
     assert basis.shape == (6, D_MODEL)
-    torch.testing.assert_close(basis.double() @ basis.double().T, torch.eye(6, dtype=torch.float64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        basis.double() @ basis.double().T, torch.eye(6, dtype=torch.float64), atol=1e-5, rtol=0
+    )
     assert float(basis[:, 6:].abs().max()) < 1e-5  # spans the identity block
     src = tiny_model(0, attn_only=True)
     tgt = rotated_copy(src, R)
@@ -173,7 +205,11 @@ def test_fixed_subspace_predicts_unaligned_transfer(tokens):
     assert e_out.regime_transferred == "clean"
     assert e_out.ratio_unaligned == pytest.approx(
         float(v_out @ (tgt.W_U[:, 1] - tgt.W_U[:, [0, 2, 3, 4, 5, 6, 7, 8, 9]].mean(1)))
-        / float((v_out @ R.float()) @ (tgt.W_U[:, 1] - tgt.W_U[:, [0, 2, 3, 4, 5, 6, 7, 8, 9]].mean(1))), abs=1e-3)
+        / float(
+            (v_out @ R.float()) @ (tgt.W_U[:, 1] - tgt.W_U[:, [0, 2, 3, 4, 5, 6, 7, 8, 9]].mean(1))
+        ),
+        abs=1e-3,
+    )
 
 
 def test_fixed_subspace_cases():
@@ -206,7 +242,15 @@ def test_fixed_subspace_dimension_property(k, seed):
 def test_classify_transfer_thresholds(native, r):
     got = St.classify_transfer(native, r * native)
     r_eff = (r * native) / native
-    expected = "clean" if r_eff >= 0.7 else "partial" if r_eff >= 0.2 else "none" if r_eff > -0.2 else "inverted"
+    expected = (
+        "clean"
+        if r_eff >= 0.7
+        else "partial"
+        if r_eff >= 0.2
+        else "none"
+        if r_eff > -0.2
+        else "inverted"
+    )
     assert got == expected
 
 
@@ -253,3 +297,278 @@ def test_paper_kl_transfer_ratio(tokens):
     assert r["ratio"] != pytest.approx(1.0, rel=1e-3)
     with pytest.raises(ValueError, match="anchor"):
         St.paper_transfer_ratios({"a": src}, "z", tokens, site, {"v": v}, [1.0])
+
+
+# ---------------------------------------------------------------------- the one transfer experiment
+
+from polyrot_utils.book.results import ChapterResults  # noqa: E402
+from polyrot_utils.book.runner import parameter_specs  # noqa: E402
+from polyrot_utils.models.activations import PairedActs, collect_activations  # noqa: E402
+
+SITE = "blocks.0.hook_resid_post"
+
+
+def _paired(models: dict, seed: int = 0) -> tuple[PairedActs, torch.Tensor]:
+    """PairedActs of ``models`` on random tokens (fit) and the eval tokens."""
+    g = torch.Generator().manual_seed(seed)
+    fit_t, eval_t = (
+        torch.randint(0, VOCAB, (64, CTX), generator=g),
+        torch.randint(0, VOCAB, (16, CTX), generator=g),
+    )
+    fit = {m: collect_activations(x, fit_t, [SITE]) for m, x in models.items()}
+    ev = {m: collect_activations(x, eval_t, [SITE]) for m, x in models.items()}
+    acts = PairedActs(fit, ev, [SITE], dict(models), list(models), info={"fit_tokens": fit_t})
+    return acts, eval_t
+
+
+def _setup(acts: PairedActs, eval_t: torch.Tensor, w: torch.Tensor) -> St.SteeringSetup:
+    """Contrast: current token 1 vs 2; behaviour: logits · w (w = v_a W_U makes the native effect
+    of a's vector, and of any exact rotation of it, positive)."""
+    t = acts.info["fit_tokens"].reshape(-1)
+    return St.SteeringSetup(
+        eval_t, [St.Contrast("one_vs_two", t == 1, t == 2, lambda z: z.float() @ w)]
+    )
+
+
+def _planted():
+    a = tiny_model(0, attn_only=True)
+    R = haar(D_MODEL, 7)
+    acts, eval_t = _paired({"a": a, "b": rotated_copy(a, R), "c": tiny_model(5, attn_only=True)})
+    t = acts.info["fit_tokens"].reshape(-1)
+    v_a = St.diff_of_means(acts.fit["a"][SITE], t == 1, t == 2)
+    w = (v_a @ a.W_U).detach()
+    return acts, eval_t, w, R
+
+
+def test_transfer_planted_rotation_is_clean_unrelated_is_not():
+    acts, eval_t, w, R = _planted()
+    pair = PairedActs(acts.fit, acts.eval, acts.sites, acts.models, ["a", "b"], info=acts.info)
+    res = St.steering_transfer(
+        pair, _setup(pair, eval_t, w), alphas=[1.0, 2.0], min_native=0.0, cohort="x"
+    )
+    assert len(res.rows) == 2 * 2  # ordered pairs x alphas
+    assert (res.rows["native"] > 0).all()
+    np.testing.assert_allclose(res.rows["ratio_transferred"], 1.0, atol=2e-3)
+    assert (res.rows["regime_transferred"] == "clean").all()
+    np.testing.assert_allclose(res.rows["norm_ratio"], 1.0, atol=1e-4)
+    assert res.interval("transferred").point == pytest.approx(1.0, abs=2e-3)
+    # the same vector in the wrong basis: its effect is the cosine-like projection, not the native one
+    assert (abs(res.rows["ratio_unaligned"] - 1.0) > 0.05).all()
+    unrelated = PairedActs(acts.fit, acts.eval, acts.sites, acts.models, ["a", "c"], info=acts.info)
+    res_u = St.steering_transfer(
+        unrelated, _setup(unrelated, eval_t, w), alphas=[1.0], min_native=0.0
+    )
+    row = res_u.rows[res_u.rows.source == "a"].iloc[0]
+    assert (
+        abs(row["ratio_transferred"] - 1.0) > 0.05
+    )  # no rotation relates a and c: v R is not c's vector
+    assert res_u.rows["fixed_dim"].max() == 0
+
+
+def test_transfer_is_deterministic_and_random_control_is_seeded():
+    acts, eval_t, w, _ = _planted()
+    pair = PairedActs(acts.fit, acts.eval, acts.sites, acts.models, ["a", "b"], info=acts.info)
+    r1 = St.steering_transfer(pair, _setup(pair, eval_t, w), seed=3).rows
+    r2 = St.steering_transfer(pair, _setup(pair, eval_t, w), seed=3).rows
+    r3 = St.steering_transfer(pair, _setup(pair, eval_t, w), seed=4).rows
+    pd_testing = pytest.importorskip("pandas").testing
+    pd_testing.assert_frame_equal(r1, r2)
+    assert not np.allclose(r1["random"], r3["random"])
+
+
+def test_transfer_input_errors_are_named():
+    acts, eval_t, w, _ = _planted()
+    setup = _setup(acts, eval_t, w)
+    with pytest.raises(ValueError, match="sites"):
+        St.steering_transfer(acts, setup, sites=["blocks.9.hook_resid_post"])
+    with pytest.raises(ValueError, match="alphas"):
+        St.steering_transfer(acts, setup, alphas=[])
+    with pytest.raises(ValueError, match="fixed_tol"):
+        St.steering_transfer(acts, setup, fixed_tol=4.0)
+    with pytest.raises(ValueError, match="min_native"):
+        St.steering_transfer(acts, setup, min_native=float("nan"))
+    one = PairedActs(acts.fit, acts.eval, acts.sites, acts.models, ["a"])
+    with pytest.raises(ValueError, match="two members"):
+        St.steering_transfer(one, setup)
+    bad = St.SteeringSetup(
+        eval_t,
+        [
+            St.Contrast(
+                "x",
+                torch.ones(3, dtype=torch.bool),
+                torch.ones(3, dtype=torch.bool),
+                lambda z: z.sum(),
+            )
+        ],
+    )
+    with pytest.raises(ValueError, match="fit_a / fit_b"):
+        St.steering_transfer(acts, bad)
+    with pytest.raises(ValueError, match="no usable contrast"):
+        St.steering_transfer(acts, St.SteeringSetup(eval_t, [], {"x": "too few"}))
+
+
+def test_record_claims_names_and_regimes(tmp_path, monkeypatch):
+    monkeypatch.setenv("POLYROT_RESULTS_WRITE_DIR", str(tmp_path))
+    acts, eval_t, w, _ = _planted()
+    res = St.steering_transfer(
+        acts, _setup(acts, eval_t, w), alphas=[1.0], min_native=0.0, cohort="independent"
+    )
+    res_s = St.SteeringResult(res.rows, "shared_io", res.members, res.min_native, res.fixed_tol)
+    paper = St.PaperInversion(2.0, None, [], True, "independent", "all inverted", "§8.7", "planted")
+    results = ChapterResults("99_test_steering")
+    St.record_steering_claims(results, [res_s, res], paper)
+    claims = results.data["claims"]
+    assert set(claims) == {
+        "paper_inversion",
+        "shared_io_three_regimes",
+        "independent_unaligned_inverted_fraction",
+        "shared_io_transferred_ratio",
+        "independent_transferred_ratio",
+        "shared_io_overlap_predicts_regime",
+        "independent_overlap_predicts_regime",
+    }
+    assert claims["paper_inversion"]["passed"] and claims["paper_inversion"]["kind"] == "paper"
+    assert claims["independent_unaligned_inverted_fraction"]["check_of"] == "paper_inversion"
+    inv = float((res.read["regime_unaligned"] == "inverted").mean())
+    assert claims["independent_unaligned_inverted_fraction"]["value"] == pytest.approx(inv)
+    assert claims["independent_transferred_ratio"]["interval"]["n"] == 3
+    table = St.claims_frame(results)
+    assert "[" in table.loc["independent_transferred_ratio", "value [lo, hi]"]
+
+
+def test_regimes_follow_the_glossary():
+    assert St._regime(1.0, 0.7, 0.02) == "clean" and St._regime(1.0, 0.3, 0.02) == "partial"
+    assert St._regime(1.0, 0.1, 0.02) == "none" and St._regime(1.0, -0.2, 0.02) == "inverted"
+    assert St._regime(0.01, 5.0, 0.02) == "n/a" and St._regime(-1.0, -1.0, 0.02) == "n/a"
+
+
+#: parameters that say how each rung builds its activations and contrasts (names may differ)
+RUNG_SPECIFIC = {
+    "14_dyck_steering": {
+        "toy_profile",
+        "cohorts",
+        "n_seeds",
+        "n_fit",
+        "n_eval",
+        "sites",
+        "contrasts",
+        "paper_site",
+    },
+    "24_pythia_steering": {
+        "suite_profile",
+        "suite_overrides",
+        "n_fit_seqs",
+        "n_eval_seqs",
+        "skip_positions",
+        "sites",
+        "contrasts",
+        "paper_site",
+        "k_next",
+        "n_kl_seqs",
+    },
+}
+
+
+def test_dyck_and_pythia_chapters_declare_the_same_experiment_parameters():
+    dyck, pythia = (parameter_specs(s) for s in ("14_dyck_steering", "24_pythia_steering"))
+    shared_d = {k: v.default for k, v in dyck.items() if k not in RUNG_SPECIFIC["14_dyck_steering"]}
+    shared_p = {
+        k: v.default for k, v in pythia.items() if k not in RUNG_SPECIFIC["24_pythia_steering"]
+    }
+    assert shared_d == shared_p
+    assert {"alphas", "fixed_tol", "min_native", "min_count", "paper_alphas", "seed"} <= set(
+        shared_d
+    )
+    for name in ("sites", "contrasts", "paper_site"):
+        assert name in dyck and name in pythia
+
+
+# ---------------------------------------------------------------------- the Dyck rung's contrasts
+
+from polyrot_utils.core import haar as haar_mod  # noqa: E402
+from polyrot_utils.tasks.dyck import language as dyck  # noqa: E402
+from polyrot_utils.tasks.dyck.suite import dyck_activations  # noqa: E402
+from polyrot_utils.tasks.dyck.toy import READOUT_SLICES, build_toy, rotate_residual  # noqa: E402
+
+DYCK_CFG = dyck.DyckConfig(
+    max_len=12,
+    n_train=200,
+    n_heldout=200,
+    n_ood=16,
+    ood_min_len=14,
+    ood_max_len=16,
+    depth_after_invalid="ignore",
+)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return dyck.make_split(DYCK_CFG, "heldout")
+
+
+def test_contrast_masks_disjoint_and_correct(split):
+    for c in St.DYCK_CONTRASTS:
+        a, b = St.dyck_contrast_masks(split, c)
+        assert a.any() and b.any() and not (a & b).any()
+        assert not (a & ~split.mask).any() and not (b & ~split.mask).any()
+    a, b = St.dyck_contrast_masks(split, "closer")
+    assert torch.isin(split.tokens[a], torch.tensor(dyck.CLOSERS)).all()
+    with pytest.raises(ValueError, match="contrast"):
+        St.dyck_contrast_masks(split, "bogus")
+
+
+def test_group_logit_diff_behaviour_arithmetic():
+    logits = torch.arange(2 * 3 * 51, dtype=torch.float32).reshape(2, 3, 51)
+    lo, hi = READOUT_SLICES["depth"]
+    f = St.group_logit_diff_behaviour((3, 4), (0,), slice(lo, hi))
+    assert torch.allclose(f(logits), torch.full((2, 3), 3.5))
+    with pytest.raises(ValueError, match="non-empty"):
+        St.group_logit_diff_behaviour((), (0,))
+
+
+def test_dyck_setup_rows_match_activations_and_rotated_copy_transfers_cleanly(split):
+    """The fit masks of dyck_steering_setup select exactly the rows dyck_activations returned (the
+    diff-of-means from the rows equals the one from the strings), and a planted exact rotation of
+    a toy is a clean transfer through R."""
+    m = build_toy(5, init_scale=0.1)
+    R = torch.as_tensor(haar_mod.sample_haar(64, rng=2), dtype=torch.float32)
+    site = "blocks.1.hook_resid_mid"
+    acts = dyck_activations(
+        {"a": m, "b": rotate_residual(m, R)},
+        split,
+        [site],
+        n_fit=600,
+        n_eval=300,
+        data_config=DYCK_CFG,
+    )
+    setup = St.dyck_steering_setup(acts, DYCK_CFG, min_count=5)
+    assert [c.name for c in setup.contrasts] == list(St.DYCK_CONTRASTS)
+    fit_split, _ = St.dyck_splits(acts, DYCK_CFG)
+    full = collect_activations(m, fit_split.tokens, [site], mask=fit_split.mask)[site][:600]
+    torch.testing.assert_close(full, acts.fit["a"][site])
+    res = St.steering_transfer(acts, setup, alphas=[1.0], min_native=0.0)
+    read = res.read
+    assert len(read) >= 2
+    np.testing.assert_allclose(read["ratio_transferred"], 1.0, atol=5e-3)
+    assert (read["regime_transferred"] == "clean").all()
+    with pytest.raises(ValueError, match="contrasts"):
+        St.dyck_steering_setup(acts, DYCK_CFG, ["bogus"])
+    big = St.dyck_steering_setup(acts, DYCK_CFG, min_count=10**6)
+    assert not big.contrasts and set(big.skipped) == set(St.DYCK_CONTRASTS)
+
+
+def test_fixed_subspace_at_the_glossarys_angle_tolerance():
+    """Planes turned by 0.05, 0.2 and 1.0 rad: at τ = 0.1 rad the fixed subspace is the first
+    plane, with tol = 2 sin(τ/2) as steering_transfer passes it, and it is the span
+    analysis.fixed_subspace (the glossary's angle definition) returns."""
+    from polyrot_utils.experiments import analysis
+
+    blocks = [torch.tensor([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]) for t in (0.05, 0.2, 1.0)]
+    R = torch.block_diag(*blocks).double()
+    Q = haar(6, 11)
+    R = Q.T @ R @ Q
+    tau = 0.1
+    B = St.fixed_subspace(R, 2 * np.sin(tau / 2)).double()
+    F = torch.as_tensor(analysis.fixed_subspace(R.numpy(), tau))
+    assert B.shape == (2, 6) and F.shape == (6, 2)
+    torch.testing.assert_close(B.T @ B, F @ F.T, atol=1e-6, rtol=0)  # same projector (float32)
