@@ -5,5 +5,4 @@ Import rule: this layer imports nothing else from polyrot_utils; ``tests/test_la
 it.
 """
 
-
 __all__ = ["basis", "cache", "device", "haar", "metrics", "procrustes", "synthetic"]

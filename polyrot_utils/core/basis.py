@@ -20,12 +20,15 @@ import torch
 
 from polyrot_utils.core import haar
 
-
 __all__ = ["OutlierAlignment", "dimension_kurtosis", "outlier_alignment", "outlier_dimensions"]
 
 
 def _np(x: Any, name: str) -> np.ndarray:
-    arr = x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
+    arr = (
+        x.detach().cpu().double().numpy()
+        if isinstance(x, torch.Tensor)
+        else np.asarray(x, dtype=np.float64)
+    )
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D (n, d) array, got shape {arr.shape}")
     if not np.isfinite(arr).all():
@@ -81,8 +84,9 @@ class OutlierAlignment:
         return asdict(self)
 
 
-def outlier_alignment(R: Any, source_outliers: Any, target_outliers: Any, *, n_null: int = 500,
-                      seed: int = 0) -> OutlierAlignment:
+def outlier_alignment(
+    R: Any, source_outliers: Any, target_outliers: Any, *, n_null: int = 500, seed: int = 0
+) -> OutlierAlignment:
     """Does R map the source's outlier axes onto the target's? Calibrated against Haar R."""
     R = np.asarray(R.detach().cpu().numpy() if isinstance(R, torch.Tensor) else R, dtype=np.float64)
     if R.ndim != 2 or R.shape[0] != R.shape[1]:
@@ -102,11 +106,16 @@ def outlier_alignment(R: Any, source_outliers: Any, target_outliers: Any, *, n_n
     null = np.empty(n_null)
     for start in range(0, n_null, 256):  # batched sampling: one QR call per chunk
         chunk = haar.sample_haar(d, min(256, n_null - start), rng=rng)
-        null[start:start + len(chunk)] = (chunk[:, src][:, :, tgt] ** 2).sum(2).mean(1)
+        null[start : start + len(chunk)] = (chunk[:, src][:, :, tgt] ** 2).sum(2).mean(1)
     p = float((1 + np.sum(null >= observed)) / (1 + n_null))
     best = np.abs(R[src]).argmax(1)
     return OutlierAlignment(
-        mass=observed, expected_haar=tgt.size / d, p_value=p, n_null=n_null,
-        source_outliers=src.tolist(), target_outliers=tgt.tolist(), best_match=best.tolist(),
+        mass=observed,
+        expected_haar=tgt.size / d,
+        p_value=p,
+        n_null=n_null,
+        source_outliers=src.tolist(),
+        target_outliers=tgt.tolist(),
+        best_match=best.tolist(),
         best_abs_entry=np.abs(R[src, best]).tolist(),
     )

@@ -40,24 +40,23 @@ Inputs may be numpy arrays or torch tensors (any device); results come back as t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any
 
 import numpy as np
 import torch
 
 from polyrot_utils.core.metrics import explained_variance
 
-
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = np.ndarray | torch.Tensor
 
 __all__ = [
-    "fit_rotation",
-    "CrossCovariance",
-    "AlignmentMap",
-    "fit_alignment",
-    "alignment_report",
-    "AlignmentReport",
     "METHODS",
+    "AlignmentMap",
+    "AlignmentReport",
+    "CrossCovariance",
+    "alignment_report",
+    "fit_alignment",
+    "fit_rotation",
     "min_samples",
 ]
 
@@ -75,7 +74,9 @@ def _to_torch(x: Any, name: str) -> tuple[torch.Tensor, bool]:
         t, was_numpy = x.detach(), False
     elif isinstance(x, np.ndarray):
         was_numpy = True
-        if x.dtype == object or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        if x.dtype == object or not (
+            np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
+        ):
             raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
         t = torch.from_numpy(np.ascontiguousarray(x))
     else:
@@ -83,17 +84,24 @@ def _to_torch(x: Any, name: str) -> tuple[torch.Tensor, bool]:
         try:
             arr = np.asarray(x)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name} must be array_like of shape (n, d), got {type(x).__name__} ({exc})") from None
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
             raise ValueError(
-                f"{name} must be a real numeric array_like of shape (n, d) (rows are samples), got {type(x).__name__} "
+                f"{name} must be array_like of shape (n, d), got {type(x).__name__} ({exc})"
+            ) from None
+        if arr.dtype == object or not (
+            np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+        ):
+            raise ValueError(
+                f"{name} must be a real numeric array_like of shape (n, d) (rows are samples), got "
+                f"{type(x).__name__} "
                 f"converting to dtype {arr.dtype}"
             )
         return _to_torch(arr, name)
     if t.is_complex() or t.dtype == torch.bool:
         raise ValueError(f"{name} must be real-valued, got dtype {t.dtype}")
     if t.ndim != 2:
-        raise ValueError(f"{name} must be 2-D with shape (n, d) (rows are samples), got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"{name} must be 2-D with shape (n, d) (rows are samples), got shape {tuple(t.shape)}"
+        )
     if not t.is_floating_point():
         t = t.to(torch.float64)
     return t, was_numpy
@@ -119,12 +127,16 @@ def min_samples(d: int, center: bool = True) -> int:
     return max(2, d + (1 if center else 0))
 
 
-def _check_enough(n: int, d: int, center: bool, allow_underdetermined: bool, name: str = "source") -> None:
+def _check_enough(
+    n: int, d: int, center: bool, allow_underdetermined: bool, name: str = "source"
+) -> None:
     need = min_samples(d, center)
     if n < need and not allow_underdetermined:
         raise ValueError(
-            f"{name} has n = {n} samples for d = {d}; a {'centred ' if center else ''}rotation needs "
-            f"n >= {need} to be determined (pass allow_underdetermined=True to accept one of many optimal fits)"
+            f"{name} has n = {n} samples for d = {d}; a {'centred ' if center else ''}rotation "
+            "needs "
+            f"n >= {need} to be determined (pass allow_underdetermined=True to accept one of many "
+            "optimal fits)"
         )
 
 
@@ -231,7 +243,12 @@ class CrossCovariance:
         R = acc.rotation(special=True)  # torch float64 (d, d) on acc.device
     """
 
-    def __init__(self, d: int | None = None, device: str | torch.device | None = None, precise_centering: bool = False):
+    def __init__(
+        self,
+        d: int | None = None,
+        device: str | torch.device | None = None,
+        precise_centering: bool = False,
+    ):
         self.precise_centering = bool(precise_centering)
         self.d: int | None = None
         self.device = torch.device(device) if device is not None else None
@@ -252,7 +269,9 @@ class CrossCovariance:
         self.mean_target = torch.zeros(d, dtype=torch.float64, device=device)
         self.comoment = torch.zeros(d, d, dtype=torch.float64, device=device)
 
-    def _merge_stats(self, n_b: int, mx_b: torch.Tensor, my_b: torch.Tensor, c_b: torch.Tensor) -> None:
+    def _merge_stats(
+        self, n_b: int, mx_b: torch.Tensor, my_b: torch.Tensor, c_b: torch.Tensor
+    ) -> None:
         """Chan et al. pairwise merge of (n_b, means, co-moment) into self."""
         n_a = self.n
         if n_b == 0:
@@ -273,7 +292,7 @@ class CrossCovariance:
         self.n = n
 
     # -- public API -------------------------------------------------------------------------
-    def update(self, source_batch: ArrayLike, target_batch: ArrayLike) -> "CrossCovariance":
+    def update(self, source_batch: ArrayLike, target_batch: ArrayLike) -> CrossCovariance:
         """Add a batch of paired rows: ``source_batch`` and ``target_batch`` both ``(b, d)``.
 
         The batch is moved to the accumulator's device (the first batch's device if none was
@@ -283,7 +302,8 @@ class CrossCovariance:
         t, _ = _to_torch(target_batch, "target_batch")
         if s.shape != t.shape:
             raise ValueError(
-                f"source_batch and target_batch must have the same shape (b, d); got {tuple(s.shape)} and {tuple(t.shape)}"
+                "source_batch and target_batch must have the same shape (b, d); got "
+                f"{tuple(s.shape)} and {tuple(t.shape)}"
             )
         b, d = s.shape
         if self.d is None:
@@ -327,7 +347,7 @@ class CrossCovariance:
         self._merge_stats(b, mx, my, c)
         return self
 
-    def merge(self, other: "CrossCovariance") -> "CrossCovariance":
+    def merge(self, other: CrossCovariance) -> CrossCovariance:
         """Fold ``other``'s statistics into ``self`` (in place) and return ``self``."""
         if not isinstance(other, CrossCovariance):
             raise ValueError(f"other must be a CrossCovariance, got {type(other).__name__}")
@@ -338,10 +358,12 @@ class CrossCovariance:
         elif other.d != self.d:
             raise ValueError(f"other holds d = {other.d} but this accumulator holds d = {self.d}")
         dev = self.device
-        self._merge_stats(other.n, other.mean_source.to(dev), other.mean_target.to(dev), other.comoment.to(dev))
+        self._merge_stats(
+            other.n, other.mean_source.to(dev), other.mean_target.to(dev), other.comoment.to(dev)
+        )
         return self
 
-    def copy(self) -> "CrossCovariance":
+    def copy(self) -> CrossCovariance:
         new = CrossCovariance(device=self.device, precise_centering=self.precise_centering)
         new.d, new.n = self.d, self.n
         if self.d is not None:
@@ -350,10 +372,10 @@ class CrossCovariance:
             new.comoment = self.comoment.clone()
         return new
 
-    def __add__(self, other: "CrossCovariance") -> "CrossCovariance":
+    def __add__(self, other: CrossCovariance) -> CrossCovariance:
         return self.copy().merge(other)
 
-    def all_reduce(self, group: Any = None) -> "CrossCovariance":
+    def all_reduce(self, group: Any = None) -> CrossCovariance:
         """Combine the accumulators of every process in ``group`` (default: the world), in place.
 
         Two ``all_reduce(SUM)`` calls: first ``[n, n·x̄, n·ȳ]`` to get the global means, then each
@@ -368,32 +390,45 @@ class CrossCovariance:
         if not dist.is_available() or not dist.is_initialized():
             raise RuntimeError("all_reduce needs an initialised torch.distributed process group")
         if self.d is None:
-            raise ValueError("this accumulator has no data and no d; build it with CrossCovariance(d=...)")
+            raise ValueError(
+                "this accumulator has no data and no d; build it with CrossCovariance(d=...)"
+            )
         d = self.d
         head = torch.empty(1 + 2 * d, dtype=torch.float64, device=self.device)
         head[0] = float(self.n)
         head[1 : 1 + d] = self.mean_source * self.n
         head[1 + d :] = self.mean_target * self.n
         dist.all_reduce(head, op=dist.ReduceOp.SUM, group=group)
-        n_tot = int(round(float(head[0])))
+        n_tot = round(float(head[0]))
         if n_tot == 0:
             return self
         gx = head[1 : 1 + d] / n_tot
         gy = head[1 + d :] / n_tot
         local = self.comoment + self.n * torch.outer(self.mean_source - gx, self.mean_target - gy)
         dist.all_reduce(local, op=dist.ReduceOp.SUM, group=group)
-        self.n, self.mean_source, self.mean_target, self.comoment = n_tot, gx.clone(), gy.clone(), local
+        self.n, self.mean_source, self.mean_target, self.comoment = (
+            n_tot,
+            gx.clone(),
+            gy.clone(),
+            local,
+        )
         return self
 
     def cross_covariance(self, center: bool = True) -> torch.Tensor:
-        """``(d, d)`` float64: the centred co-moment Σ(x−x̄)ᵀ(y−ȳ), or the raw Σxᵀy when not ``center``."""
+        """``(d, d)`` float64: the centred co-moment Σ(x−x̄)ᵀ(y−ȳ),
+        or the raw Σxᵀy when not ``center``.
+        """
         if self.n == 0:
-            raise ValueError("the accumulator is empty: call update() with at least one batch first")
+            raise ValueError(
+                "the accumulator is empty: call update() with at least one batch first"
+            )
         if center:
             return self.comoment
         return self.comoment + self.n * torch.outer(self.mean_source, self.mean_target)
 
-    def rotation(self, special: bool = True, center: bool = True, allow_underdetermined: bool = False) -> torch.Tensor:
+    def rotation(
+        self, special: bool = True, center: bool = True, allow_underdetermined: bool = False
+    ) -> torch.Tensor:
         """The Procrustes R (``(d, d)`` float64 torch tensor on the accumulator's device).
 
         Same conventions as :func:`fit_rotation`: ``source @ R ≈ target``; SO(d) when ``special``.
@@ -404,16 +439,21 @@ class CrossCovariance:
         _check_enough(self.n, self.d, center, allow_underdetermined, name="accumulated data")
         return _solve_rotation(m, special)
 
-    def alignment_map(self, special: bool = True, center: bool = True) -> "AlignmentMap":
+    def alignment_map(self, special: bool = True, center: bool = True) -> AlignmentMap:
         """The fitted rotation as an :class:`AlignmentMap` (numpy float64)."""
         r = self.rotation(special=special, center=center).cpu().numpy()
         name = "rotation" if special else "rotation_O"
         if center:
-            return AlignmentMap(name, r, self.mean_source.cpu().numpy(), self.mean_target.cpu().numpy())
+            return AlignmentMap(
+                name, r, self.mean_source.cpu().numpy(), self.mean_target.cpu().numpy()
+            )
         return AlignmentMap(name, r)
 
     def __repr__(self) -> str:
-        return f"CrossCovariance(d={self.d}, n={self.n}, device={self.device}, precise_centering={self.precise_centering})"
+        return (
+            f"CrossCovariance(d={self.d}, n={self.n}, device={self.device}, "
+            f"precise_centering={self.precise_centering})"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,7 +463,8 @@ class CrossCovariance:
 
 @dataclass
 class AlignmentMap:
-    """A fitted map from source rows to target rows: ``apply(x) = (x − source_mean) @ matrix + target_mean``.
+    """A fitted map from source rows to target rows: ``apply(x) = (x − source_mean) @ matrix +
+    target_mean``.
 
     ``matrix`` is ``(d_src, d_tgt)`` float64 numpy; a mean that is ``None`` counts as zero (the
     map is then linear with no centring). ``name`` is the method that produced it.
@@ -440,10 +481,14 @@ class AlignmentMap:
         return self.source_mean is not None or self.target_mean is not None
 
     def apply(self, x: ArrayLike) -> ArrayLike:
-        """Map ``x`` ``(n, d_src)`` (numpy or torch) to ``(n, d_tgt)``, same kind/device/dtype as ``x``."""
+        """Map ``x`` ``(n, d_src)`` (numpy or torch) to ``(n, d_tgt)``,
+        same kind/device/dtype as ``x``.
+        """
         t, was_np = _to_torch(x, "x")
         if t.shape[1] != self.matrix.shape[0]:
-            raise ValueError(f"x has d = {t.shape[1]} but this map expects d = {self.matrix.shape[0]}")
+            raise ValueError(
+                f"x has d = {t.shape[1]} but this map expects d = {self.matrix.shape[0]}"
+            )
         dtype, dev = t.dtype, t.device
         m = torch.as_tensor(self.matrix, dtype=dtype, device=dev)
         if self.source_mean is not None:
@@ -499,18 +544,24 @@ def fit_alignment(
     x = _np64(source, "source")
     y = _np64(target, "target")
     if x.shape[0] != y.shape[0]:
-        raise ValueError(f"source and target must have the same number of rows; got {x.shape[0]} and {y.shape[0]}")
+        raise ValueError(
+            f"source and target must have the same number of rows; got {x.shape[0]} and "
+            f"{y.shape[0]}"
+        )
     if x.shape[0] < 2:
         raise ValueError(f"source needs at least 2 samples (rows), got n = {x.shape[0]}")
     n, d = x.shape
     if method != "affine" and x.shape[1] != y.shape[1]:
         raise ValueError(
-            f"source and target must have the same d for method {method!r}; got {x.shape[1]} and {y.shape[1]}"
+            f"source and target must have the same d for method {method!r}; got {x.shape[1]} and "
+            f"{y.shape[1]}"
         )
     if method == "identity":
         return AlignmentMap("identity", np.eye(d))
     if method in ("rotation", "rotation_O"):
-        r = fit_rotation(x, y, special=method == "rotation", allow_underdetermined=allow_underdetermined)
+        r = fit_rotation(
+            x, y, special=method == "rotation", allow_underdetermined=allow_underdetermined
+        )
         return AlignmentMap(method, r, x.mean(0), y.mean(0))
     mx, my = x.mean(0), y.mean(0)
     if method == "signed_permutation":
@@ -527,7 +578,8 @@ def fit_alignment(
     need = d + (1 if center else 0)
     if n < need and not allow_underdetermined:
         raise ValueError(
-            f"source has n = {n} samples for d = {d}; a least-squares {method} map needs n >= {need} "
+            f"source has n = {n} samples for d = {d}; a least-squares {method} map needs n >= "
+            f"{need} "
             f"(pass allow_underdetermined=True for the minimum-norm solution)"
         )
     if rcond is not None and not 0 < rcond < 1:
@@ -547,7 +599,9 @@ def _lstsq(a: np.ndarray, b: np.ndarray, rcond: float | None = None) -> tuple[np
     (truncated SVD); ``None`` keeps everything above machine precision."""
     ta, tb = torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))
     u, sv, vh = torch.linalg.svd(ta, full_matrices=False)
-    cut = (rcond if rcond is not None else max(ta.shape) * torch.finfo(torch.float64).eps) * (sv[0] if sv.numel() else 0)
+    cut = (rcond if rcond is not None else max(ta.shape) * torch.finfo(torch.float64).eps) * (
+        sv[0] if sv.numel() else 0
+    )
     keep = sv > cut
     w = vh[keep].T @ ((u[:, keep].T @ tb) / sv[keep, None])
     return w.numpy(), int(keep.sum())
@@ -579,7 +633,7 @@ class AlignmentReport:
 
 
 def alignment_report(
-    map: AlignmentMap,  # noqa: A002 - the issue's name for it
+    map: AlignmentMap,
     source_heldout: ArrayLike,
     target_heldout: ArrayLike,
     ceiling: float | None = None,
@@ -599,15 +653,20 @@ def alignment_report(
     y = _np64(target_heldout, "target_heldout")
     if x.shape[0] != y.shape[0]:
         raise ValueError(
-            f"source_heldout and target_heldout must have the same number of rows; got {x.shape[0]} and {y.shape[0]}"
+            "source_heldout and target_heldout must have the same number of rows; got "
+            f"{x.shape[0]} and {y.shape[0]}"
         )
     if x.shape[0] < 2:
         raise ValueError(f"source_heldout needs at least 2 rows, got {x.shape[0]}")
     y_hat = map.apply(x)
     if y_hat.shape != y.shape:
-        raise ValueError(f"target_heldout has shape {y.shape} but the mapped source has shape {y_hat.shape}")
+        raise ValueError(
+            f"target_heldout has shape {y.shape} but the mapped source has shape {y_hat.shape}"
+        )
     ev = explained_variance(y, y_hat)
     mse = float(((y - y_hat) ** 2).sum(1).mean())
     rel = float(np.sqrt(max(0.0, 1.0 - ev)))
     gap = None if ceiling is None else float(ceiling) - ev
-    return AlignmentReport(map.name, ev, mse, rel, int(x.shape[0]), None if ceiling is None else float(ceiling), gap)
+    return AlignmentReport(
+        map.name, ev, mse, rel, int(x.shape[0]), None if ceiling is None else float(ceiling), gap
+    )

@@ -3,16 +3,16 @@ vector convention ``x_src @ R ≈ x_tgt``) and TransformerLens hooks that add ``
 site.
 """
 
-
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
 
-
-__all__ = ["diff_of_means", "transfer_vector", "steering_hook", "run_with_steering"]
+__all__ = ["diff_of_means", "run_with_steering", "steering_hook", "transfer_vector"]
 
 
 def _as_tensor(x: Any, name: str) -> Tensor:
@@ -59,12 +59,16 @@ def transfer_vector(v: Tensor | np.ndarray, R: Tensor | np.ndarray) -> Tensor:
     Rt = _as_tensor(R, "R").to(device=vt.device)
     d = vt.shape[-1]
     if Rt.shape != (d, d):
-        raise ValueError(f"R must have shape ({d}, {d}) to match v's last dimension {d}, got {tuple(Rt.shape)}")
+        raise ValueError(
+            f"R must have shape ({d}, {d}) to match v's last dimension {d}, got {tuple(Rt.shape)}"
+        )
     dtype = torch.promote_types(vt.dtype, Rt.dtype)
     return (vt.to(dtype) @ Rt.to(dtype)).to(vt.dtype)
 
 
-def steering_hook(v: Tensor, alpha: float, positions: int | Sequence[int] | slice | None = None) -> Callable[[Tensor, Any], Tensor]:
+def steering_hook(
+    v: Tensor, alpha: float, positions: int | Sequence[int] | slice | None = None
+) -> Callable[[Tensor, Any], Tensor]:
     """A TransformerLens forward hook ``(act, hook) -> act + alpha * v``.
 
     ``act`` is ``(batch, pos, d)`` (or ``(..., d)``); ``positions`` restricts the addition to those
@@ -77,7 +81,9 @@ def steering_hook(v: Tensor, alpha: float, positions: int | Sequence[int] | slic
     def hook(act: Tensor, hook: Any = None) -> Tensor:
         if act.shape[-1] != vt.shape[0]:
             name = getattr(hook, "name", "the hook site")
-            raise ValueError(f"v has dimension {vt.shape[0]} but activations at {name} have {act.shape[-1]}")
+            raise ValueError(
+                f"v has dimension {vt.shape[0]} but activations at {name} have {act.shape[-1]}"
+            )
         delta = (alpha * vt).to(device=act.device, dtype=act.dtype)
         if positions is None:
             return act + delta
@@ -92,7 +98,9 @@ def _check_site(model: Any, site: str) -> None:
     hook_dict = getattr(model, "hook_dict", None)
     if hook_dict is not None and site not in hook_dict:
         resid = [h for h in hook_dict if "resid" in h][:8]
-        raise KeyError(f"site {site!r} is not a hook point of this model; residual sites include {resid}")
+        raise KeyError(
+            f"site {site!r} is not a hook point of this model; residual sites include {resid}"
+        )
 
 
 def run_with_steering(
