@@ -132,7 +132,7 @@ def _umask() -> int:
     return mask
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -194,7 +194,7 @@ def atomic_save_npz(path: Path | str, **arrays: np.ndarray) -> Path:
 
     def write(p: Path) -> None:
         with open(p, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, allow_pickle=False, **arrays)
 
     return _atomic_write(Path(path), write)
 
@@ -385,7 +385,7 @@ def entry_lock(entry: Path | str) -> Iterator[None]:
 def check_entry(
     entry: Path | str,
     required: Sequence[str] = (),
-    legacy_check: Callable[[Path], None] | None = None,
+    legacy_check: Callable[[Path], object] | None = None,
 ) -> str | None:
     """:func:`verify_entry`, plus adoption of entries written before manifests existed: when the
     manifest is absent but every ``required`` file is present and ``legacy_check(entry)`` (which
@@ -417,7 +417,7 @@ def cached_entry(
     build: Callable[[Path], None],
     required: Sequence[str],
     *,
-    legacy_check: Callable[[Path], None] | None = None,
+    legacy_check: Callable[[Path], object] | None = None,
     force: bool = False,
 ) -> Path:
     """The verified entry directory for ``(kind, config)``, built by ``build(path)`` if absent,

@@ -62,6 +62,7 @@ import numpy as np
 import torch
 
 from polyrot_utils.core.cache import atomic_save_npz, cached_entry, load_npz
+from polyrot_utils.core.validate import as_array
 
 __all__ = [
     "COMPONENTS",
@@ -160,23 +161,15 @@ def sample_haar(
 
 
 def _as_stack(R: Any, name: str = "R") -> np.ndarray:
-    if isinstance(R, torch.Tensor):
-        R = R.detach().cpu().to(torch.float64).numpy()
-    a = np.asarray(R)
-    if a.dtype == object or not (
-        np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
-    ):
-        raise ValueError(f"{name} must be a real numeric matrix, got dtype {a.dtype}")
-    a = a.astype(np.float64, copy=False)
-    if a.ndim not in (2, 3) or a.shape[-1] != a.shape[-2]:
-        raise ValueError(
-            f"{name} must be a square (d, d) matrix or a (m, d, d) stack, got shape {a.shape}"
-        )
-    if a.shape[-1] < 2:
-        raise ValueError(f"{name} must be at least 2x2, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return a
+    """``R`` as float64 numpy: one square ``(d, d)`` matrix or a ``(m, d, d)`` stack, d >= 2."""
+    return as_array(
+        R,
+        name,
+        ndim=(2, 3),
+        square=True,
+        min_size=2,
+        shape="a square (d, d) matrix or a (m, d, d) stack",
+    )
 
 
 def _sym_cos(stack: np.ndarray) -> np.ndarray:
@@ -914,8 +907,11 @@ def size_and_power(
     sources: list[tuple[str, Callable[[], np.ndarray]]] = [
         ("haar", lambda: sample_haar(d, n_trials, rng=g))
     ]
-    for name, gen in alts.items():
-        sources.append((name, lambda gen=gen: np.stack([gen(g) for _ in range(n_trials)])))
+
+    def stacked(gen: Callable[[np.random.Generator], np.ndarray]) -> Callable[[], np.ndarray]:
+        return lambda: np.stack([gen(g) for _ in range(n_trials)])
+
+    sources += [(name, stacked(gen)) for name, gen in alts.items()]
     for name, make in sources:
         mats = make()
         check_orthogonal(mats, f"alternatives[{name!r}]", atol=1e-6, special=True)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-ArrayLike = np.ndarray | torch.Tensor
+from polyrot_utils.core.validate import ArrayLike, as_tensor
 
 __all__ = [
     "explained_variance",
@@ -30,38 +30,6 @@ __all__ = [
 ]
 
 
-def _t64(x: Any, name: str, min_ndim: int = 1) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        t = x.detach()
-    elif isinstance(x, np.ndarray):
-        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-            raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(x))
-    else:  # any array_like (nested lists, tuples), as scipy accepts
-        try:
-            arr = np.asarray(x)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name} must be array_like, got {type(x).__name__} ({exc})") from None
-        if arr.dtype == object or not (
-            np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-        ):
-            raise ValueError(
-                f"{name} must be a real numeric array_like, got {type(x).__name__} converting to "
-                f"dtype {arr.dtype}"
-            )
-        t = torch.from_numpy(np.ascontiguousarray(arr))
-    if t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"{name} must be real-valued, got dtype {t.dtype}")
-    if t.ndim < min_ndim:
-        raise ValueError(
-            f"{name} must have at least {min_ndim} dimensions, got shape {tuple(t.shape)}"
-        )
-    t = t.to(torch.float64)
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return t
-
-
 def explained_variance(x: ArrayLike, x_hat: ArrayLike) -> float:
     """EV of ``x`` by ``x_hat``: ``1 − Σ‖x − x̂‖² / Σ‖x − x̄‖²``, x̄ the row mean of ``x``.
 
@@ -71,8 +39,8 @@ def explained_variance(x: ArrayLike, x_hat: ArrayLike) -> float:
 
     Returns ``nan``-free float; raises ``ValueError`` if ``x`` has zero variance.
     """
-    a = _t64(x, "x", 2)
-    b = _t64(x_hat, "x_hat", 2).to(a.device)
+    a = as_tensor(x, "x", min_ndim=2, dtype=torch.float64)
+    b = as_tensor(x_hat, "x_hat", min_ndim=2, dtype=torch.float64).to(a.device)
     if a.shape != b.shape:
         raise ValueError(
             f"x and x_hat must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
@@ -94,8 +62,8 @@ def explained_variance_scalar(x: ArrayLike, x_hat: ArrayLike) -> float:
     ``sae_metrics`` computes it (exp1d_rotation_audit.py, scale/common.py). Differs from
     :func:`explained_variance` (per-dimension centring) by counting the spread of the
     per-dimension means as variance, which raises EV where dimensions have offsets."""
-    a = _t64(x, "x", 2)
-    b = _t64(x_hat, "x_hat", 2).to(a.device)
+    a = as_tensor(x, "x", min_ndim=2, dtype=torch.float64)
+    b = as_tensor(x_hat, "x_hat", min_ndim=2, dtype=torch.float64).to(a.device)
     if a.shape != b.shape:
         raise ValueError(
             f"x and x_hat must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
@@ -116,8 +84,8 @@ def _unit_rows(d: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def _dicts(d1: Any, d2: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    a = _t64(d1, "D1", 2)
-    b = _t64(d2, "D2", 2).to(a.device)
+    a = as_tensor(d1, "D1", min_ndim=2, dtype=torch.float64)
+    b = as_tensor(d2, "D2", min_ndim=2, dtype=torch.float64).to(a.device)
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(
             f"D1 and D2 must be 2-D (n_features, d); got {tuple(a.shape)} and {tuple(b.shape)}"
@@ -167,8 +135,8 @@ def matched_cosine(
 def _logits_pair(
     logits_p: Any, logits_q: Any, mask: Any
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    p = _t64(logits_p, "logits_p", 1)
-    q = _t64(logits_q, "logits_q", 1).to(p.device)
+    p = as_tensor(logits_p, "logits_p", min_ndim=1, dtype=torch.float64)
+    q = as_tensor(logits_q, "logits_q", min_ndim=1, dtype=torch.float64).to(p.device)
     if p.shape != q.shape:
         raise ValueError(
             f"logits_p and logits_q must have the same shape (..., vocab); got {tuple(p.shape)} "
@@ -231,11 +199,15 @@ def pairwise_agreement(
     """
     if len(logits) < 1:
         raise ValueError("logits must hold at least one model's logits")
-    first = _t64(logits[0], "logits[0]", 1)
+    first = as_tensor(logits[0], "logits[0]", min_ndim=1, dtype=torch.float64)
     _, _, m = _logits_pair(first, first, mask)
     lps, tops = [], []
     for i, lg in enumerate(logits):
-        t = first if i == 0 else _t64(lg, f"logits[{i}]", 1).to(first.device)
+        t = (
+            first
+            if i == 0
+            else as_tensor(lg, f"logits[{i}]", min_ndim=1, dtype=torch.float64).to(first.device)
+        )
         if t.shape != first.shape:
             raise ValueError(
                 f"logits[{i}] has shape {tuple(t.shape)}, expected {tuple(first.shape)} like "

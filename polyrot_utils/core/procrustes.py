@@ -40,14 +40,13 @@ Inputs may be numpy arrays or torch tensors (any device); results come back as t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
 
 from polyrot_utils.core.metrics import explained_variance
-
-ArrayLike = np.ndarray | torch.Tensor
+from polyrot_utils.core.validate import ArrayLike, as_array, as_tensor, is_numpy_input
 
 __all__ = [
     "METHODS",
@@ -58,6 +57,7 @@ __all__ = [
     "fit_alignment",
     "fit_rotation",
     "min_samples",
+    "nearest_orthogonal",
 ]
 
 METHODS = ("identity", "rotation", "rotation_O", "signed_permutation", "linear", "affine")
@@ -68,48 +68,12 @@ METHODS = ("identity", "rotation", "rotation_O", "signed_permutation", "linear",
 # --------------------------------------------------------------------------------------------
 
 
-def _to_torch(x: Any, name: str) -> tuple[torch.Tensor, bool]:
-    """Return ``(tensor, was_numpy)``; refuses anything that is not a 2-D real array."""
-    if isinstance(x, torch.Tensor):
-        t, was_numpy = x.detach(), False
-    elif isinstance(x, np.ndarray):
-        was_numpy = True
-        if x.dtype == object or not (
-            np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
-        ):
-            raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(x))
-    else:
-        # any array_like (nested lists, tuples, objects with __array__), as scipy accepts
-        try:
-            arr = np.asarray(x)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"{name} must be array_like of shape (n, d), got {type(x).__name__} ({exc})"
-            ) from None
-        if arr.dtype == object or not (
-            np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-        ):
-            raise ValueError(
-                f"{name} must be a real numeric array_like of shape (n, d) (rows are samples), got "
-                f"{type(x).__name__} "
-                f"converting to dtype {arr.dtype}"
-            )
-        return _to_torch(arr, name)
-    if t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"{name} must be real-valued, got dtype {t.dtype}")
-    if t.ndim != 2:
-        raise ValueError(
-            f"{name} must be 2-D with shape (n, d) (rows are samples), got shape {tuple(t.shape)}"
-        )
-    if not t.is_floating_point():
-        t = t.to(torch.float64)
-    return t, was_numpy
+_ROWS = "(n, d) (rows are samples)"
 
 
-def _check_finite(t: torch.Tensor, name: str) -> None:
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
+def _rows(x: Any, name: str, finite: bool = True) -> torch.Tensor:
+    """``x`` checked as a real ``(n, d)`` matrix of row samples (see :mod:`.validate`)."""
+    return as_tensor(x, name, ndim=2, shape=_ROWS, finite=finite)
 
 
 def _check_pair(source: torch.Tensor, target: torch.Tensor) -> None:
@@ -155,9 +119,9 @@ def _result_dtype(a: torch.Tensor, b: torch.Tensor) -> torch.dtype:
     return dt if dt.is_floating_point else torch.float64
 
 
-def _solve_rotation(m: torch.Tensor, special: bool) -> torch.Tensor:
-    """R = U Vᵀ from M = U Σ Vᵀ (float64), with the Kabsch fix when ``special``."""
-    u, _, vh = torch.linalg.svd(m.to(torch.float64))
+def _polar(m: torch.Tensor, special: bool) -> torch.Tensor:
+    """U Vᵀ from M = U Σ Vᵀ (float64), with the Kabsch fix when ``special``."""
+    u, _, vh = torch.linalg.svd(m.to(torch.float64), full_matrices=False)
     r = u @ vh
     if special and float(torch.linalg.det(r)) < 0:
         u = u.clone()
@@ -166,14 +130,84 @@ def _solve_rotation(m: torch.Tensor, special: bool) -> torch.Tensor:
     return r
 
 
+@overload
+def nearest_orthogonal(m: torch.Tensor, *, special: bool = False) -> torch.Tensor: ...
+@overload
+def nearest_orthogonal(m: np.ndarray, *, special: bool = False) -> np.ndarray: ...
+@overload
+def nearest_orthogonal(m: Any, *, special: bool = False) -> ArrayLike: ...
+
+
+def nearest_orthogonal(m: Any, *, special: bool = False) -> ArrayLike:
+    """The orthogonal matrix nearest to ``m`` in Frobenius norm: ``U Vᵀ`` for ``m = U Σ Vᵀ``.
+
+    This is the one nearest-orthogonal solver of the package; every Procrustes fit ends in it
+    (:func:`fit_rotation` applies it to the cross-covariance ``X_srcᵀ X_tgt``). Use it to clean a
+    nearly orthogonal matrix (a float32 R, a rotation read from a file) before exact algebra.
+
+    Args:
+        m: a ``(p, q)`` real matrix; for ``p != q`` the result has orthonormal columns
+            (``p > q``) or rows (``p < q``).
+        special: square ``m`` only: the nearest matrix in SO(d) (Kabsch: the last singular
+            direction is flipped when det(U Vᵀ) < 0) instead of O(d).
+
+    Returns:
+        ``(p, q)`` float64, numpy for numpy (or array_like) input, torch on ``m``'s device for
+        torch input; computed in float64.
+
+    >>> import numpy as np
+    >>> q = np.linalg.qr(np.random.default_rng(0).standard_normal((4, 4)))[0]
+    >>> noisy = q + 1e-4 * np.random.default_rng(1).standard_normal((4, 4))
+    >>> bool(np.allclose(nearest_orthogonal(noisy), q, atol=1e-3))
+    True
+    >>> r = nearest_orthogonal(noisy)
+    >>> float(np.abs(r.T @ r - np.eye(4)).max()) < 1e-12
+    True
+    """
+    t = as_tensor(m, "m", ndim=2, shape="(p, q)")
+    if special and t.shape[0] != t.shape[1]:
+        raise ValueError(f"special=True needs a square m, got shape {tuple(t.shape)}")
+    r = _polar(t, special)
+    return r.cpu().numpy() if is_numpy_input(m) else r
+
+
 # --------------------------------------------------------------------------------------------
 # one-shot fit
 # --------------------------------------------------------------------------------------------
 
 
+@overload
 def fit_rotation(
-    source: ArrayLike,
-    target: ArrayLike,
+    source: torch.Tensor,
+    target: Any,
+    *,
+    special: bool = True,
+    center: bool = True,
+    allow_underdetermined: bool = False,
+) -> torch.Tensor: ...
+@overload
+def fit_rotation(
+    source: np.ndarray,
+    target: Any,
+    *,
+    special: bool = True,
+    center: bool = True,
+    allow_underdetermined: bool = False,
+) -> np.ndarray: ...
+@overload
+def fit_rotation(
+    source: Any,
+    target: Any,
+    *,
+    special: bool = True,
+    center: bool = True,
+    allow_underdetermined: bool = False,
+) -> ArrayLike: ...
+
+
+def fit_rotation(
+    source: Any,
+    target: Any,
     *,
     special: bool = True,
     center: bool = True,
@@ -195,19 +229,17 @@ def fit_rotation(
         the source's device; dtype is the promoted input dtype (float64 for integer inputs).
         The cross-covariance and SVD are computed in float64 whatever the input dtype.
     """
-    s, s_np = _to_torch(source, "source")
-    t, _ = _to_torch(target, "target")
+    s, s_np = _rows(source, "source"), is_numpy_input(source)
+    t = _rows(target, "target")
     _check_pair(s, t)
     _check_enough(s.shape[0], s.shape[1], center, allow_underdetermined)
     dtype, device = _result_dtype(s, t), s.device
     s64 = s.to(torch.float64)
     t64 = t.to(device=s.device, dtype=torch.float64)
-    _check_finite(s64, "source")
-    _check_finite(t64, "target")
     if center:
         s64 = s64 - s64.mean(0, keepdim=True)
         t64 = t64 - t64.mean(0, keepdim=True)
-    r = _solve_rotation(s64.T @ t64, special)
+    r = _polar(s64.T @ t64, special)
     return _out(r, s_np, dtype, device)
 
 
@@ -253,9 +285,10 @@ class CrossCovariance:
         self.d: int | None = None
         self.device = torch.device(device) if device is not None else None
         self.n: int = 0
-        self.mean_source: torch.Tensor | None = None
-        self.mean_target: torch.Tensor | None = None
-        self.comoment: torch.Tensor | None = None
+        # empty until d is known (first batch, merge, or d=...)
+        self.mean_source = torch.zeros(0, dtype=torch.float64)
+        self.mean_target = torch.zeros(0, dtype=torch.float64)
+        self.comoment = torch.zeros(0, 0, dtype=torch.float64)
         if d is not None:
             self._init_state(int(d), self.device or torch.device("cpu"))
 
@@ -298,8 +331,8 @@ class CrossCovariance:
         The batch is moved to the accumulator's device (the first batch's device if none was
         given). Returns ``self``.
         """
-        s, _ = _to_torch(source_batch, "source_batch")
-        t, _ = _to_torch(target_batch, "target_batch")
+        s = _rows(source_batch, "source_batch", finite=False)  # checked below, cheaply
+        t = _rows(target_batch, "target_batch", finite=False)
         if s.shape != t.shape:
             raise ValueError(
                 "source_batch and target_batch must have the same shape (b, d); got "
@@ -354,7 +387,7 @@ class CrossCovariance:
         if other.n == 0:
             return self
         if self.d is None:
-            self._init_state(other.d, self.device or other.device)  # type: ignore[arg-type]
+            self._init_state(other.comoment.shape[0], self.device or other.comoment.device)
         elif other.d != self.d:
             raise ValueError(f"other holds d = {other.d} but this accumulator holds d = {self.d}")
         dev = self.device
@@ -436,8 +469,9 @@ class CrossCovariance:
         m = self.cross_covariance(center)
         if self.n < 2:
             raise ValueError(f"source needs at least 2 samples (rows), got n = {self.n}")
-        _check_enough(self.n, self.d, center, allow_underdetermined, name="accumulated data")
-        return _solve_rotation(m, special)
+        d = m.shape[0]
+        _check_enough(self.n, d, center, allow_underdetermined, name="accumulated data")
+        return _polar(m, special)
 
     def alignment_map(self, special: bool = True, center: bool = True) -> AlignmentMap:
         """The fitted rotation as an :class:`AlignmentMap` (numpy float64)."""
@@ -484,7 +518,7 @@ class AlignmentMap:
         """Map ``x`` ``(n, d_src)`` (numpy or torch) to ``(n, d_tgt)``,
         same kind/device/dtype as ``x``.
         """
-        t, was_np = _to_torch(x, "x")
+        t, was_np = _rows(x, "x", finite=False), is_numpy_input(x)
         if t.shape[1] != self.matrix.shape[0]:
             raise ValueError(
                 f"x has d = {t.shape[1]} but this map expects d = {self.matrix.shape[0]}"
@@ -499,14 +533,6 @@ class AlignmentMap:
         return out.cpu().numpy() if was_np else out
 
     __call__ = apply
-
-
-def _np64(x: ArrayLike, name: str) -> np.ndarray:
-    t, _ = _to_torch(x, name)
-    a = t.detach().cpu().to(torch.float64).numpy()
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return a
 
 
 def fit_alignment(
@@ -541,8 +567,8 @@ def fit_alignment(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    x = _np64(source, "source")
-    y = _np64(target, "target")
+    x = as_array(source, "source", ndim=2, shape=_ROWS)
+    y = as_array(target, "target", ndim=2, shape=_ROWS)
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"source and target must have the same number of rows; got {x.shape[0]} and "
@@ -649,8 +675,8 @@ def alignment_report(
 
     if not isinstance(map, AlignmentMap):
         raise ValueError(f"map must be an AlignmentMap, got {type(map).__name__}")
-    x = _np64(source_heldout, "source_heldout")
-    y = _np64(target_heldout, "target_heldout")
+    x = as_array(source_heldout, "source_heldout", ndim=2, shape=_ROWS)
+    y = as_array(target_heldout, "target_heldout", ndim=2, shape=_ROWS)
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             "source_heldout and target_heldout must have the same number of rows; got "

@@ -39,6 +39,7 @@ import torch
 from polyrot_utils.core.cache import artifact_dir, atomic_write_json, cached_entry
 from polyrot_utils.core.device import default_device
 from polyrot_utils.core.metrics import pairwise_agreement
+from polyrot_utils.core.schedule import checkpoint_steps
 from polyrot_utils.models.loading import ModelNotAvailableError, load_model, quiet_hf_progress
 from polyrot_utils.models.tokenizer import (
     TokenizerConfig,
@@ -55,7 +56,6 @@ __all__ = [
     "SuiteConfig",
     "build_standin",
     "checkpoint_losses",
-    "checkpoint_steps",
     "evaluate_loss",
     "heldout_tokens",
     "pairwise_output_agreement",
@@ -177,20 +177,6 @@ def standin_config(profile: str = "quick", seed: int = 1, **overrides: Any) -> S
     return StandinConfig(seed=seed, **{**PROFILES[profile], **overrides})
 
 
-def checkpoint_steps(n_steps: int, n_linear: int = 8) -> list[int]:
-    """Pythia-like schedule: step 0, powers of two below ``n_steps``,
-    ``n_linear`` even steps, the end.
-    """
-    steps = {0, n_steps}
-    k = 1
-    while k < n_steps:
-        steps.add(k)
-        k *= 2
-    for i in range(1, n_linear + 1):
-        steps.add(round(i * n_steps / n_linear))
-    return sorted(s for s in steps if 0 <= s <= n_steps)
-
-
 def _hf_config(cfg: StandinConfig):
     from transformers import GPTNeoXConfig
 
@@ -201,8 +187,13 @@ def _hf_config(cfg: StandinConfig):
         num_attention_heads=cfg.n_heads,
         intermediate_size=cfg.d_mlp,
         hidden_act="gelu",
-        rotary_pct=0.25,
-        rotary_emb_base=10000,
+        # Pythia's rotary embedding: a quarter of each head, base 10000 (transformers 5 spelling;
+        # the same config.json as the older rotary_pct=0.25, rotary_emb_base=10000)
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 10000,
+            "partial_rotary_factor": 0.25,
+        },
         max_position_embeddings=cfg.n_ctx,
         initializer_range=0.02,
         layer_norm_eps=1e-5,
@@ -278,9 +269,9 @@ def train_standin(cfg: StandinConfig, *, verbose: bool = False) -> Path:
     """Train one stand-in (or find it in the cache); return the directory of its checkpoints.
 
     The directory holds ``step<k>/`` (``save_pretrained`` + tokenizer) for every step of
-    :func:`checkpoint_steps`, ``train_log.json`` (loss per step, timings) and ``done.json``.
-    ``load_model(path, revision="step<k>")`` loads a checkpoint; ``load_model(path)`` the final
-    one; :func:`standin_checkpoints` lists them.
+    :func:`~polyrot_utils.core.schedule.checkpoint_steps`, ``train_log.json`` (loss per step,
+    timings) and ``done.json``. ``load_model(path, revision="step<k>")`` loads a checkpoint;
+    ``load_model(path)`` the final one; :func:`standin_checkpoints` lists them.
     """
 
     def legacy_check(entry: Path) -> None:  # runs written before manifests: every file must load
@@ -315,7 +306,7 @@ def _train_standin(cfg: StandinConfig, run: Path, verbose: bool) -> None:
     opt = torch.optim.AdamW(
         model.parameters(),
         lr=cfg.lr,
-        betas=tuple(cfg.betas),
+        betas=(cfg.betas[0], cfg.betas[1]),
         eps=1e-8,
         weight_decay=cfg.weight_decay,
     )
@@ -607,6 +598,7 @@ def standin_suite(cfg: SuiteConfig = SuiteConfig(), *, verbose: bool = False) ->
     if cfg.n_seeds < 1:
         raise ValueError(f"n_seeds must be >= 1, got {cfg.n_seeds}")
     tok_cfg = cfg.base.tokenizer_config
+    ckpts: dict[str, dict[int, tuple[str, str | None]]]  # {model: {step: (path, revision)}}
     if cfg.use_hub:
         names = list(cfg.model_names) or list(PYTHIA_SEED_NAMES)
         names = names[: cfg.n_seeds]

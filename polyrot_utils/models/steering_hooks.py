@@ -12,20 +12,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from polyrot_utils.core.validate import as_tensor
+
 __all__ = ["diff_of_means", "run_with_steering", "steering_hook", "transfer_vector"]
 
 
 def _as_tensor(x: Any, name: str) -> Tensor:
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
-    return x
+    """Kept for :mod:`polyrot_utils.experiments.steering`, which imports it; new code calls
+    :func:`polyrot_utils.core.validate.as_tensor` directly."""
+    return as_tensor(x, name)
 
 
 def _mask(m: Any, n: int, name: str) -> Tensor:
-    t = _as_tensor(np.asarray(m) if not isinstance(m, (Tensor, np.ndarray)) else m, name)
-    t = t.reshape(-1)
+    t = (m.detach() if isinstance(m, Tensor) else torch.from_numpy(np.asarray(m))).reshape(-1)
     if t.dtype != torch.bool:
         raise ValueError(f"{name} must be a boolean mask, got dtype {t.dtype}")
     if t.numel() != n:
@@ -40,7 +39,7 @@ def diff_of_means(acts: Tensor | np.ndarray, mask_a: Any, mask_b: Any | None = N
     boolean masks over the same leading dims. ``mask_b=None`` means "not A". Raises ValueError if
     a group is empty.
     """
-    x = _as_tensor(acts, "acts")
+    x = as_tensor(acts, "acts")
     if x.ndim < 2:
         raise ValueError(f"acts must have shape (n, d) or (..., d), got {tuple(x.shape)}")
     x = x.reshape(-1, x.shape[-1]).to(torch.float64)
@@ -55,8 +54,8 @@ def diff_of_means(acts: Tensor | np.ndarray, mask_a: Any, mask_b: Any | None = N
 
 def transfer_vector(v: Tensor | np.ndarray, R: Tensor | np.ndarray) -> Tensor:
     """A source-frame direction ``v (d,)`` (or rows ``(n, d)``) in the target frame: ``v @ R``."""
-    vt = _as_tensor(v, "v")
-    Rt = _as_tensor(R, "R").to(device=vt.device)
+    vt = as_tensor(v, "v")
+    Rt = as_tensor(R, "R").to(device=vt.device)
     d = vt.shape[-1]
     if Rt.shape != (d, d):
         raise ValueError(
@@ -74,7 +73,7 @@ def steering_hook(
     ``act`` is ``(batch, pos, d)`` (or ``(..., d)``); ``positions`` restricts the addition to those
     sequence positions (dim 1); ``None`` adds at every position. Returns a new tensor.
     """
-    vt = _as_tensor(v, "v")
+    vt = as_tensor(v, "v")
     if vt.ndim != 1:
         raise ValueError(f"v must be a vector of shape (d,), got {tuple(vt.shape)}")
 

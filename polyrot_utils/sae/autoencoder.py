@@ -54,6 +54,7 @@ from polyrot_utils.core.cache import (
 )
 from polyrot_utils.core.device import default_device, seed_everything
 from polyrot_utils.core.metrics import explained_variance
+from polyrot_utils.core.validate import as_tensor
 
 Architecture = Literal["topk", "standard"]
 
@@ -96,6 +97,13 @@ class SAEConfig:
     hook_name: str | None = None
     model_name: str | None = None
     extra_metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def k_active(self) -> int:
+        """``k`` of a TopK SAE (checked at construction); ``ValueError`` for a standard SAE."""
+        if self.architecture != "topk" or self.k is None:
+            raise ValueError(f"a {self.architecture!r} SAE has no k")
+        return int(self.k)
 
     def __post_init__(self) -> None:
         for name in ("d_in", "d_sae"):
@@ -154,8 +162,8 @@ class SAE(nn.Module):
         return self.cfg.d_sae
 
     def _check_in(self, x: Tensor, name: str = "x") -> Tensor:
-        if not isinstance(x, Tensor):
-            x = torch.as_tensor(np.asarray(x))
+        if not isinstance(x, Tensor):  # a tensor keeps its autograd graph
+            x = as_tensor(x, name, finite=False)
         if x.ndim < 1 or x.shape[-1] != self.cfg.d_in:
             raise ValueError(
                 f"{name} has last dimension {tuple(x.shape)[-1] if x.ndim else 'scalar'} (shape "
@@ -180,7 +188,7 @@ class SAE(nn.Module):
         """
         pre = self.pre_activations(x)
         if self.cfg.architecture == "topk":
-            vals, idx = torch.topk(pre, self.cfg.k, dim=-1, sorted=False)
+            vals, idx = torch.topk(pre, self.cfg.k_active, dim=-1, sorted=False)
             return torch.zeros_like(pre).scatter_(-1, idx, vals.relu())
         return pre.relu()
 
@@ -201,7 +209,7 @@ class SAE(nn.Module):
         """Reconstruction of ``x (n, d_in)`` in batches, without gradients;
         returned on x's device.
         """
-        x = self._check_in(torch.as_tensor(x) if not isinstance(x, Tensor) else x)
+        x = self._check_in(x)
         outs = [self.forward(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
         return torch.cat(outs) if outs else x.clone()
 
@@ -309,20 +317,11 @@ def geometric_median(x: Tensor, n_iter: int = 50, eps: float = 1e-6) -> Tensor:
 
 
 def _check_activations(activations: Any, name: str = "activations") -> Tensor:
-    if isinstance(activations, np.ndarray):
-        activations = torch.from_numpy(activations)
-    if not isinstance(activations, Tensor):
-        raise ValueError(
-            f"{name} must be a torch.Tensor or numpy array of shape (n, d), got "
-            f"{type(activations).__name__}"
-        )
-    if activations.ndim != 2 or activations.shape[0] < 2 or activations.shape[1] < 1:
-        raise ValueError(
-            f"{name} must have shape (n, d) with n >= 2, got {tuple(activations.shape)}"
-        )
-    if not torch.is_floating_point(activations):
-        raise ValueError(f"{name} must be floating point, got {activations.dtype}")
-    return activations
+    """Training data: a real ``(n, d)`` matrix with n >= 2 rows (see :mod:`.validate`)."""
+    x = as_tensor(activations, name, ndim=2, shape="(n, d) with n >= 2", min_size=1, finite=False)
+    if x.shape[0] < 2:
+        raise ValueError(f"{name} must have shape (n, d) with n >= 2, got {tuple(x.shape)}")
+    return x
 
 
 def topk_indices(pre: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -533,8 +532,9 @@ def _train_standard(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         with torch.no_grad():
-            Wd = sae.W_dec.data
-            sae.W_dec.grad.sub_((sae.W_dec.grad * Wd).sum(1, keepdim=True) * Wd)
+            Wd, g = sae.W_dec.data, sae.W_dec.grad
+            if g is not None:  # keep the step tangent to the unit-norm constraint
+                g.sub_((g * Wd).sum(1, keepdim=True) * Wd)
         if step >= decay_start and n_steps > 1:
             for group in opt.param_groups:
                 group["lr"] = lr * max(0.0, (n_steps - step) / max(1, n_steps - decay_start))
@@ -685,7 +685,7 @@ def activations_fingerprint(activations: Tensor | np.ndarray) -> str:
     )
     h = hashlib.sha256()
     h.update(repr((arr.shape, str(arr.dtype))).encode())
-    h.update(memoryview(arr).cast("B"))
+    h.update(arr.data.cast("B"))
     return h.hexdigest()[:32]
 
 
@@ -790,7 +790,7 @@ def transfer_sae(
     ``b_enc' = b_enc + (μ_src − μ_tgt Rᵀ) W_enc``.) Unit decoder norms are preserved, so TopK
     selects the same latents: ``transfer(sae).encode(x_tgt) == sae.encode(x̃)``.
     """
-    Rt = torch.as_tensor(np.asarray(R) if not isinstance(R, Tensor) else R).to(torch.float64)
+    Rt = as_tensor(R, "R", dtype=torch.float64).cpu()
     d = sae.d_in
     if Rt.shape != (d, d):
         raise ValueError(
@@ -807,13 +807,7 @@ def transfer_sae(
     def _vec(v: Any, name: str) -> Tensor:
         if v is None:
             return torch.zeros(d, dtype=torch.float64)
-        t = (
-            torch.as_tensor(np.asarray(v) if not isinstance(v, Tensor) else v)
-            .detach()
-            .cpu()
-            .to(torch.float64)
-            .reshape(-1)
-        )
+        t = as_tensor(v, name, dtype=torch.float64).cpu().reshape(-1)
         if t.shape != (d,):
             raise ValueError(f"{name} must have shape ({d},), got {tuple(t.shape)}")
         return t
@@ -960,7 +954,7 @@ def load_sae(directory: str | Path, device: str | torch.device = "cpu") -> SAE:
     cfg = SAEConfig(
         d_in=int(raw["d_in"]),
         d_sae=int(raw["d_sae"]),
-        architecture=arch,
+        architecture="topk" if arch == "topk" else "standard",
         k=int(k) if (arch == "topk" and k is not None) else None,
         dtype=dtype_name,
         apply_b_dec_to_input=bool(raw.get("apply_b_dec_to_input", True)),

@@ -46,7 +46,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from polyrot_utils.core.procrustes import fit_rotation
+from polyrot_utils.core.procrustes import fit_rotation, nearest_orthogonal
+from polyrot_utils.core.validate import as_tensor
 from polyrot_utils.models.activations import collect_activations, resid_sites
 from polyrot_utils.tasks.dyck import language as dyck
 from polyrot_utils.tasks.dyck.cohorts import functional_agreement
@@ -441,14 +442,13 @@ def aligned_pair(model_a: Any, model_b: Any, R: torch.Tensor | np.ndarray | None
 
     a64, b64 = _f64(model_a), _f64(model_b)
     d = model_a.cfg.d_model
-    R = (
+    R64 = (
         torch.eye(d, dtype=torch.float64)
         if R is None
-        else torch.as_tensor(np.asarray(R, dtype=np.float64))
+        else torch.as_tensor(nearest_orthogonal(as_tensor(R, "R", dtype=torch.float64).cpu()))
     )
-    U, _, Vh = torch.linalg.svd(R)
     with _quiet():
-        return rotate_residual(a64, U @ Vh), fold_gains(b64)
+        return rotate_residual(a64, R64), fold_gains(b64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -491,8 +491,10 @@ def _permute(
 
 
 def _procrustes(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    U, _, Vh = torch.linalg.svd(a.T @ b)
-    return U @ Vh
+    """The orthogonal ``T`` (O(d), uncentred) minimising ‖a T − b‖_F: rows of a onto rows of b."""
+    return torch.as_tensor(
+        fit_rotation(a, b, special=False, center=False, allow_underdetermined=True)
+    )
 
 
 def _head_orthogonal(

@@ -42,7 +42,7 @@ import warnings
 
 import torch
 
-from polyrot_utils.core.procrustes import fit_rotation
+from polyrot_utils.core.procrustes import fit_rotation, nearest_orthogonal
 from polyrot_utils.models.activations import collect_activations, resid_sites
 from polyrot_utils.tasks.dyck import language as dyck
 
@@ -416,8 +416,7 @@ def planted_rotation_check(
     base = to_float64(model) if float64 else model
     R64 = torch.as_tensor(R).double().cpu()
     if float64:  # a float32 R is orthogonal only to ~1e-7: use its nearest orthogonal matrix
-        U, _, Vh = torch.linalg.svd(R64)
-        R64 = U @ Vh
+        R64 = torch.as_tensor(nearest_orthogonal(R64))
     rotated = rotate_residual(base, R64.to(dtype))
     a = collect_activations(
         base, tokens, sites, batch_size=batch_size, mask=mask, dtype=torch.float64

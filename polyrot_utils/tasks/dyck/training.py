@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from polyrot_utils.core import cache
 from polyrot_utils.core.device import default_device
+from polyrot_utils.core.schedule import checkpoint_steps
 from polyrot_utils.tasks.dyck import language as dyck
 from polyrot_utils.tasks.dyck.toy import (
     build_toy,
@@ -49,7 +50,6 @@ __all__ = [
     "TRAIN_THREADS",
     "ToyTrainConfig",
     "TrainedToy",
-    "checkpoint_steps",
     "config_dict",
     "evaluate_toy",
     "load_toy",
@@ -245,13 +245,6 @@ def lr_at(step: int, config: ToyTrainConfig) -> float:
     return lo + (config.lr - lo) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def checkpoint_steps(config: ToyTrainConfig) -> list[int]:
-    """Steps (number of updates done) at which weights are saved: 0, evenly spaced, final."""
-    k = config.n_checkpoints
-    inner = [round(config.steps * (i + 1) / (k + 1)) for i in range(k)]
-    return sorted(set([0, *inner, config.steps]))
-
-
 def _model_from_file(path: Path, config: ToyTrainConfig):
     model = _fresh_model(config, device="cpu")
     load_parameter_dict(model, cache.load_safetensors(path))
@@ -376,7 +369,8 @@ def _train(config: ToyTrainConfig, path: Path, verbose: bool) -> TrainedToy:
     gen = torch.Generator().manual_seed(config.effective_data_seed)
     order = torch.randperm(len(train), generator=gen)
     cursor = 0
-    ck_steps = checkpoint_steps(config)
+    # 0, n_checkpoints evenly spaced inner steps, the final step
+    ck_steps = checkpoint_steps(config.steps, config.n_checkpoints + 1, powers_of_two=False)
     ckpts: dict[int, Path] = {}
     hist: dict[str, Any] = {
         "step": [],
