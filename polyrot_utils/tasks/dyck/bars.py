@@ -110,6 +110,13 @@ def components(model: Any) -> list[Component]:
     return out
 
 
+def _grad(leaf: torch.Tensor) -> torch.Tensor:
+    """``leaf.grad`` after a backward pass that reached it."""
+    if leaf.grad is None:
+        raise RuntimeError("the patched activation received no gradient: is its hook on the path?")
+    return leaf.grad
+
+
 def _batch_loss(model: Any, logits: torch.Tensor, batch: dyck.DyckSplit) -> torch.Tensor:
 
     return readout_loss(logits, batch)[0]
@@ -241,7 +248,7 @@ def predicted_effects(
             logits = model.run_with_hooks(batch.tokens, fwd_hooks=[(h, mk(h)) for h in hooks])
             _batch_loss(model, logits, batch).backward()
             for c in comps:
-                out[c.name] = float((leaves[c.name].grad * deltas[c.name]).sum())
+                out[c.name] = float((_grad(leaves[c.name]) * deltas[c.name]).sum())
             return out
         alphas = (torch.arange(n_steps, dtype=torch.float32) + 0.5) / n_steps
         big = _repeat_batch(batch, n_steps)
@@ -259,7 +266,7 @@ def predicted_effects(
             logits = model.run_with_hooks(big.tokens, fwd_hooks=[(c.hook, fn)])
             # readout_loss averages over all n_steps·B rows, i.e. (1/n_steps) Σ_k loss_k
             _batch_loss(model, logits, big).backward()
-            out[c.name] = float((leaf.grad * d.repeat(n_steps, *([1] * (d.ndim - 1)))).sum())
+            out[c.name] = float((_grad(leaf) * d.repeat(n_steps, *([1] * (d.ndim - 1)))).sum())
     return out
 
 
@@ -431,7 +438,9 @@ def component_correspondence(
     perms = match_heads(a, b)
     return {
         c.name: (
-            Component(c.layer, "head", perms[c.layer][c.head]).name if c.kind == "head" else c.name
+            Component(c.layer, "head", perms[c.layer][c.head]).name
+            if c.kind == "head" and c.head is not None
+            else c.name
         )
         for c in comps
     }

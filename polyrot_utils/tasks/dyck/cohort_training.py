@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -99,7 +100,7 @@ class EnsembleRecipe:
             for k, v in d["task"].items()
             if k in dyck_paper.PaperTaskConfig.__dataclass_fields__
         }
-        rest = {
+        rest: dict[str, Any] = {
             k: (tuple(v) if isinstance(v, list) else v)
             for k, v in d.items()
             if k not in ("task", "rule")
@@ -165,7 +166,7 @@ def ensemble_accuracy(
     (per-token accuracy over non-PAD positions)."""
     E = next(iter(params.values())).shape[0]
     dev = next(iter(params.values())).device
-    out = [{} for _ in range(E)]
+    out: list[dict[str, Any]] = [{} for _ in range(E)]
     for name, split in sets.items():
         right = {r: torch.zeros(E, dtype=torch.float64, device=dev) for r in READOUT_SIZES}
         total = 0
@@ -241,7 +242,8 @@ class _Batches:
 def _build(
     specs: list[MemberSpec], recipe: EnsembleRecipe, sources: dict, device: torch.device
 ) -> StackedToy:
-    models, frozen = [], {k: [] for k in recipe.shared_io_keys}
+    models: list[Any] = []
+    frozen: dict[str, list[Any]] = {k: [] for k in recipe.shared_io_keys}
     for sp in specs:
         m = build_toy(sp.seed, init_scale=recipe.init_scale, device="cpu")
         if sp.shared_from is not None:
@@ -382,9 +384,11 @@ def _train(
     source_keys = set(states)
 
     def save_checkpoint(elapsed: float) -> None:
+        if checkpoint is None:
+            return
         st = opt.stacked if opt is not None else None
         tensors: dict[str, torch.Tensor] = {}
-        if st is not None:
+        if opt is not None and st is not None:
             tensors.update({f"p/{k}": v.detach().cpu() for k, v in st.params.items()})
             tensors.update({f"m/{k}": v.cpu() for k, v in opt.m.items()})
             tensors.update({f"v/{k}": v.cpu() for k, v in opt.v.items()})
@@ -459,6 +463,8 @@ def _train(
     else:
         join([sp for sp in specs if sp.shared_from is None or tuple(sp.shared_from) in states])
     while active:
+        if opt is None:
+            raise RuntimeError("members are active but no optimiser holds them (internal error)")
         st = opt.stacked
         batches = [rngs[sp.key].next() for sp in active]
         W = max(b[0].shape[1] for b in batches)

@@ -262,14 +262,11 @@ class EnsembleOptimizer:
         st = self.stacked
         E = st.n_members
         P = st.params
-        for k in st.trainable:
-            if P[k].grad is not None and k in st.frozen:
-                P[k].grad[st.frozen[k]] = 0
-        sq = sum(
-            P[k].grad.float().pow(2).reshape(E, -1).sum(1)
-            for k in st.trainable
-            if P[k].grad is not None
-        )
+        grads = {k: g for k in st.trainable if (g := P[k].grad) is not None}
+        for k, g in grads.items():
+            if k in st.frozen:
+                g[st.frozen[k]] = 0
+        sq = sum(g.float().pow(2).reshape(E, -1).sum(1) for g in grads.values())
         norms = torch.as_tensor(sq).sqrt()
         coef = (
             (self.grad_clip / (norms + 1e-6)).clamp(max=1.0)

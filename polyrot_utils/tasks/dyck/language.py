@@ -57,6 +57,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -555,7 +556,7 @@ def _make_paper_split(config: DyckConfig, which: str) -> DyckSplit:
 @lru_cache(maxsize=32)
 def _make_split_cached(config: DyckConfig, which: str) -> DyckSplit:
     rng = np.random.default_rng([config.seed, _SPLIT_SALT[which], 0x5D1C])
-    common = dict(
+    common: dict[str, Any] = dict(
         max_depth=config.max_depth,
         p_open_range=config.p_open_range,
         p_valid=config.p_valid,

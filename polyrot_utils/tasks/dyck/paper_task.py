@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -358,7 +359,7 @@ def sample_tokens_torch(
             f"length_range must satisfy 1 <= lo <= hi <= max_len={config.max_len}, got {(lo, hi)}"
         )
     dev = generator.device
-    kw = dict(generator=generator, device=dev)
+    kw: dict[str, Any] = dict(generator=generator, device=dev)
     lengths = torch.randint(lo, hi + 1, (n,), **kw)
     walk = torch.rand(n, **kw) < config.p_valid
     u = torch.rand(n, hi, **kw)

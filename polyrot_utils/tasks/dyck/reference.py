@@ -266,8 +266,6 @@ def train_reference(
                 {"cohort": spec.cohort, "seed": str(spec.seed), "step": str(steps_done)},
             )
 
-    if device != "cpu":
-        state = None  # exact resume is CPU-only
     run = train_members(
         specs,
         recipe,
@@ -278,7 +276,7 @@ def train_reference(
         on_eval=on_eval,
         max_seconds=max_seconds,
         sources={k: v for k, v in sources.items() if k[0] == "shared_io"},
-        checkpoint=state,
+        checkpoint=state if device == "cpu" else None,  # exact resume is CPU-only
         resume=exact,
     )
     curve = curve + run.curve if not exact else run.curve
@@ -293,7 +291,7 @@ def train_reference(
         threads,
         commit,
     )
-    if complete and state is not None:
+    if complete and device == "cpu":  # only a CPU run keeps a training state
         for suffix in (".safetensors", ".json"):
             state.with_suffix(suffix).unlink(missing_ok=True)
     return load_manifest(out)

@@ -141,7 +141,7 @@ def _named_models(cohort_or_models: Any) -> dict[str, Any]:
         )
     out = {}
     for k, m in models.items():
-        name = member_name(k) if isinstance(k, (int, np.integer)) else str(k)
+        name = member_name(int(k)) if isinstance(k, (int, np.integer)) else str(k)
         if not hasattr(m, "hook_dict"):
             raise ValueError(f"model {k!r} is not a HookedTransformer-like model (no hook_dict)")
         out[name] = m

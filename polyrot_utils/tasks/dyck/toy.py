@@ -39,6 +39,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from typing import Any
 
 import torch
 
@@ -111,7 +112,7 @@ def toy_config(**overrides):
     """The toy's ``HookedTransformerConfig`` (keys of :data:`TOY_ARCH` may be overridden)."""
     from transformer_lens import HookedTransformerConfig
 
-    kw = dict(TOY_ARCH)
+    kw: dict[str, Any] = dict(TOY_ARCH)
     kw.update(overrides)
     return HookedTransformerConfig(**kw)
 

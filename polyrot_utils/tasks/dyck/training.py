@@ -214,7 +214,7 @@ def evaluate_toy(
     Positions whose label is ``IGNORE`` do not count for that readout."""
     logits = readout_logits(model, split, batch_size, device)
     out: dict[str, float] = {}
-    all_right = None
+    all_right: torch.Tensor | None = None
     for name, lg in logits.items():
         y = split.labels[name][split.mask]
         ok = y != dyck.IGNORE
@@ -222,6 +222,8 @@ def evaluate_toy(
         all_right = right if all_right is None else all_right & right
         out[f"acc_{name}"] = float(right[ok].float().mean())
         out[f"loss_{name}"] = float(F.cross_entropy(lg[ok], y[ok]))
+    if all_right is None:
+        raise ValueError("the model has no readouts to evaluate")
     out["acc_all"] = float(all_right.float().mean())
     row_of = torch.arange(len(split)).unsqueeze(1).expand_as(split.mask)[split.mask]
     wrong_rows = torch.zeros(len(split), dtype=torch.bool)
@@ -358,6 +360,7 @@ def _train(config: ToyTrainConfig, path: Path, verbose: bool) -> TrainedToy:
     heldout_full = dyck.make_split(config.data, "heldout")
     heldout = heldout_full.subset(slice(0, config.eval_size)).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
+    opt: torch.optim.Optimizer
     if config.optimizer == "adamw":
         opt = torch.optim.AdamW(
             params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay

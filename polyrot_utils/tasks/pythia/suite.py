@@ -308,7 +308,7 @@ def pythia_activations(
             )
     n_fit = next(iter(out["fit"][members[0]].values())).shape[0]
     n_eval = next(iter(out["eval"][members[0]].values())).shape[0]
-    info = {
+    info: dict[str, Any] = {
         "n_fit_seqs": int(n_fit_seqs),
         "n_eval_seqs": int(n_eval_seqs),
         "seq_len": int(fit_tokens.shape[1]),
