@@ -572,6 +572,19 @@ def haar_test(
         null: precomputed :func:`null_features` to use instead (must match d and settings).
 
     Returns a :class:`HaarTestResult`; ``pvalue`` is the calibrated min-p verdict.
+
+    A Haar draw is not rejected; a signed permutation (in SO(d)) is, at the smallest p the null
+    allows, ``1 / (n_null + 1)``:
+
+    >>> import numpy as np
+    >>> R = sample_haar(8, rng=np.random.default_rng(0))
+    >>> haar_test(R, n_null=199, seed=0, cache=False).pvalue
+    0.84
+    >>> P = np.eye(8)[np.random.default_rng(1).permutation(8)]
+    >>> P[0] *= np.sign(np.linalg.det(P))            # make det P = +1
+    >>> res = haar_test(P, n_null=199, seed=0, cache=False)
+    >>> res.pvalue, res.component_pvalues["max_entry"], res.fixed_dim
+    (0.005, 0.005, 2)
     """
     a = check_orthogonal(R, "R", atol=orth_tol, special=True)
     if a.ndim != 2:
