@@ -1,6 +1,6 @@
 """Haar measure on SO(d): facts, and tests of "is this rotation Haar?" that are honest about power.
 
-Facts (DESIGN.md §4). For R Haar on SO(d), d ≥ 2:
+Facts (the book's chapter *Is R Haar?*, ``notebooks/02_is_r_haar``). For R Haar on SO(d), d ≥ 2:
 
 - E‖R − I‖²_F = 2d exactly (E R = 0), so ‖R − I‖_F/√(2d) ≈ 1 — for *any* orthogonal matrix
   with trace near 0 as well (a signed permutation gives 1.000). Reported, never relied on.
@@ -841,7 +841,8 @@ def givens_product(d: int, m: int, rng: np.random.Generator | int) -> np.ndarray
 
 
 def default_alternatives(d: int) -> dict[str, Callable[[np.random.Generator], np.ndarray]]:
-    """The named alternatives of DESIGN.md §4, as ``name → generator(rng) -> (d, d)``, all in SO(d):
+    """The named non-Haar alternatives of chapter 02 (*Is R Haar?*), as ``name → generator(rng) ->
+    (d, d)``, all in SO(d):
 
     - ``signed_permutation``: a uniformly random signed permutation (det fixed to +1);
     - ``two_haar_blocks``: diag(Haar SO(d/2), Haar SO(d/2)) — two invariant halves;

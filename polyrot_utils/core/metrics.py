@@ -1,6 +1,7 @@
 """Scores shared by the chapters: reconstruction, dictionary similarity, output agreement.
 
-- :func:`explained_variance` — EV = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖² (DESIGN.md §3), x̄ the mean of
+- :func:`explained_variance` — EV = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖² (glossary: *Explained variance*), x̄
+  the mean of
   the evaluated activations ``x``. 0 is "predict the mean", negative is worse than that.
 - :func:`mean_max_cosine`, :func:`matched_cosine` — similarity of two SAE decoder dictionaries
   given as ``(n_features, d)`` rows (one feature direction per row).

@@ -1,6 +1,7 @@
 """Rotation fitting between two activation spaces, and the baselines it is compared with.
 
-Convention (DESIGN.md §3): activations are row vectors, a batch is ``(n, d)``, and every map
+Convention (glossary: *Procrustes*; the whole package uses it): activations are row vectors, a batch
+is ``(n, d)``, and every map
 sends *source* rows onto *target* rows from the right::
 
     source @ R ≈ target            (scipy.linalg.orthogonal_procrustes(source, target))
@@ -661,7 +662,7 @@ def _lstsq(a: np.ndarray, b: np.ndarray, rcond: float | None = None) -> tuple[np
 @dataclass
 class AlignmentReport:
     """Held-out quality of a map. ``ev``: explained variance of the target by the mapped source
-    (DESIGN.md §3); ``mse``: mean squared error per row; ``relative_error``:
+    (glossary: *Explained variance*); ``mse``: mean squared error per row; ``relative_error``:
     ‖mapped − target‖_F / ‖target − mean‖_F = √(1 − ev); ``gap``: ``ceiling − ev`` when a
     ceiling (e.g. the within-model EV of an SAE, or of a fit of the target onto itself on a
     disjoint batch) is given, else ``None``."""

@@ -1,6 +1,7 @@
 """Synthetic activations with a planted rotation: the instrument check of the book's first rung.
 
-Convention (DESIGN.md §3): rows are samples; the target is ``Y = X @ R_star + noise``.
+Convention (the package's, :mod:`polyrot_utils.core.procrustes`): rows are samples; the target is
+``Y = X @ R_star + noise``.
 """
 
 from __future__ import annotations

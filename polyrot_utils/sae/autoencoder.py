@@ -28,7 +28,8 @@ the bias gradients touch only the ``k`` selected latents per row (``O(B k d_in)`
 Adam is applied to these exact gradients; the result equals autograd's up to float rounding
 (see ``tests/test_sae.py``).
 
-Rotation transfer (DESIGN.md §3): see :func:`transfer_sae`.
+Rotation transfer (row vectors, ``x_src @ R ≈ x_tgt`` as in :mod:`polyrot_utils.core.procrustes`):
+see :func:`transfer_sae`.
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ class SAE(nn.Module):
 
     @torch.no_grad()
     def explained_variance(self, x: Tensor, batch_size: int = 8192) -> float:
-        """EV of this SAE's reconstruction of ``x (n, d_in)`` (DESIGN.md §3:
+        """EV of this SAE's reconstruction of ``x (n, d_in)`` (glossary *Explained variance*:
         1 − SSE / SS about x̄).
         """
 
@@ -776,7 +777,8 @@ def transfer_sae(
 ) -> SAE:
     """Move an SAE trained on source activations to the target frame; return a new ordinary SAE.
 
-    R (d, d), orthogonal, maps source onto target: ``x_src @ R ≈ x_tgt`` (DESIGN.md §3). If the
+    R (d, d), orthogonal, maps source onto target: ``x_src @ R ≈ x_tgt``
+    (:mod:`polyrot_utils.core.procrustes`). If the
     rotation was fitted on centred activations, ``(x_src − μ_src) R ≈ x_tgt − μ_tgt``, i.e.
     ``x_src ≈ (x_tgt − μ_tgt) Rᵀ + μ_src``; pass both means (uncentred fit: pass neither, μ = 0).
 

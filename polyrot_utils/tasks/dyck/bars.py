@@ -1,4 +1,5 @@
-"""The paper's four pre-registered bars, cross-seed, for the Dyck-3 toy (DESIGN.md §6).
+"""The paper's four pre-registered bars, cross-seed, for the Dyck-3 toy (glossary *Four bars*;
+chapter ``16_dyck_four_bars``).
 
 - **B, behavioural** — mean KL between two seeds' output distributions, per readout
   (:func:`behaviour_bar`; the paper's bar: mean KL < 1e-4 nats).

@@ -1,7 +1,8 @@
 """The Dyck-3 toy transformer as a TransformerLens ``HookedTransformer``, and exact residual
 rotation.
 
-Architecture (the paper's toy, DESIGN.md §6): 2 pre-norm blocks, d_model 64, 4 heads × 16,
+Architecture (the paper's toy, chapter ``10_dyck_model_and_cohorts``): 2 pre-norm blocks, d_model
+64, 4 heads × 16,
 d_mlp 256, ReLU, RMSNorm with a gain (``normalization_type="RMS"``: TransformerLens's
 ``RMSNorm`` with weight ``w``; "RMSPre" would have no gain to fold), untied embedding, vocab
 40, context 64, and one unembedding ``W_U (64, 51)`` holding the three readouts side by side:
