@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from polyrot_utils.core.schedule import checkpoint_steps
 from polyrot_utils.models import corpus
 from polyrot_utils.models.neox import (
     StandinConfig,
     SuiteConfig,
-    checkpoint_steps,
     evaluate_loss,
     heldout_tokens,
     pairwise_output_agreement,
@@ -76,7 +76,7 @@ def test_tokenizer_round_trip_and_bytes():
 
 
 def test_checkpoint_schedule():
-    assert checkpoint_steps(16, n_linear=4) == [0, 1, 2, 4, 8, 12, 16]
+    assert checkpoint_steps(16, n_even=4) == [0, 1, 2, 4, 8, 12, 16]
     assert checkpoint_steps(0) == [0]
     with pytest.raises(ValueError, match="profile"):
         standin_config("huge")

@@ -224,7 +224,7 @@ def test_config_validation():
         S.SAEConfig(d_in=4, d_sae=8, k=9)
     with pytest.raises(ValueError, match="architecture"):
         S.SAEConfig(d_in=4, d_sae=8, architecture="jumprelu")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="activations must have shape"):
+    with pytest.raises(ValueError, match=r"activations must be 2-D with shape \(n, d\)"):
         S.train_sae(torch.randn(10), d_sae=4, k=2)
     with pytest.raises(ValueError, match="not both"):
         S.train_sae(torch.randn(10, 3), d_sae=4, k=2, n_steps=2, n_tokens=10)

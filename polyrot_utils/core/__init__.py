@@ -1,9 +1,20 @@
 """Numerical building blocks: Procrustes/alignment solvers, the calibrated Haar test, metrics,
-bases, synthetic planted rotations, the artifact cache and device helpers.
+bases and fixed subspaces, synthetic planted rotations, bootstrap intervals, the one input check
+(``validate``), the checkpoint schedule, the artifact cache and device helpers.
 
 Import rule: this layer imports nothing else from polyrot_utils; ``tests/test_layers.py`` checks
 it.
 """
 
-
-__all__ = ["basis", "cache", "device", "haar", "metrics", "procrustes", "synthetic"]
+__all__ = [
+    "basis",
+    "cache",
+    "device",
+    "haar",
+    "intervals",
+    "metrics",
+    "procrustes",
+    "schedule",
+    "synthetic",
+    "validate",
+]

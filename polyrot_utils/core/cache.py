@@ -26,16 +26,17 @@ import os
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 __all__ = [
+    "MANIFEST_FILENAME",
     "CacheDamagedError",
     "CacheRepairWarning",
-    "MANIFEST_FILENAME",
     "T",
     "artifact_dir",
     "atomic_save_npz",
@@ -131,7 +132,7 @@ def _umask() -> int:
     return mask
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -159,7 +160,9 @@ def atomic_write_text(path: Path | str, text: str) -> Path:
 
 
 def atomic_write_json(path: Path | str, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    return atomic_write_text(
+        path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    )
 
 
 def _json_default(obj: Any) -> Any:
@@ -191,7 +194,7 @@ def atomic_save_npz(path: Path | str, **arrays: np.ndarray) -> Path:
 
     def write(p: Path) -> None:
         with open(p, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, allow_pickle=False, **arrays)
 
     return _atomic_write(Path(path), write)
 
@@ -201,7 +204,9 @@ def load_npz(path: Path | str) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-def atomic_save_safetensors(path: Path | str, tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> Path:
+def atomic_save_safetensors(
+    path: Path | str, tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None
+) -> Path:
     """Save a dict of torch tensors as safetensors, atomically. Tensors are made contiguous."""
     from safetensors.torch import save_file
 
@@ -216,15 +221,25 @@ def load_safetensors(path: Path | str, device: str = "cpu") -> dict[str, Any]:
     return load_file(str(path), device=device)
 
 
-def cached_json(kind: str, config: Any, compute: Callable[[], T], filename: str = "result.json") -> T:
-    """Return the JSON artifact for ``config`` from the cache, computing and storing it if absent."""
+def cached_json(
+    kind: str, config: Any, compute: Callable[[], T], filename: str = "result.json"
+) -> T:
+    """Return the JSON artifact for ``config`` from the cache,
+    computing and storing it if absent.
+    """
     box: dict[str, Any] = {}
 
     def build(entry: Path) -> None:
         box["value"] = compute()
         atomic_write_json(entry / filename, box["value"])
 
-    entry = cached_entry(kind, config, build, (filename,), legacy_check=lambda e: json.loads((e / filename).read_text()))
+    entry = cached_entry(
+        kind,
+        config,
+        build,
+        (filename,),
+        legacy_check=lambda e: json.loads((e / filename).read_text()),
+    )
     if "value" in box:
         return box["value"]
     return json.loads((entry / filename).read_text())
@@ -262,7 +277,9 @@ def _entry_files(entry: Path) -> list[str]:
     return sorted(
         str(p.relative_to(entry))
         for p in entry.rglob("*")
-        if p.is_file() and p.name != MANIFEST_FILENAME and not any(part.startswith(".") for part in p.relative_to(entry).parts)
+        if p.is_file()
+        and p.name != MANIFEST_FILENAME
+        and not any(part.startswith(".") for part in p.relative_to(entry).parts)
     )
 
 
@@ -300,11 +317,16 @@ def verify_entry(entry: Path | str, required: Iterable[str] = ()) -> str | None:
             return f"{f} is missing"
         st = f.stat()
         if st.st_size != rec.get("size"):
-            return f"{f} has {st.st_size} bytes where the manifest records {rec.get('size')} (truncated or overwritten)"
+            return (
+                f"{f} has {st.st_size} bytes where the manifest records {rec.get('size')} "
+                "(truncated or overwritten)"
+            )
         stats.append((name, st.st_size, st.st_mtime_ns, st.st_ino))
     mst = man.stat()
     signature = (mst.st_mtime_ns, mst.st_ino, tuple(stats))
-    if _VERIFIED.get(str(entry)) == signature:  # hashed already in this process, nothing changed since
+    if (
+        _VERIFIED.get(str(entry)) == signature
+    ):  # hashed already in this process, nothing changed since
         return None
     for name, rec in files.items():
         f = entry / name
@@ -319,7 +341,9 @@ _VERIFIED: dict[str, tuple] = {}
 
 
 def _has_content(entry: Path) -> bool:
-    return any(n != "config.json" for n in _entry_files(entry)) or (entry / MANIFEST_FILENAME).exists()
+    return (
+        any(n != "config.json" for n in _entry_files(entry)) or (entry / MANIFEST_FILENAME).exists()
+    )
 
 
 def clear_entry(entry: Path | str) -> None:
@@ -359,7 +383,9 @@ def entry_lock(entry: Path | str) -> Iterator[None]:
 
 
 def check_entry(
-    entry: Path | str, required: Sequence[str] = (), legacy_check: Callable[[Path], None] | None = None
+    entry: Path | str,
+    required: Sequence[str] = (),
+    legacy_check: Callable[[Path], object] | None = None,
 ) -> str | None:
     """:func:`verify_entry`, plus adoption of entries written before manifests existed: when the
     manifest is absent but every ``required`` file is present and ``legacy_check(entry)`` (which
@@ -371,7 +397,11 @@ def check_entry(
         return None
     if not _has_content(entry):
         return "absent"
-    if not (entry / MANIFEST_FILENAME).exists() and legacy_check is not None and all((entry / r).is_file() for r in required):
+    if (
+        not (entry / MANIFEST_FILENAME).exists()
+        and legacy_check is not None
+        and all((entry / r).is_file() for r in required)
+    ):
         try:
             legacy_check(entry)
         except Exception as exc:  # the legacy files do not load: damaged
@@ -387,7 +417,7 @@ def cached_entry(
     build: Callable[[Path], None],
     required: Sequence[str],
     *,
-    legacy_check: Callable[[Path], None] | None = None,
+    legacy_check: Callable[[Path], object] | None = None,
     force: bool = False,
 ) -> Path:
     """The verified entry directory for ``(kind, config)``, built by ``build(path)`` if absent,
@@ -407,7 +437,11 @@ def cached_entry(
         if problem is None and not force:
             return path
         if problem not in (None, "absent"):
-            warnings.warn(f"damaged cache entry {path}: {problem}; rebuilding it", CacheRepairWarning, stacklevel=2)
+            warnings.warn(
+                f"damaged cache entry {path}: {problem}; rebuilding it",
+                CacheRepairWarning,
+                stacklevel=2,
+            )
         clear_entry(path)
         build(path)
         write_manifest(path)

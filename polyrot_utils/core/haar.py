@@ -1,6 +1,6 @@
 """Haar measure on SO(d): facts, and tests of "is this rotation Haar?" that are honest about power.
 
-Facts (DESIGN.md §4). For R Haar on SO(d), d ≥ 2:
+Facts (the book's chapter *Is R Haar?*, ``notebooks/02_is_r_haar``). For R Haar on SO(d), d ≥ 2:
 
 - E‖R − I‖²_F = 2d exactly (E R = 0), so ‖R − I‖_F/√(2d) ≈ 1 — for *any* orthogonal matrix
   with trace near 0 as well (a signed permutation gives 1.000). Reported, never relied on.
@@ -53,46 +53,53 @@ Random numbers come from a seeded ``numpy.random.Generator``: results are determ
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from polyrot_utils.core.cache import atomic_save_npz, cached_entry, load_npz
-
+from polyrot_utils.core.validate import as_array
 
 __all__ = [
-    "sample_haar",
-    "eigenangles",
+    "COMPONENTS",
+    "HaarTestResult",
+    "PaperKSResult",
+    "PooledHaarResult",
     "abs_eigenangles",
-    "eigenangle_density",
+    "block_diagonal_rotation",
+    "block_identity_rotation",
+    "check_orthogonal",
+    "default_alternatives",
     "eigenangle_cdf",
+    "eigenangle_density",
+    "eigenangles",
     "expected_frobenius_distance",
     "frobenius_ratio",
-    "check_orthogonal",
-    "matrix_features",
-    "null_features",
-    "haar_test",
-    "HaarTestResult",
-    "haar_test_pooled",
-    "PooledHaarResult",
-    "paper_ks_test",
-    "paper_haar_pool",
-    "PaperKSResult",
-    "random_signed_permutation",
-    "block_identity_rotation",
-    "block_diagonal_rotation",
-    "near_identity_rotation",
     "givens_product",
-    "default_alternatives",
+    "haar_test",
+    "haar_test_pooled",
+    "matrix_features",
+    "near_identity_rotation",
+    "null_features",
+    "paper_haar_pool",
+    "paper_ks_test",
+    "random_signed_permutation",
+    "sample_haar",
     "size_and_power",
-    "COMPONENTS",
 ]
 
 COMPONENTS = ("ks", "kurtosis", "max_entry", "traces", "fixed_dim")
-_SIDES = {"ks": "upper", "kurtosis": "two-sided", "max_entry": "upper", "traces": "upper", "fixed_dim": "upper"}
+_SIDES = {
+    "ks": "upper",
+    "kurtosis": "two-sided",
+    "max_entry": "upper",
+    "traces": "upper",
+    "fixed_dim": "upper",
+}
 _NULL_VERSION = 1
 
 
@@ -100,7 +107,9 @@ def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     if rng is None:
-        raise ValueError("rng must be a numpy Generator or an integer seed (results must be reproducible)")
+        raise ValueError(
+            "rng must be a numpy Generator or an integer seed (results must be reproducible)"
+        )
     return np.random.default_rng(rng)
 
 
@@ -152,19 +161,15 @@ def sample_haar(
 
 
 def _as_stack(R: Any, name: str = "R") -> np.ndarray:
-    if isinstance(R, torch.Tensor):
-        R = R.detach().cpu().to(torch.float64).numpy()
-    a = np.asarray(R)
-    if a.dtype == object or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-        raise ValueError(f"{name} must be a real numeric matrix, got dtype {a.dtype}")
-    a = a.astype(np.float64, copy=False)
-    if a.ndim not in (2, 3) or a.shape[-1] != a.shape[-2]:
-        raise ValueError(f"{name} must be a square (d, d) matrix or a (m, d, d) stack, got shape {a.shape}")
-    if a.shape[-1] < 2:
-        raise ValueError(f"{name} must be at least 2x2, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return a
+    """``R`` as float64 numpy: one square ``(d, d)`` matrix or a ``(m, d, d)`` stack, d >= 2."""
+    return as_array(
+        R,
+        name,
+        ndim=(2, 3),
+        square=True,
+        min_size=2,
+        shape="a square (d, d) matrix or a (m, d, d) stack",
+    )
 
 
 def _sym_cos(stack: np.ndarray) -> np.ndarray:
@@ -175,14 +180,18 @@ def _sym_cos(stack: np.ndarray) -> np.ndarray:
 
 
 def _pair_angles_from_cos(c: np.ndarray, d: int) -> np.ndarray:
-    """One angle per conjugate pair from ascending cosines ``(m, d)`` of SO(d) matrices → ``(m, N)`` ascending."""
+    """One angle per conjugate pair from ascending cosines ``(m,
+    d)`` of SO(d) matrices → ``(m, N)`` ascending.
+    """
     if d % 2 == 1:
         c = c[:, :-1]  # the forced eigenvalue 1 is (numerically) the largest cosine
     paired = 0.5 * (c[:, 0::2] + c[:, 1::2])
     return np.arccos(paired)[:, ::-1].copy()  # cos descending → angles ascending
 
 
-def check_orthogonal(R: Any, name: str = "R", atol: float = 1e-4, special: bool = True) -> np.ndarray:
+def check_orthogonal(
+    R: Any, name: str = "R", atol: float = 1e-4, special: bool = True
+) -> np.ndarray:
     """Return ``R`` as float64 numpy after checking RᵀR ≈ I (max-abs error ≤ ``atol``) and,
     when ``special``, det R = +1. Raises ``ValueError`` naming ``name`` otherwise."""
     a = _as_stack(R, name)
@@ -232,7 +241,9 @@ def eigenangle_density(theta: Any, d: int) -> np.ndarray:
     n = d // 2
     if d % 2 == 0:
         k = np.arange(1, n)  # sin((2N−1)θ)/sinθ = 1 + 2 Σ_{k=1}^{N−1} cos(2kθ)
-        kern = 1.0 + 2.0 * np.cos(np.multiply.outer(th, 2 * k)).sum(-1) if n > 1 else np.ones_like(th)
+        kern = (
+            1.0 + 2.0 * np.cos(np.multiply.outer(th, 2 * k)).sum(-1) if n > 1 else np.ones_like(th)
+        )
         rho = ((2 * n - 1) + kern) / (2 * np.pi * n)
     else:
         k = np.arange(1, n + 1)  # sin(2Nθ)/sinθ = 2 Σ_{k=1}^{N} cos((2k−1)θ)
@@ -266,7 +277,9 @@ def frobenius_ratio(R: Any) -> float:
     return float(np.linalg.norm(a - np.eye(d)) / math.sqrt(2 * d))
 
 
-def expected_frobenius_distance(d: int, method: str = "approx", n: int = 2000, seed: int = 0) -> float:
+def expected_frobenius_distance(
+    d: int, method: str = "approx", n: int = 2000, seed: int = 0
+) -> float:
     """E‖R − I‖_F for Haar SO(d).
 
     The second moment is exact: E‖R − I‖²_F = 2d. The first moment:
@@ -309,7 +322,7 @@ def _chunk(d: int) -> int:
 
 def _ks_stat(angles: np.ndarray, d: int) -> np.ndarray:
     """One-sample KS distance of each row of sorted ``angles`` ``(m, N)`` from the one-angle CDF."""
-    m, n = angles.shape
+    _m, n = angles.shape
     f = eigenangle_cdf(angles, d)
     i = np.arange(1, n + 1)
     return np.maximum((i / n - f).max(1), (f - (i - 1) / n).max(1))
@@ -350,7 +363,9 @@ def matrix_features(R: Any, n_powers: int = 8, fixed_tol: float = 1e-5) -> dict[
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def _haar_features(d: int, n: int, rng: np.random.Generator, n_powers: int, fixed_tol: float) -> dict[str, np.ndarray]:
+def _haar_features(
+    d: int, n: int, rng: np.random.Generator, n_powers: int, fixed_tol: float
+) -> dict[str, np.ndarray]:
     out: dict[str, list[np.ndarray]] = {}
     done = 0
     while done < n:
@@ -362,7 +377,12 @@ def _haar_features(d: int, n: int, rng: np.random.Generator, n_powers: int, fixe
 
 
 def null_features(
-    d: int, n_null: int = 500, seed: int = 0, n_powers: int = 8, fixed_tol: float = 1e-5, cache: bool = True
+    d: int,
+    n_null: int = 500,
+    seed: int = 0,
+    n_powers: int = 8,
+    fixed_tol: float = 1e-5,
+    cache: bool = True,
 ) -> dict[str, np.ndarray]:
     """Component statistics of ``n_null`` Haar SO(d) samples (see :func:`matrix_features`).
 
@@ -373,17 +393,34 @@ def null_features(
     d = _check_d(d)
     if n_null < 1:
         raise ValueError(f"n_null must be >= 1, got {n_null}")
-    cfg = {"d": d, "n_null": int(n_null), "seed": int(seed), "n_powers": int(n_powers), "fixed_tol": float(fixed_tol), "version": _NULL_VERSION}
+    cfg = {
+        "d": d,
+        "n_null": int(n_null),
+        "seed": int(seed),
+        "n_powers": int(n_powers),
+        "fixed_tol": float(fixed_tol),
+        "version": _NULL_VERSION,
+    }
     if not cache:
-        return _haar_features(d, n_null, np.random.default_rng([int(seed), d, 7]), n_powers, fixed_tol)
+        return _haar_features(
+            d, n_null, np.random.default_rng([int(seed), d, 7]), n_powers, fixed_tol
+        )
     built: dict[str, np.ndarray] = {}
 
     def build(entry: Path) -> None:
-        built.update(_haar_features(d, n_null, np.random.default_rng([int(seed), d, 7]), n_powers, fixed_tol))
+        built.update(
+            _haar_features(d, n_null, np.random.default_rng([int(seed), d, 7]), n_powers, fixed_tol)
+        )
         atomic_save_npz(entry / "features.npz", **built)
 
     # manifest-checked; a damaged features.npz is reported and recomputed (same seed, same numbers)
-    entry = cached_entry("haar_null", cfg, build, ("features.npz",), legacy_check=lambda e: load_npz(e / "features.npz"))
+    entry = cached_entry(
+        "haar_null",
+        cfg,
+        build,
+        ("features.npz",),
+        legacy_check=lambda e: load_npz(e / "features.npz"),
+    )
     return built if built else load_npz(entry / "features.npz")
 
 
@@ -417,13 +454,18 @@ def _component_pvalues(feats: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
     """Component p-values of every member of the exchangeable set ``feats`` (arrays of length m)."""
     out = {}
     for comp in COMPONENTS:
-        s = _trace_stat(feats["traces"]) if comp == "traces" else np.asarray(feats[comp], dtype=np.float64)
+        s = (
+            _trace_stat(feats["traces"])
+            if comp == "traces"
+            else np.asarray(feats[comp], dtype=np.float64)
+        )
         out[comp] = _rank_p(s, _SIDES[comp])
     return out
 
 
 def _combined(pvals: Mapping[str, np.ndarray], idx: np.ndarray | None = None) -> np.ndarray:
-    """Calibrated min-p of members ``idx`` (default all): #{j: key_j at least as extreme as key_i}/m.
+    """Calibrated min-p of members ``idx`` (default all): #{j: key_j at least as extreme as
+    key_i}/m.
 
     The key is (min-p, then −Σ_c log p_c to break ties): Monte-Carlo p-values are discrete, and
     without the tie-break every member whose most extreme component sits at the floor 1/m
@@ -475,7 +517,9 @@ class HaarTestResult:
         return asdict(self)
 
 
-def _result_from(obs: Mapping[str, np.ndarray], null: Mapping[str, np.ndarray], d: int) -> HaarTestResult:
+def _result_from(
+    obs: Mapping[str, np.ndarray], null: Mapping[str, np.ndarray], d: int
+) -> HaarTestResult:
     from scipy.stats import kstwo
 
     pooled = _concat(obs, null)
@@ -528,10 +572,26 @@ def haar_test(
         null: precomputed :func:`null_features` to use instead (must match d and settings).
 
     Returns a :class:`HaarTestResult`; ``pvalue`` is the calibrated min-p verdict.
+
+    A Haar draw is not rejected; a signed permutation (in SO(d)) is, at the smallest p the null
+    allows, ``1 / (n_null + 1)``:
+
+    >>> import numpy as np
+    >>> R = sample_haar(8, rng=np.random.default_rng(0))
+    >>> haar_test(R, n_null=199, seed=0, cache=False).pvalue
+    0.84
+    >>> P = np.eye(8)[np.random.default_rng(1).permutation(8)]
+    >>> P[0] *= np.sign(np.linalg.det(P))            # make det P = +1
+    >>> res = haar_test(P, n_null=199, seed=0, cache=False)
+    >>> res.pvalue, res.component_pvalues["max_entry"], res.fixed_dim
+    (0.005, 0.005, 2)
     """
     a = check_orthogonal(R, "R", atol=orth_tol, special=True)
     if a.ndim != 2:
-        raise ValueError(f"R must be a single (d, d) matrix, got shape {a.shape}; use haar_test_pooled for several")
+        raise ValueError(
+            f"R must be a single (d, d) matrix, got shape {a.shape}; use haar_test_pooled for "
+            "several"
+        )
     d = a.shape[0]
     if null is None:
         null = null_features(d, n_null, seed, n_powers, fixed_tol, cache=cache)
@@ -594,16 +654,25 @@ def haar_test_pooled(
     per, loo, nulls = [], {}, {}
     for d in sorted(set(dims)):
         if dims.count(d) > n_null:
-            raise ValueError(f"n_null = {n_null} is smaller than the {dims.count(d)} matrices of d = {d}")
+            raise ValueError(
+                f"n_null = {n_null} is smaller than the {dims.count(d)} matrices of d = {d}"
+            )
         nulls[d] = null_features(d, n_null, seed, n_powers, fixed_tol, cache=cache)
         pv = _component_pvalues(nulls[d])
         pv["combined"] = _combined(pv)
         loo[d] = pv
     for m in mats:
-        per.append(haar_test(m, n_powers=n_powers, fixed_tol=fixed_tol, orth_tol=orth_tol, null=nulls[m.shape[0]]))
+        per.append(
+            haar_test(
+                m, n_powers=n_powers, fixed_tol=fixed_tol, orth_tol=orth_tol, null=nulls[m.shape[0]]
+            )
+        )
     g = np.random.default_rng([int(seed), 99])
-    keys = list(COMPONENTS) + ["combined"]
-    obs_p = {k: np.array([r.pvalue if k == "combined" else r.component_pvalues[k] for r in per]) for k in keys}
+    keys = [*list(COMPONENTS), "combined"]
+    obs_p = {
+        k: np.array([r.pvalue if k == "combined" else r.component_pvalues[k] for r in per])
+        for k in keys
+    }
     f_obs = {k: float(-2 * np.log(obs_p[k]).sum()) for k in keys}
     f_null = {k: np.zeros(n_resample) for k in keys}
     for d in sorted(set(dims)):
@@ -652,7 +721,9 @@ def paper_haar_pool(d: int, n: int = 10, seed: int = 31) -> np.ndarray:
     return np.concatenate(pool)
 
 
-def paper_ks_test(Rs: Sequence[Any] | Any, seed: int = 31, n_haar: int = 10, orth_tol: float = 1e-4) -> PaperKSResult:
+def paper_ks_test(
+    Rs: Sequence[Any] | Any, seed: int = 31, n_haar: int = 10, orth_tol: float = 1e-4
+) -> PaperKSResult:
     """Reproduce the paper's pooled Haar test exactly (for comparison; it has little power).
 
     As eigenvalue_spectrum.py does: pools ``|arg λ|`` over all d eigenvalues of every matrix in
@@ -681,7 +752,9 @@ def paper_ks_test(Rs: Sequence[Any] | Any, seed: int = 31, n_haar: int = 10, ort
 # --------------------------------------------------------------------------------------------
 
 
-def random_signed_permutation(d: int, rng: np.random.Generator | int, special: bool = True) -> np.ndarray:
+def random_signed_permutation(
+    d: int, rng: np.random.Generator | int, special: bool = True
+) -> np.ndarray:
     """A uniformly random signed permutation matrix; with ``special`` one sign is flipped if
     needed so that det = +1 (so it is in SO(d), like the null)."""
     d, g = _check_d(d), _rng(rng)
@@ -708,7 +781,9 @@ def _perm_parity(perm: np.ndarray) -> int:
     return 1 if (len(perm) - cycles) % 2 == 0 else -1
 
 
-def block_identity_rotation(d: int, k: int, rng: np.random.Generator | int, basis: str = "random") -> np.ndarray:
+def block_identity_rotation(
+    d: int, k: int, rng: np.random.Generator | int, basis: str = "random"
+) -> np.ndarray:
     """Haar SO(k) on a k-dim subspace, identity on its complement (a (d−k)-dim fixed subspace).
 
     ``basis="coordinate"``: the first k coordinates (visible in the entries too);
@@ -766,7 +841,8 @@ def givens_product(d: int, m: int, rng: np.random.Generator | int) -> np.ndarray
 
 
 def default_alternatives(d: int) -> dict[str, Callable[[np.random.Generator], np.ndarray]]:
-    """The named alternatives of DESIGN.md §4, as ``name → generator(rng) -> (d, d)``, all in SO(d):
+    """The named non-Haar alternatives of chapter 02 (*Is R Haar?*), as ``name → generator(rng) ->
+    (d, d)``, all in SO(d):
 
     - ``signed_permutation``: a uniformly random signed permutation (det fixed to +1);
     - ``two_haar_blocks``: diag(Haar SO(d/2), Haar SO(d/2)) — two invariant halves;
@@ -795,7 +871,16 @@ def default_alternatives(d: int) -> dict[str, Callable[[np.random.Generator], np
 # size and power
 # --------------------------------------------------------------------------------------------
 
-TESTS = ("ks_iid", "ks_calibrated", "kurtosis", "max_entry", "traces", "fixed_dim", "combined", "frobenius_0.1pct")
+TESTS = (
+    "ks_iid",
+    "ks_calibrated",
+    "kurtosis",
+    "max_entry",
+    "traces",
+    "fixed_dim",
+    "combined",
+    "frobenius_0.1pct",
+)
 
 
 def size_and_power(
@@ -833,9 +918,14 @@ def size_and_power(
         table[t] = []
     table["mean_frobenius_ratio"] = []
     table["mean_kurtosis"] = []
-    sources: list[tuple[str, Callable[[], np.ndarray]]] = [("haar", lambda: sample_haar(d, n_trials, rng=g))]
-    for name, gen in alts.items():
-        sources.append((name, lambda gen=gen: np.stack([gen(g) for _ in range(n_trials)])))
+    sources: list[tuple[str, Callable[[], np.ndarray]]] = [
+        ("haar", lambda: sample_haar(d, n_trials, rng=g))
+    ]
+
+    def stacked(gen: Callable[[np.random.Generator], np.ndarray]) -> Callable[[], np.ndarray]:
+        return lambda: np.stack([gen(g) for _ in range(n_trials)])
+
+    sources += [(name, stacked(gen)) for name, gen in alts.items()]
     for name, make in sources:
         mats = make()
         check_orthogonal(mats, f"alternatives[{name!r}]", atol=1e-6, special=True)

@@ -24,8 +24,9 @@ population interval.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Hashable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -73,8 +74,9 @@ def _percentiles(means: np.ndarray, level: float) -> tuple[float, float]:
     return (float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2)))
 
 
-def seed_interval(values: Mapping[Hashable, float], *, level: float = 0.9, n_boot: int = 4000,
-                  seed: int = 0) -> Interval:
+def seed_interval(
+    values: Mapping[Hashable, float], *, level: float = 0.9, n_boot: int = 4000, seed: int = 0
+) -> Interval:
     """Mean of per-seed ``values`` and its percentile-bootstrap interval over seeds."""
     vals = _check(values, level, n_boot, "seed")
     x = np.array(list(vals.values()))
@@ -84,14 +86,21 @@ def seed_interval(values: Mapping[Hashable, float], *, level: float = 0.9, n_boo
     return Interval(float(x.mean()), lo, hi, len(x), float(level), "bootstrap over seeds")
 
 
-def pair_interval(values: Mapping[tuple[Hashable, Hashable], float], *, level: float = 0.9, n_boot: int = 4000,
-                  seed: int = 0) -> Interval:
+def pair_interval(
+    values: Mapping[tuple[Hashable, Hashable], float],
+    *,
+    level: float = 0.9,
+    n_boot: int = 4000,
+    seed: int = 0,
+) -> Interval:
     """Mean of per-pair ``values`` (keys ``(seed_a, seed_b)``, unordered) and its percentile
     bootstrap interval over the seeds the pairs are made of."""
     vals = _check(values, level, n_boot, "(seed_a, seed_b)")
     for k in vals:
         if not (isinstance(k, tuple) and len(k) == 2 and k[0] != k[1]):
-            raise ValueError(f"pair keys must be (seed_a, seed_b) with two different seeds, got {k!r}")
+            raise ValueError(
+                f"pair keys must be (seed_a, seed_b) with two different seeds, got {k!r}"
+            )
     seeds = sorted({s for k in vals for s in k}, key=str)
     index = {s: i for i, s in enumerate(seeds)}
     n = len(seeds)
@@ -110,4 +119,6 @@ def pair_interval(values: Mapping[tuple[Hashable, Hashable], float], *, level: f
             continue
         means.append(float(np.nansum(np.where(weight > 0, table, 0.0) * weight) / weight.sum()))
     lo, hi = _percentiles(np.array(means), level)
-    return Interval(float(np.mean(list(vals.values()))), lo, hi, n, float(level), "bootstrap over seeds (pairs)")
+    return Interval(
+        float(np.mean(list(vals.values()))), lo, hi, n, float(level), "bootstrap over seeds (pairs)"
+    )

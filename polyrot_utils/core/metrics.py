@@ -1,6 +1,7 @@
 """Scores shared by the chapters: reconstruction, dictionary similarity, output agreement.
 
-- :func:`explained_variance` — EV = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖² (DESIGN.md §3), x̄ the mean of
+- :func:`explained_variance` — EV = 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖² (glossary: *Explained variance*), x̄
+  the mean of
   the evaluated activations ``x``. 0 is "predict the mean", negative is worse than that.
 - :func:`mean_max_cosine`, :func:`matched_cosine` — similarity of two SAE decoder dictionaries
   given as ``(n_features, d)`` rows (one feature direction per row).
@@ -13,40 +14,21 @@ Python floats. Bad input raises ``ValueError`` naming the argument.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+from polyrot_utils.core.validate import ArrayLike, as_tensor
 
-__all__ = ["explained_variance", "mean_max_cosine", "matched_cosine", "kl_divergence", "top1_agreement",
-           "pairwise_agreement"]
-
-
-def _t64(x: Any, name: str, min_ndim: int = 1) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        t = x.detach()
-    elif isinstance(x, np.ndarray):
-        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-            raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(x))
-    else:  # any array_like (nested lists, tuples), as scipy accepts
-        try:
-            arr = np.asarray(x)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name} must be array_like, got {type(x).__name__} ({exc})") from None
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-            raise ValueError(f"{name} must be a real numeric array_like, got {type(x).__name__} converting to dtype {arr.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
-    if t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"{name} must be real-valued, got dtype {t.dtype}")
-    if t.ndim < min_ndim:
-        raise ValueError(f"{name} must have at least {min_ndim} dimensions, got shape {tuple(t.shape)}")
-    t = t.to(torch.float64)
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return t
+__all__ = [
+    "explained_variance",
+    "kl_divergence",
+    "matched_cosine",
+    "mean_max_cosine",
+    "pairwise_agreement",
+    "top1_agreement",
+]
 
 
 def explained_variance(x: ArrayLike, x_hat: ArrayLike) -> float:
@@ -58,10 +40,12 @@ def explained_variance(x: ArrayLike, x_hat: ArrayLike) -> float:
 
     Returns ``nan``-free float; raises ``ValueError`` if ``x`` has zero variance.
     """
-    a = _t64(x, "x", 2)
-    b = _t64(x_hat, "x_hat", 2).to(a.device)
+    a = as_tensor(x, "x", min_ndim=2, dtype=torch.float64)
+    b = as_tensor(x_hat, "x_hat", min_ndim=2, dtype=torch.float64).to(a.device)
     if a.shape != b.shape:
-        raise ValueError(f"x and x_hat must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"x and x_hat must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     a = a.reshape(-1, a.shape[-1])
     b = b.reshape(-1, b.shape[-1])
     if a.shape[0] < 2:
@@ -79,10 +63,12 @@ def explained_variance_scalar(x: ArrayLike, x_hat: ArrayLike) -> float:
     ``sae_metrics`` computes it (exp1d_rotation_audit.py, scale/common.py). Differs from
     :func:`explained_variance` (per-dimension centring) by counting the spread of the
     per-dimension means as variance, which raises EV where dimensions have offsets."""
-    a = _t64(x, "x", 2)
-    b = _t64(x_hat, "x_hat", 2).to(a.device)
+    a = as_tensor(x, "x", min_ndim=2, dtype=torch.float64)
+    b = as_tensor(x_hat, "x_hat", min_ndim=2, dtype=torch.float64).to(a.device)
     if a.shape != b.shape:
-        raise ValueError(f"x and x_hat must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"x and x_hat must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     if a.numel() < 2:
         raise ValueError("x needs at least 2 entries to have a variance")
     var = float(a.var())
@@ -99,12 +85,16 @@ def _unit_rows(d: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def _dicts(d1: Any, d2: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    a = _t64(d1, "D1", 2)
-    b = _t64(d2, "D2", 2).to(a.device)
+    a = as_tensor(d1, "D1", min_ndim=2, dtype=torch.float64)
+    b = as_tensor(d2, "D2", min_ndim=2, dtype=torch.float64).to(a.device)
     if a.ndim != 2 or b.ndim != 2:
-        raise ValueError(f"D1 and D2 must be 2-D (n_features, d); got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"D1 and D2 must be 2-D (n_features, d); got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"D1 and D2 must have the same d (columns); got {a.shape[1]} and {b.shape[1]}")
+        raise ValueError(
+            f"D1 and D2 must have the same d (columns); got {a.shape[1]} and {b.shape[1]}"
+        )
     return _unit_rows(a, "D1"), _unit_rows(b, "D2")
 
 
@@ -121,7 +111,9 @@ def mean_max_cosine(D1: ArrayLike, D2: ArrayLike, absolute: bool = False) -> flo
     return float(cos.max(dim=1).values.mean())
 
 
-def matched_cosine(D1: ArrayLike, D2: ArrayLike, absolute: bool = False, return_matching: bool = False) -> Any:
+def matched_cosine(
+    D1: ArrayLike, D2: ArrayLike, absolute: bool = False, return_matching: bool = False
+) -> Any:
     """Mean cosine over a one-to-one matching of rows of ``D1`` to rows of ``D2``.
 
     The matching maximises the total cosine (linear assignment,
@@ -141,16 +133,24 @@ def matched_cosine(D1: ArrayLike, D2: ArrayLike, absolute: bool = False, return_
     return mean
 
 
-def _logits_pair(logits_p: Any, logits_q: Any, mask: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    p = _t64(logits_p, "logits_p", 1)
-    q = _t64(logits_q, "logits_q", 1).to(p.device)
+def _logits_pair(
+    logits_p: Any, logits_q: Any, mask: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    p = as_tensor(logits_p, "logits_p", min_ndim=1, dtype=torch.float64)
+    q = as_tensor(logits_q, "logits_q", min_ndim=1, dtype=torch.float64).to(p.device)
     if p.shape != q.shape:
-        raise ValueError(f"logits_p and logits_q must have the same shape (..., vocab); got {tuple(p.shape)} and {tuple(q.shape)}")
+        raise ValueError(
+            f"logits_p and logits_q must have the same shape (..., vocab); got {tuple(p.shape)} "
+            f"and {tuple(q.shape)}"
+        )
     m = None
     if mask is not None:
         m = torch.as_tensor(np.asarray(mask) if isinstance(mask, np.ndarray) else mask).to(p.device)
         if m.shape != p.shape[:-1]:
-            raise ValueError(f"mask must have the logits' leading shape {tuple(p.shape[:-1])}, got {tuple(m.shape)}")
+            raise ValueError(
+                f"mask must have the logits' leading shape {tuple(p.shape[:-1])}, got "
+                f"{tuple(m.shape)}"
+            )
         m = m.to(torch.bool)
         if not bool(m.any()):
             raise ValueError("mask selects no positions")
@@ -177,14 +177,18 @@ def kl_divergence(logits_p: ArrayLike, logits_q: ArrayLike, mask: ArrayLike | No
     return _masked_mean(kl, m)
 
 
-def top1_agreement(logits_p: ArrayLike, logits_q: ArrayLike, mask: ArrayLike | None = None) -> float:
+def top1_agreement(
+    logits_p: ArrayLike, logits_q: ArrayLike, mask: ArrayLike | None = None
+) -> float:
     """Fraction of positions where the two models' argmax tokens agree (``(..., vocab)`` logits)."""
     p, q, m = _logits_pair(logits_p, logits_q, mask)
     agree = (p.argmax(-1) == q.argmax(-1)).to(torch.float64)
     return _masked_mean(agree, m)
 
 
-def pairwise_agreement(logits: list[ArrayLike], mask: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+def pairwise_agreement(
+    logits: list[ArrayLike], mask: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """KL and top-1 agreement of every ordered pair of several models' logits on the same inputs.
 
     Equal to calling :func:`kl_divergence` and :func:`top1_agreement` for every pair, but each
@@ -196,13 +200,20 @@ def pairwise_agreement(logits: list[ArrayLike], mask: ArrayLike | None = None) -
     """
     if len(logits) < 1:
         raise ValueError("logits must hold at least one model's logits")
-    first = _t64(logits[0], "logits[0]", 1)
+    first = as_tensor(logits[0], "logits[0]", min_ndim=1, dtype=torch.float64)
     _, _, m = _logits_pair(first, first, mask)
     lps, tops = [], []
     for i, lg in enumerate(logits):
-        t = first if i == 0 else _t64(lg, f"logits[{i}]", 1).to(first.device)
+        t = (
+            first
+            if i == 0
+            else as_tensor(lg, f"logits[{i}]", min_ndim=1, dtype=torch.float64).to(first.device)
+        )
         if t.shape != first.shape:
-            raise ValueError(f"logits[{i}] has shape {tuple(t.shape)}, expected {tuple(first.shape)} like logits[0]")
+            raise ValueError(
+                f"logits[{i}] has shape {tuple(t.shape)}, expected {tuple(first.shape)} like "
+                "logits[0]"
+            )
         lps.append(torch.log_softmax(t, dim=-1))
         tops.append(t.argmax(-1))
     k = len(logits)

@@ -1,6 +1,7 @@
 """Rotation fitting between two activation spaces, and the baselines it is compared with.
 
-Convention (DESIGN.md §3): activations are row vectors, a batch is ``(n, d)``, and every map
+Convention (glossary: *Procrustes*; the whole package uses it): activations are row vectors, a batch
+is ``(n, d)``, and every map
 sends *source* rows onto *target* rows from the right::
 
     source @ R ≈ target            (scipy.linalg.orthogonal_procrustes(source, target))
@@ -40,25 +41,24 @@ Inputs may be numpy arrays or torch tensors (any device); results come back as t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, overload
 
 import numpy as np
 import torch
 
 from polyrot_utils.core.metrics import explained_variance
-
-
-ArrayLike = Union[np.ndarray, torch.Tensor]
+from polyrot_utils.core.validate import ArrayLike, as_array, as_tensor, is_numpy_input
 
 __all__ = [
-    "fit_rotation",
-    "CrossCovariance",
-    "AlignmentMap",
-    "fit_alignment",
-    "alignment_report",
-    "AlignmentReport",
     "METHODS",
+    "AlignmentMap",
+    "AlignmentReport",
+    "CrossCovariance",
+    "alignment_report",
+    "fit_alignment",
+    "fit_rotation",
     "min_samples",
+    "nearest_orthogonal",
 ]
 
 METHODS = ("identity", "rotation", "rotation_O", "signed_permutation", "linear", "affine")
@@ -69,39 +69,12 @@ METHODS = ("identity", "rotation", "rotation_O", "signed_permutation", "linear",
 # --------------------------------------------------------------------------------------------
 
 
-def _to_torch(x: Any, name: str) -> tuple[torch.Tensor, bool]:
-    """Return ``(tensor, was_numpy)``; refuses anything that is not a 2-D real array."""
-    if isinstance(x, torch.Tensor):
-        t, was_numpy = x.detach(), False
-    elif isinstance(x, np.ndarray):
-        was_numpy = True
-        if x.dtype == object or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-            raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(x))
-    else:
-        # any array_like (nested lists, tuples, objects with __array__), as scipy accepts
-        try:
-            arr = np.asarray(x)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name} must be array_like of shape (n, d), got {type(x).__name__} ({exc})") from None
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-            raise ValueError(
-                f"{name} must be a real numeric array_like of shape (n, d) (rows are samples), got {type(x).__name__} "
-                f"converting to dtype {arr.dtype}"
-            )
-        return _to_torch(arr, name)
-    if t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"{name} must be real-valued, got dtype {t.dtype}")
-    if t.ndim != 2:
-        raise ValueError(f"{name} must be 2-D with shape (n, d) (rows are samples), got shape {tuple(t.shape)}")
-    if not t.is_floating_point():
-        t = t.to(torch.float64)
-    return t, was_numpy
+_ROWS = "(n, d) (rows are samples)"
 
 
-def _check_finite(t: torch.Tensor, name: str) -> None:
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
+def _rows(x: Any, name: str, finite: bool = True) -> torch.Tensor:
+    """``x`` checked as a real ``(n, d)`` matrix of row samples (see :mod:`.validate`)."""
+    return as_tensor(x, name, ndim=2, shape=_ROWS, finite=finite)
 
 
 def _check_pair(source: torch.Tensor, target: torch.Tensor) -> None:
@@ -119,12 +92,16 @@ def min_samples(d: int, center: bool = True) -> int:
     return max(2, d + (1 if center else 0))
 
 
-def _check_enough(n: int, d: int, center: bool, allow_underdetermined: bool, name: str = "source") -> None:
+def _check_enough(
+    n: int, d: int, center: bool, allow_underdetermined: bool, name: str = "source"
+) -> None:
     need = min_samples(d, center)
     if n < need and not allow_underdetermined:
         raise ValueError(
-            f"{name} has n = {n} samples for d = {d}; a {'centred ' if center else ''}rotation needs "
-            f"n >= {need} to be determined (pass allow_underdetermined=True to accept one of many optimal fits)"
+            f"{name} has n = {n} samples for d = {d}; a {'centred ' if center else ''}rotation "
+            "needs "
+            f"n >= {need} to be determined (pass allow_underdetermined=True to accept one of many "
+            "optimal fits)"
         )
 
 
@@ -143,9 +120,9 @@ def _result_dtype(a: torch.Tensor, b: torch.Tensor) -> torch.dtype:
     return dt if dt.is_floating_point else torch.float64
 
 
-def _solve_rotation(m: torch.Tensor, special: bool) -> torch.Tensor:
-    """R = U Vᵀ from M = U Σ Vᵀ (float64), with the Kabsch fix when ``special``."""
-    u, _, vh = torch.linalg.svd(m.to(torch.float64))
+def _polar(m: torch.Tensor, special: bool) -> torch.Tensor:
+    """U Vᵀ from M = U Σ Vᵀ (float64), with the Kabsch fix when ``special``."""
+    u, _, vh = torch.linalg.svd(m.to(torch.float64), full_matrices=False)
     r = u @ vh
     if special and float(torch.linalg.det(r)) < 0:
         u = u.clone()
@@ -154,14 +131,84 @@ def _solve_rotation(m: torch.Tensor, special: bool) -> torch.Tensor:
     return r
 
 
+@overload
+def nearest_orthogonal(m: torch.Tensor, *, special: bool = False) -> torch.Tensor: ...
+@overload
+def nearest_orthogonal(m: np.ndarray, *, special: bool = False) -> np.ndarray: ...
+@overload
+def nearest_orthogonal(m: Any, *, special: bool = False) -> ArrayLike: ...
+
+
+def nearest_orthogonal(m: Any, *, special: bool = False) -> ArrayLike:
+    """The orthogonal matrix nearest to ``m`` in Frobenius norm: ``U Vᵀ`` for ``m = U Σ Vᵀ``.
+
+    This is the one nearest-orthogonal solver of the package; every Procrustes fit ends in it
+    (:func:`fit_rotation` applies it to the cross-covariance ``X_srcᵀ X_tgt``). Use it to clean a
+    nearly orthogonal matrix (a float32 R, a rotation read from a file) before exact algebra.
+
+    Args:
+        m: a ``(p, q)`` real matrix; for ``p != q`` the result has orthonormal columns
+            (``p > q``) or rows (``p < q``).
+        special: square ``m`` only: the nearest matrix in SO(d) (Kabsch: the last singular
+            direction is flipped when det(U Vᵀ) < 0) instead of O(d).
+
+    Returns:
+        ``(p, q)`` float64, numpy for numpy (or array_like) input, torch on ``m``'s device for
+        torch input; computed in float64.
+
+    >>> import numpy as np
+    >>> q = np.linalg.qr(np.random.default_rng(0).standard_normal((4, 4)))[0]
+    >>> noisy = q + 1e-4 * np.random.default_rng(1).standard_normal((4, 4))
+    >>> bool(np.allclose(nearest_orthogonal(noisy), q, atol=1e-3))
+    True
+    >>> r = nearest_orthogonal(noisy)
+    >>> float(np.abs(r.T @ r - np.eye(4)).max()) < 1e-12
+    True
+    """
+    t = as_tensor(m, "m", ndim=2, shape="(p, q)")
+    if special and t.shape[0] != t.shape[1]:
+        raise ValueError(f"special=True needs a square m, got shape {tuple(t.shape)}")
+    r = _polar(t, special)
+    return r.cpu().numpy() if is_numpy_input(m) else r
+
+
 # --------------------------------------------------------------------------------------------
 # one-shot fit
 # --------------------------------------------------------------------------------------------
 
 
+@overload
 def fit_rotation(
-    source: ArrayLike,
-    target: ArrayLike,
+    source: torch.Tensor,
+    target: Any,
+    *,
+    special: bool = True,
+    center: bool = True,
+    allow_underdetermined: bool = False,
+) -> torch.Tensor: ...
+@overload
+def fit_rotation(
+    source: np.ndarray,
+    target: Any,
+    *,
+    special: bool = True,
+    center: bool = True,
+    allow_underdetermined: bool = False,
+) -> np.ndarray: ...
+@overload
+def fit_rotation(
+    source: Any,
+    target: Any,
+    *,
+    special: bool = True,
+    center: bool = True,
+    allow_underdetermined: bool = False,
+) -> ArrayLike: ...
+
+
+def fit_rotation(
+    source: Any,
+    target: Any,
     *,
     special: bool = True,
     center: bool = True,
@@ -182,20 +229,38 @@ def fit_rotation(
         ``(d, d)`` R with ``source @ R ≈ target``; numpy in → numpy out, torch in → torch out on
         the source's device; dtype is the promoted input dtype (float64 for integer inputs).
         The cross-covariance and SVD are computed in float64 whatever the input dtype.
+
+    A planted rotation (and offset) is recovered exactly, in one shot or streamed batch by batch
+    through :class:`CrossCovariance`:
+
+    >>> import numpy as np
+    >>> from polyrot_utils.core.haar import sample_haar
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((500, 6))
+    >>> R = sample_haar(6, rng=rng)
+    >>> Y = X @ R + 3.0
+    >>> float(np.abs(fit_rotation(X, Y) - R).max()) < 1e-12
+    True
+    >>> acc = CrossCovariance()
+    >>> for i in range(0, 500, 128):
+    ...     _ = acc.update(X[i : i + 128], Y[i : i + 128])
+    >>> float(np.abs(acc.rotation().numpy() - R).max()) < 1e-12
+    True
+    >>> fit = acc.alignment_map()
+    >>> round(alignment_report(fit, X, Y).ev, 12)
+    1.0
     """
-    s, s_np = _to_torch(source, "source")
-    t, _ = _to_torch(target, "target")
+    s, s_np = _rows(source, "source"), is_numpy_input(source)
+    t = _rows(target, "target")
     _check_pair(s, t)
     _check_enough(s.shape[0], s.shape[1], center, allow_underdetermined)
     dtype, device = _result_dtype(s, t), s.device
     s64 = s.to(torch.float64)
     t64 = t.to(device=s.device, dtype=torch.float64)
-    _check_finite(s64, "source")
-    _check_finite(t64, "target")
     if center:
         s64 = s64 - s64.mean(0, keepdim=True)
         t64 = t64 - t64.mean(0, keepdim=True)
-    r = _solve_rotation(s64.T @ t64, special)
+    r = _polar(s64.T @ t64, special)
     return _out(r, s_np, dtype, device)
 
 
@@ -231,14 +296,20 @@ class CrossCovariance:
         R = acc.rotation(special=True)  # torch float64 (d, d) on acc.device
     """
 
-    def __init__(self, d: int | None = None, device: str | torch.device | None = None, precise_centering: bool = False):
+    def __init__(
+        self,
+        d: int | None = None,
+        device: str | torch.device | None = None,
+        precise_centering: bool = False,
+    ):
         self.precise_centering = bool(precise_centering)
         self.d: int | None = None
         self.device = torch.device(device) if device is not None else None
         self.n: int = 0
-        self.mean_source: torch.Tensor | None = None
-        self.mean_target: torch.Tensor | None = None
-        self.comoment: torch.Tensor | None = None
+        # empty until d is known (first batch, merge, or d=...)
+        self.mean_source = torch.zeros(0, dtype=torch.float64)
+        self.mean_target = torch.zeros(0, dtype=torch.float64)
+        self.comoment = torch.zeros(0, 0, dtype=torch.float64)
         if d is not None:
             self._init_state(int(d), self.device or torch.device("cpu"))
 
@@ -252,7 +323,9 @@ class CrossCovariance:
         self.mean_target = torch.zeros(d, dtype=torch.float64, device=device)
         self.comoment = torch.zeros(d, d, dtype=torch.float64, device=device)
 
-    def _merge_stats(self, n_b: int, mx_b: torch.Tensor, my_b: torch.Tensor, c_b: torch.Tensor) -> None:
+    def _merge_stats(
+        self, n_b: int, mx_b: torch.Tensor, my_b: torch.Tensor, c_b: torch.Tensor
+    ) -> None:
         """Chan et al. pairwise merge of (n_b, means, co-moment) into self."""
         n_a = self.n
         if n_b == 0:
@@ -273,17 +346,18 @@ class CrossCovariance:
         self.n = n
 
     # -- public API -------------------------------------------------------------------------
-    def update(self, source_batch: ArrayLike, target_batch: ArrayLike) -> "CrossCovariance":
+    def update(self, source_batch: ArrayLike, target_batch: ArrayLike) -> CrossCovariance:
         """Add a batch of paired rows: ``source_batch`` and ``target_batch`` both ``(b, d)``.
 
         The batch is moved to the accumulator's device (the first batch's device if none was
         given). Returns ``self``.
         """
-        s, _ = _to_torch(source_batch, "source_batch")
-        t, _ = _to_torch(target_batch, "target_batch")
+        s = _rows(source_batch, "source_batch", finite=False)  # checked below, cheaply
+        t = _rows(target_batch, "target_batch", finite=False)
         if s.shape != t.shape:
             raise ValueError(
-                f"source_batch and target_batch must have the same shape (b, d); got {tuple(s.shape)} and {tuple(t.shape)}"
+                "source_batch and target_batch must have the same shape (b, d); got "
+                f"{tuple(s.shape)} and {tuple(t.shape)}"
             )
         b, d = s.shape
         if self.d is None:
@@ -327,21 +401,23 @@ class CrossCovariance:
         self._merge_stats(b, mx, my, c)
         return self
 
-    def merge(self, other: "CrossCovariance") -> "CrossCovariance":
+    def merge(self, other: CrossCovariance) -> CrossCovariance:
         """Fold ``other``'s statistics into ``self`` (in place) and return ``self``."""
         if not isinstance(other, CrossCovariance):
             raise ValueError(f"other must be a CrossCovariance, got {type(other).__name__}")
         if other.n == 0:
             return self
         if self.d is None:
-            self._init_state(other.d, self.device or other.device)  # type: ignore[arg-type]
+            self._init_state(other.comoment.shape[0], self.device or other.comoment.device)
         elif other.d != self.d:
             raise ValueError(f"other holds d = {other.d} but this accumulator holds d = {self.d}")
         dev = self.device
-        self._merge_stats(other.n, other.mean_source.to(dev), other.mean_target.to(dev), other.comoment.to(dev))
+        self._merge_stats(
+            other.n, other.mean_source.to(dev), other.mean_target.to(dev), other.comoment.to(dev)
+        )
         return self
 
-    def copy(self) -> "CrossCovariance":
+    def copy(self) -> CrossCovariance:
         new = CrossCovariance(device=self.device, precise_centering=self.precise_centering)
         new.d, new.n = self.d, self.n
         if self.d is not None:
@@ -350,10 +426,10 @@ class CrossCovariance:
             new.comoment = self.comoment.clone()
         return new
 
-    def __add__(self, other: "CrossCovariance") -> "CrossCovariance":
+    def __add__(self, other: CrossCovariance) -> CrossCovariance:
         return self.copy().merge(other)
 
-    def all_reduce(self, group: Any = None) -> "CrossCovariance":
+    def all_reduce(self, group: Any = None) -> CrossCovariance:
         """Combine the accumulators of every process in ``group`` (default: the world), in place.
 
         Two ``all_reduce(SUM)`` calls: first ``[n, n·x̄, n·ȳ]`` to get the global means, then each
@@ -368,32 +444,45 @@ class CrossCovariance:
         if not dist.is_available() or not dist.is_initialized():
             raise RuntimeError("all_reduce needs an initialised torch.distributed process group")
         if self.d is None:
-            raise ValueError("this accumulator has no data and no d; build it with CrossCovariance(d=...)")
+            raise ValueError(
+                "this accumulator has no data and no d; build it with CrossCovariance(d=...)"
+            )
         d = self.d
         head = torch.empty(1 + 2 * d, dtype=torch.float64, device=self.device)
         head[0] = float(self.n)
         head[1 : 1 + d] = self.mean_source * self.n
         head[1 + d :] = self.mean_target * self.n
         dist.all_reduce(head, op=dist.ReduceOp.SUM, group=group)
-        n_tot = int(round(float(head[0])))
+        n_tot = round(float(head[0]))
         if n_tot == 0:
             return self
         gx = head[1 : 1 + d] / n_tot
         gy = head[1 + d :] / n_tot
         local = self.comoment + self.n * torch.outer(self.mean_source - gx, self.mean_target - gy)
         dist.all_reduce(local, op=dist.ReduceOp.SUM, group=group)
-        self.n, self.mean_source, self.mean_target, self.comoment = n_tot, gx.clone(), gy.clone(), local
+        self.n, self.mean_source, self.mean_target, self.comoment = (
+            n_tot,
+            gx.clone(),
+            gy.clone(),
+            local,
+        )
         return self
 
     def cross_covariance(self, center: bool = True) -> torch.Tensor:
-        """``(d, d)`` float64: the centred co-moment Σ(x−x̄)ᵀ(y−ȳ), or the raw Σxᵀy when not ``center``."""
+        """``(d, d)`` float64: the centred co-moment Σ(x−x̄)ᵀ(y−ȳ),
+        or the raw Σxᵀy when not ``center``.
+        """
         if self.n == 0:
-            raise ValueError("the accumulator is empty: call update() with at least one batch first")
+            raise ValueError(
+                "the accumulator is empty: call update() with at least one batch first"
+            )
         if center:
             return self.comoment
         return self.comoment + self.n * torch.outer(self.mean_source, self.mean_target)
 
-    def rotation(self, special: bool = True, center: bool = True, allow_underdetermined: bool = False) -> torch.Tensor:
+    def rotation(
+        self, special: bool = True, center: bool = True, allow_underdetermined: bool = False
+    ) -> torch.Tensor:
         """The Procrustes R (``(d, d)`` float64 torch tensor on the accumulator's device).
 
         Same conventions as :func:`fit_rotation`: ``source @ R ≈ target``; SO(d) when ``special``.
@@ -401,19 +490,25 @@ class CrossCovariance:
         m = self.cross_covariance(center)
         if self.n < 2:
             raise ValueError(f"source needs at least 2 samples (rows), got n = {self.n}")
-        _check_enough(self.n, self.d, center, allow_underdetermined, name="accumulated data")
-        return _solve_rotation(m, special)
+        d = m.shape[0]
+        _check_enough(self.n, d, center, allow_underdetermined, name="accumulated data")
+        return _polar(m, special)
 
-    def alignment_map(self, special: bool = True, center: bool = True) -> "AlignmentMap":
+    def alignment_map(self, special: bool = True, center: bool = True) -> AlignmentMap:
         """The fitted rotation as an :class:`AlignmentMap` (numpy float64)."""
         r = self.rotation(special=special, center=center).cpu().numpy()
         name = "rotation" if special else "rotation_O"
         if center:
-            return AlignmentMap(name, r, self.mean_source.cpu().numpy(), self.mean_target.cpu().numpy())
+            return AlignmentMap(
+                name, r, self.mean_source.cpu().numpy(), self.mean_target.cpu().numpy()
+            )
         return AlignmentMap(name, r)
 
     def __repr__(self) -> str:
-        return f"CrossCovariance(d={self.d}, n={self.n}, device={self.device}, precise_centering={self.precise_centering})"
+        return (
+            f"CrossCovariance(d={self.d}, n={self.n}, device={self.device}, "
+            f"precise_centering={self.precise_centering})"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,7 +518,8 @@ class CrossCovariance:
 
 @dataclass
 class AlignmentMap:
-    """A fitted map from source rows to target rows: ``apply(x) = (x − source_mean) @ matrix + target_mean``.
+    """A fitted map from source rows to target rows: ``apply(x) = (x − source_mean) @ matrix +
+    target_mean``.
 
     ``matrix`` is ``(d_src, d_tgt)`` float64 numpy; a mean that is ``None`` counts as zero (the
     map is then linear with no centring). ``name`` is the method that produced it.
@@ -440,10 +536,14 @@ class AlignmentMap:
         return self.source_mean is not None or self.target_mean is not None
 
     def apply(self, x: ArrayLike) -> ArrayLike:
-        """Map ``x`` ``(n, d_src)`` (numpy or torch) to ``(n, d_tgt)``, same kind/device/dtype as ``x``."""
-        t, was_np = _to_torch(x, "x")
+        """Map ``x`` ``(n, d_src)`` (numpy or torch) to ``(n, d_tgt)``,
+        same kind/device/dtype as ``x``.
+        """
+        t, was_np = _rows(x, "x", finite=False), is_numpy_input(x)
         if t.shape[1] != self.matrix.shape[0]:
-            raise ValueError(f"x has d = {t.shape[1]} but this map expects d = {self.matrix.shape[0]}")
+            raise ValueError(
+                f"x has d = {t.shape[1]} but this map expects d = {self.matrix.shape[0]}"
+            )
         dtype, dev = t.dtype, t.device
         m = torch.as_tensor(self.matrix, dtype=dtype, device=dev)
         if self.source_mean is not None:
@@ -454,14 +554,6 @@ class AlignmentMap:
         return out.cpu().numpy() if was_np else out
 
     __call__ = apply
-
-
-def _np64(x: ArrayLike, name: str) -> np.ndarray:
-    t, _ = _to_torch(x, name)
-    a = t.detach().cpu().to(torch.float64).numpy()
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return a
 
 
 def fit_alignment(
@@ -496,21 +588,27 @@ def fit_alignment(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    x = _np64(source, "source")
-    y = _np64(target, "target")
+    x = as_array(source, "source", ndim=2, shape=_ROWS)
+    y = as_array(target, "target", ndim=2, shape=_ROWS)
     if x.shape[0] != y.shape[0]:
-        raise ValueError(f"source and target must have the same number of rows; got {x.shape[0]} and {y.shape[0]}")
+        raise ValueError(
+            f"source and target must have the same number of rows; got {x.shape[0]} and "
+            f"{y.shape[0]}"
+        )
     if x.shape[0] < 2:
         raise ValueError(f"source needs at least 2 samples (rows), got n = {x.shape[0]}")
     n, d = x.shape
     if method != "affine" and x.shape[1] != y.shape[1]:
         raise ValueError(
-            f"source and target must have the same d for method {method!r}; got {x.shape[1]} and {y.shape[1]}"
+            f"source and target must have the same d for method {method!r}; got {x.shape[1]} and "
+            f"{y.shape[1]}"
         )
     if method == "identity":
         return AlignmentMap("identity", np.eye(d))
     if method in ("rotation", "rotation_O"):
-        r = fit_rotation(x, y, special=method == "rotation", allow_underdetermined=allow_underdetermined)
+        r = fit_rotation(
+            x, y, special=method == "rotation", allow_underdetermined=allow_underdetermined
+        )
         return AlignmentMap(method, r, x.mean(0), y.mean(0))
     mx, my = x.mean(0), y.mean(0)
     if method == "signed_permutation":
@@ -527,7 +625,8 @@ def fit_alignment(
     need = d + (1 if center else 0)
     if n < need and not allow_underdetermined:
         raise ValueError(
-            f"source has n = {n} samples for d = {d}; a least-squares {method} map needs n >= {need} "
+            f"source has n = {n} samples for d = {d}; a least-squares {method} map needs n >= "
+            f"{need} "
             f"(pass allow_underdetermined=True for the minimum-norm solution)"
         )
     if rcond is not None and not 0 < rcond < 1:
@@ -547,7 +646,9 @@ def _lstsq(a: np.ndarray, b: np.ndarray, rcond: float | None = None) -> tuple[np
     (truncated SVD); ``None`` keeps everything above machine precision."""
     ta, tb = torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))
     u, sv, vh = torch.linalg.svd(ta, full_matrices=False)
-    cut = (rcond if rcond is not None else max(ta.shape) * torch.finfo(torch.float64).eps) * (sv[0] if sv.numel() else 0)
+    cut = (rcond if rcond is not None else max(ta.shape) * torch.finfo(torch.float64).eps) * (
+        sv[0] if sv.numel() else 0
+    )
     keep = sv > cut
     w = vh[keep].T @ ((u[:, keep].T @ tb) / sv[keep, None])
     return w.numpy(), int(keep.sum())
@@ -561,7 +662,7 @@ def _lstsq(a: np.ndarray, b: np.ndarray, rcond: float | None = None) -> tuple[np
 @dataclass
 class AlignmentReport:
     """Held-out quality of a map. ``ev``: explained variance of the target by the mapped source
-    (DESIGN.md §3); ``mse``: mean squared error per row; ``relative_error``:
+    (glossary: *Explained variance*); ``mse``: mean squared error per row; ``relative_error``:
     ‖mapped − target‖_F / ‖target − mean‖_F = √(1 − ev); ``gap``: ``ceiling − ev`` when a
     ceiling (e.g. the within-model EV of an SAE, or of a fit of the target onto itself on a
     disjoint batch) is given, else ``None``."""
@@ -579,7 +680,7 @@ class AlignmentReport:
 
 
 def alignment_report(
-    map: AlignmentMap,  # noqa: A002 - the issue's name for it
+    map: AlignmentMap,
     source_heldout: ArrayLike,
     target_heldout: ArrayLike,
     ceiling: float | None = None,
@@ -595,19 +696,24 @@ def alignment_report(
 
     if not isinstance(map, AlignmentMap):
         raise ValueError(f"map must be an AlignmentMap, got {type(map).__name__}")
-    x = _np64(source_heldout, "source_heldout")
-    y = _np64(target_heldout, "target_heldout")
+    x = as_array(source_heldout, "source_heldout", ndim=2, shape=_ROWS)
+    y = as_array(target_heldout, "target_heldout", ndim=2, shape=_ROWS)
     if x.shape[0] != y.shape[0]:
         raise ValueError(
-            f"source_heldout and target_heldout must have the same number of rows; got {x.shape[0]} and {y.shape[0]}"
+            "source_heldout and target_heldout must have the same number of rows; got "
+            f"{x.shape[0]} and {y.shape[0]}"
         )
     if x.shape[0] < 2:
         raise ValueError(f"source_heldout needs at least 2 rows, got {x.shape[0]}")
     y_hat = map.apply(x)
     if y_hat.shape != y.shape:
-        raise ValueError(f"target_heldout has shape {y.shape} but the mapped source has shape {y_hat.shape}")
+        raise ValueError(
+            f"target_heldout has shape {y.shape} but the mapped source has shape {y_hat.shape}"
+        )
     ev = explained_variance(y, y_hat)
     mse = float(((y - y_hat) ** 2).sum(1).mean())
     rel = float(np.sqrt(max(0.0, 1.0 - ev)))
     gap = None if ceiling is None else float(ceiling) - ev
-    return AlignmentReport(map.name, ev, mse, rel, int(x.shape[0]), None if ceiling is None else float(ceiling), gap)
+    return AlignmentReport(
+        map.name, ev, mse, rel, int(x.shape[0]), None if ceiling is None else float(ceiling), gap
+    )

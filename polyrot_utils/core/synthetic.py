@@ -1,22 +1,23 @@
 """Synthetic activations with a planted rotation: the instrument check of the book's first rung.
 
-Convention (DESIGN.md §3): rows are samples; the target is ``Y = X @ R_star + noise``.
+Convention (the package's, :mod:`polyrot_utils.core.procrustes`): rows are samples; the target is
+``Y = X @ R_star + noise``.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from polyrot_utils.core import metrics, procrustes
 
-
 __all__ = ["planted_noise_sweep", "planted_pair", "planted_sample_size_curve"]
 
 
-def planted_pair(R_star: np.ndarray, n: int, *, noise: float, rng: np.random.Generator,
-                 basis_seed: int = 12345) -> tuple[np.ndarray, np.ndarray]:
+def planted_pair(
+    R_star: np.ndarray, n: int, *, noise: float, rng: np.random.Generator, basis_seed: int = 12345
+) -> tuple[np.ndarray, np.ndarray]:
     """Source ``X (n, d)`` and target ``Y = X @ R_star + σ·s·ε`` with ``s`` the RMS per-coordinate
     standard deviation of the centred signal, so ``noise`` is relative. The activation
     distribution (spectrum, basis, mean) is fixed by ``basis_seed``; ``rng`` draws the samples."""
@@ -34,8 +35,9 @@ def planted_pair(R_star: np.ndarray, n: int, *, noise: float, rng: np.random.Gen
     return X, Y
 
 
-def planted_noise_sweep(R_star: np.ndarray, noise_levels: Sequence[float], *, n_fit: int, n_eval: int,
-                        seed: int) -> list[dict[str, float]]:
+def planted_noise_sweep(
+    R_star: np.ndarray, noise_levels: Sequence[float], *, n_fit: int, n_eval: int, seed: int
+) -> list[dict[str, float]]:
     """For each noise level: fit on ``n_fit`` samples, score on ``n_eval`` held-out ones.
 
     Returns rows ``{noise, rel_error = ‖R̂−R⋆‖_F/√(2d), ev (held-out), ev_ceiling = 1/(1+σ²)}``.
@@ -49,17 +51,20 @@ def planted_noise_sweep(R_star: np.ndarray, noise_levels: Sequence[float], *, n_
         Xe, Ye = planted_pair(R_star, n_eval, noise=float(noise), rng=rng)
         fit = procrustes.fit_alignment(X, Y, method="rotation")
         ev = metrics.explained_variance(Ye, fit.apply(Xe))
-        rows.append({
-            "noise": float(noise),
-            "rel_error": float(np.linalg.norm(fit.matrix - R_star) / np.sqrt(2 * d)),
-            "ev": float(ev),
-            "ev_ceiling": float(1.0 / (1.0 + float(noise) ** 2)),
-        })
+        rows.append(
+            {
+                "noise": float(noise),
+                "rel_error": float(np.linalg.norm(fit.matrix - R_star) / np.sqrt(2 * d)),
+                "ev": float(ev),
+                "ev_ceiling": float(1.0 / (1.0 + float(noise) ** 2)),
+            }
+        )
     return rows
 
 
-def planted_sample_size_curve(R_star: np.ndarray, sizes: Sequence[int], *, noise: float, n_eval: int,
-                              seed: int) -> list[dict[str, float]]:
+def planted_sample_size_curve(
+    R_star: np.ndarray, sizes: Sequence[int], *, noise: float, n_eval: int, seed: int
+) -> list[dict[str, float]]:
     """Error of one fit as a function of the fitting batch size, at a fixed noise level."""
     d = np.asarray(R_star).shape[0]
     rows = []
@@ -68,9 +73,11 @@ def planted_sample_size_curve(R_star: np.ndarray, sizes: Sequence[int], *, noise
         X, Y = planted_pair(R_star, int(n), noise=noise, rng=rng)
         Xe, Ye = planted_pair(R_star, n_eval, noise=noise, rng=rng)
         fit = procrustes.fit_alignment(X, Y, method="rotation")
-        rows.append({
-            "n_fit": int(n),
-            "rel_error": float(np.linalg.norm(fit.matrix - R_star) / np.sqrt(2 * d)),
-            "ev": float(metrics.explained_variance(Ye, fit.apply(Xe))),
-        })
+        rows.append(
+            {
+                "n_fit": int(n),
+                "rel_error": float(np.linalg.norm(fit.matrix - R_star) / np.sqrt(2 * d)),
+                "ev": float(metrics.explained_variance(Ye, fit.apply(Xe))),
+            }
+        )
     return rows

@@ -5,5 +5,4 @@ Import rule: this layer may import from its own layer and core, sae; ``tests/tes
 checks it.
 """
 
-
-__all__ = ["activations", "corpus", "loading", "neox", "steering_hooks", "tokenizer"]
+__all__ = ["activations", "align", "corpus", "loading", "neox", "steering_hooks", "tokenizer"]

@@ -10,16 +10,23 @@ tokens and mask, so two models' activations pair up row by row.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from polyrot_utils.core.device import default_device
 
-
-__all__ = ["CONTROL_PREFIX", "PairedActs", "collect_activations", "resid_sites", "short_site", "validate_sites"]
+__all__ = [
+    "CONTROL_PREFIX",
+    "PairedActs",
+    "collect_activations",
+    "resid_sites",
+    "short_site",
+    "validate_sites",
+]
 
 #: model keys of controls in a :class:`PairedActs` start with this (``"control:untrained"``)
 CONTROL_PREFIX = "control:"
@@ -51,7 +58,7 @@ class PairedActs:
     @property
     def controls(self) -> list[str]:
         """The controls' short names (``["untrained", "rotated"]``), in model order."""
-        return [k[len(CONTROL_PREFIX):] for k in self.models if k.startswith(CONTROL_PREFIX)]
+        return [k[len(CONTROL_PREFIX) :] for k in self.models if k.startswith(CONTROL_PREFIX)]
 
     def control(self, name: str) -> str:
         """The model key of control ``name`` (``"untrained"`` -> ``"control:untrained"``);
@@ -130,7 +137,8 @@ def collect_activations(
     device: str | torch.device | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> dict[str, torch.Tensor]:
-    """Activations ``{site: (n_valid_tokens, d)}`` (float32 unless ``dtype``, CPU) at the named hook sites.
+    """Activations ``{site: (n_valid_tokens, d)}`` (float32 unless ``dtype``, CPU) at the named hook
+    sites.
 
     Args:
         model: a HookedTransformer-like model (``hook_dict``, ``run_with_hooks``).
@@ -153,7 +161,9 @@ def collect_activations(
     if mask is not None:
         mask = torch.as_tensor(mask, dtype=torch.bool)
         if mask.shape != tokens.shape:
-            raise ValueError(f"mask must have the tokens' shape {tuple(tokens.shape)}, got {tuple(mask.shape)}")
+            raise ValueError(
+                f"mask must have the tokens' shape {tuple(tokens.shape)}, got {tuple(mask.shape)}"
+            )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     dev = default_device(device) if device is not None else next(model.parameters()).device

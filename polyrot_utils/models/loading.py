@@ -16,7 +16,8 @@ hub even when given ``hf_model``; with ``checkpoint_value`` it silently reloads 
 model). We do not return a ``TransformerBridge`` either: it wraps the HF module and is exact, but
 its native hook names differ from ``HookedTransformer``'s unless compatibility mode is enabled,
 and compatibility mode by default processes the weights. The rest of the book (the Dyck toy
-models, :mod:`polyrot_utils.models.activations`, steering hooks) uses ``HookedTransformer`` hook names,
+models, :mod:`polyrot_utils.models.activations`, steering hooks) uses ``HookedTransformer`` hook
+names,
 so one class everywhere keeps one set of site names. Measured: log-probabilities match
 ``GPTNeoXForCausalLM`` to ~1e-6 in float32 (see ``tests/test_loading.py``).
 
@@ -57,33 +58,35 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from polyrot_utils.core.device import default_device
 
-
 __all__ = [
+    "PROCESSING_MODES",
     "PYTHIA_REVISIONS",
     "PYTHIA_SEED_NAMES",
-    "PROCESSING_MODES",
     "ModelNotAvailableError",
-    "hf_hub_cache_dir",
-    "validate_revision",
-    "resolve_model_dir",
-    "load_model",
-    "hooked_from_hf",
-    "pythia_sites",
     "check_pair",
     "describe",
+    "hf_hub_cache_dir",
+    "hooked_from_hf",
+    "load_model",
+    "pythia_sites",
     "quiet_hf_progress",
+    "resolve_model_dir",
+    "validate_revision",
 ]
 
 #: Pythia's 154 checkpoint revisions: step0, step1, 2, 4, …, 512, step1000 … step143000.
 PYTHIA_REVISIONS: tuple[str, ...] = (
-    ("step0",) + tuple(f"step{2**i}" for i in range(10)) + tuple(f"step{k}" for k in range(1000, 143001, 1000))
+    "step0",
+    *tuple(f"step{2**i}" for i in range(10)),
+    *tuple(f"step{k}" for k in range(1000, 143001, 1000)),
 )
 #: The nine PolyPythia 70m seeds.
 PYTHIA_SEED_NAMES: tuple[str, ...] = tuple(f"EleutherAI/pythia-70m-seed{i}" for i in range(1, 10))
@@ -136,12 +139,15 @@ def validate_revision(name: str, revision: str | None) -> None:
     if revision is None:
         return
     if not isinstance(revision, str) or not revision:
-        raise ValueError(f"revision must be a non-empty string like 'step143000' or None, got {revision!r}")
+        raise ValueError(
+            f"revision must be a non-empty string like 'step143000' or None, got {revision!r}"
+        )
     if name.lower().startswith("eleutherai/pythia"):
         if revision == "main" or _HEX40.match(revision) or revision in PYTHIA_REVISIONS:
             return
         raise ValueError(
-            f"revision {revision!r} is not a Pythia checkpoint of {name}: expected 'main', a commit hash, "
+            f"revision {revision!r} is not a Pythia checkpoint of {name}: expected 'main', a "
+            "commit hash, "
             "or one of step0, step1, step2, step4, …, step512, step1000, step2000, …, step143000"
         )
 
@@ -151,15 +157,21 @@ def _is_neox_dir(path: Path) -> bool:
 
 
 def _has_weights(path: Path) -> bool:
-    return any((path / f).exists() for f in ("model.safetensors", "pytorch_model.bin")) or any(
-        path.glob("model-*.safetensors")
-    ) or any(path.glob("pytorch_model-*.bin"))
+    return (
+        any((path / f).exists() for f in ("model.safetensors", "pytorch_model.bin"))
+        or any(path.glob("model-*.safetensors"))
+        or any(path.glob("pytorch_model-*.bin"))
+    )
 
 
-def _not_available(name: str, revision: str | None, detail: str, allow_download: bool = False) -> ModelNotAvailableError:
+def _not_available(
+    name: str, revision: str | None, detail: str, allow_download: bool = False
+) -> ModelNotAvailableError:
     rev = revision or "main"
     if allow_download:
-        mode = "allow_download=True, but " + ("HF_HUB_OFFLINE is set" if _offline_env() else "the download failed")
+        mode = "allow_download=True, but " + (
+            "HF_HUB_OFFLINE is set" if _offline_env() else "the download failed"
+        )
     else:
         mode = "allow_download=False" + (", HF_HUB_OFFLINE is set" if _offline_env() else "")
     if not allow_download:
@@ -170,13 +182,18 @@ def _not_available(name: str, revision: str | None, detail: str, allow_download:
         retry = "check the name and the network, then retry"
     local = (
         f"There is no local directory {name!r} (relative to {Path.cwd()}), and the "
-        if not Path(name).expanduser().is_absolute() else f"There is no local directory {name!r}, and the "
+        if not Path(name).expanduser().is_absolute()
+        else f"There is no local directory {name!r}, and the "
     )
     return ModelNotAvailableError(
-        f"model {name!r} (revision {rev!r}) is not available: {detail}. {local}weights are not in the local HF "
-        f"cache {hf_hub_cache_dir()} ({mode}). To proceed: (1) if you meant a local model, pass the path of a "
-        f"directory written by save_pretrained (check the spelling and the current directory); or (2) on a machine "
-        f"with network, populate an HF cache with `huggingface-cli download {name} --revision {rev}` and point "
+        f"model {name!r} (revision {rev!r}) is not available: {detail}. {local}weights are not in "
+        "the local HF "
+        f"cache {hf_hub_cache_dir()} ({mode}). To proceed: (1) if you meant a local model, pass "
+        "the path of a "
+        "directory written by save_pretrained (check the spelling and the current directory); or "
+        "(2) on a machine "
+        f"with network, populate an HF cache with `huggingface-cli download {name} --revision "
+        f"{rev}` and point "
         f"HF_HOME at it; or (3) {retry}; or (4) use the "
         f"offline stand-ins (polyrot_utils.models.neox.standin_suite, use_hub=False)."
     )
@@ -184,16 +201,25 @@ def _not_available(name: str, revision: str | None, detail: str, allow_download:
 
 def _local_revisions(path: Path) -> list[str]:
     """Subdirectories of a local model directory that hold a checkpoint (config + weights)."""
-    return sorted((p.name for p in path.iterdir() if p.is_dir() and _is_neox_dir(p) and _has_weights(p)),
-                  key=lambda n: (not n[4:].isdigit(), int(n[4:]) if n[4:].isdigit() else 0, n))
+    return sorted(
+        (p.name for p in path.iterdir() if p.is_dir() and _is_neox_dir(p) and _has_weights(p)),
+        key=lambda n: (not n[4:].isdigit(), int(n[4:]) if n[4:].isdigit() else 0, n),
+    )
 
 
 def _damaged(file: Path, exc: BaseException) -> ValueError:
     """A model file that exists but does not load: name it and say how to remove it."""
     repo = next((p for p in file.parents if p.name.startswith("models--")), None)
-    how = (f"delete the cached model (rm -r {repo}, or `huggingface-cli delete-cache`) and download it again"
-           if repo is not None else f"write the model again with save_pretrained (or delete {file.parent})")
-    return ValueError(f"{file} is damaged and cannot be read ({type(exc).__name__}: {str(exc).strip()[:200]}); {how}")
+    how = (
+        f"delete the cached model (rm -r {repo}, or `huggingface-cli delete-cache`) and download "
+        "it again"
+        if repo is not None
+        else f"write the model again with save_pretrained (or delete {file.parent})"
+    )
+    return ValueError(
+        f"{file} is damaged and cannot be read ({type(exc).__name__}: {str(exc).strip()[:200]}); "
+        f"{how}"
+    )
 
 
 def _from_hf_cache(name: str, revision: str | None) -> Path | None:
@@ -229,7 +255,9 @@ def resolve_model_dir(
     if path.is_dir():
         if revision is None and not _has_weights(path):
             steps = sorted(
-                (int(p.name[4:]), p) for p in path.glob("step*") if p.name[4:].isdigit() and _has_weights(p)
+                (int(p.name[4:]), p)
+                for p in path.glob("step*")
+                if p.name[4:].isdigit() and _has_weights(p)
             )
             if steps:  # a run directory of step<k>/ checkpoints: its latest, like a hub's "main"
                 path = steps[-1][1]
@@ -238,12 +266,21 @@ def resolve_model_dir(
             if sub.is_dir():
                 path = sub
             elif not (revision == "main" and _is_neox_dir(path)):
-                # never fall back to the top-level weights: they would be labelled with this revision
+                # never fall back to the top-level weights: they would be labelled with this
+                # revision
                 have = _local_revisions(path)
+                listed = (
+                    ", ".join(have) if have else "(none: it holds no checkpoint subdirectories)"
+                )
                 raise ValueError(
-                    f"revision {revision!r} does not exist in {path}: no subdirectory {revision!r}; its revisions are "
-                    f"{', '.join(have) if have else '(none: it holds no checkpoint subdirectories)'}"
-                    + ("; pass revision=None (or 'main') for its top-level weights" if _is_neox_dir(path) else "")
+                    f"revision {revision!r} does not exist in {path}: no subdirectory "
+                    f"{revision!r}; its revisions are "
+                    f"{listed}"
+                    + (
+                        "; pass revision=None (or 'main') for its top-level weights"
+                        if _is_neox_dir(path)
+                        else ""
+                    )
                 )
         if not _is_neox_dir(path):
             raise FileNotFoundError(
@@ -251,22 +288,33 @@ def resolve_model_dir(
                 "(or pass revision= naming one of its checkpoint subdirectories)"
             )
         if not _has_weights(path):
-            raise FileNotFoundError(f"{path} has a config.json but no model.safetensors / pytorch_model.bin")
+            raise FileNotFoundError(
+                f"{path} has a config.json but no model.safetensors / pytorch_model.bin"
+            )
         return path
     name = str(name_or_path)
     if not _HUB_NAME.match(name):
         raise ModelNotAvailableError(
-            f"{name!r} is neither an existing directory (relative to {Path.cwd()}) nor a hub name like "
-            "'EleutherAI/pythia-70m-seed1'; pass the path of a directory written by save_pretrained, or a hub name"
+            f"{name!r} is neither an existing directory (relative to {Path.cwd()}) nor a hub name "
+            "like "
+            "'EleutherAI/pythia-70m-seed1'; pass the path of a directory written by "
+            "save_pretrained, or a hub name"
         )
     validate_revision(name, revision)
     found = _from_hf_cache(name, revision)
     if found is not None:
         return found
     if not allow_download:
-        raise _not_available(name, revision, "no snapshot with config.json and weights in the HF cache")
+        raise _not_available(
+            name, revision, "no snapshot with config.json and weights in the HF cache"
+        )
     if _offline_env():
-        raise _not_available(name, revision, "HF_HUB_OFFLINE is set, so nothing can be downloaded", allow_download=True)
+        raise _not_available(
+            name,
+            revision,
+            "HF_HUB_OFFLINE is set, so nothing can be downloaded",
+            allow_download=True,
+        )
     from huggingface_hub import snapshot_download
 
     try:
@@ -277,7 +325,9 @@ def resolve_model_dir(
             allow_patterns=["*.json", "*.safetensors", "*.bin", "*.txt", "*.model"],
         )
     except Exception as exc:  # network errors, missing repo, gated repo
-        raise _not_available(name, revision, f"download failed ({type(exc).__name__}: {exc})", allow_download=True) from exc
+        raise _not_available(
+            name, revision, f"download failed ({type(exc).__name__}: {exc})", allow_download=True
+        ) from exc
     return Path(snap)
 
 
@@ -293,7 +343,8 @@ def _read_hf_config(path: Path):
     archs = raw.get("architectures") or []
     if raw.get("model_type") != "gpt_neox" or (archs and _NEOX_ARCH not in archs):
         raise ValueError(
-            f"{path} holds a {raw.get('model_type')!r} model ({archs}); load_model expects GPT-NeoX "
+            f"{path} holds a {raw.get('model_type')!r} model ({archs}); load_model expects "
+            "GPT-NeoX "
             f"({_NEOX_ARCH}, model_type 'gpt_neox'), the Pythia architecture"
         )
     return AutoConfig.from_pretrained(str(path), local_files_only=True)
@@ -357,7 +408,6 @@ def hooked_from_hf(
     from transformer_lens import HookedTransformer
     from transformer_lens.pretrained.weight_conversions.neox import convert_neox_weights
 
-
     if processing not in PROCESSING_MODES:
         raise ValueError(f"processing must be one of {PROCESSING_MODES}, got {processing!r}")
     if type(hf_model).__name__ != _NEOX_ARCH:
@@ -395,7 +445,8 @@ def load_model(
         name_or_path: a hub name (``"EleutherAI/pythia-70m-seed3"``), resolved from the local HF
             cache; or a local directory written by ``save_pretrained`` (GPT-NeoX).
         revision: for hub names a Pythia revision (``"step3000"``; validated against
-            :data:`PYTHIA_REVISIONS`) or ``"main"``/a commit hash; for a local directory, the name of
+            :data:`PYTHIA_REVISIONS`) or ``"main"``/a commit hash; for a local directory, the name
+            of
             a checkpoint subdirectory (``"step256"``). None: ``main`` / the directory itself.
         processing: ``"none"`` (default: untouched weights, the model's own residual basis),
             ``"fold_ln"`` or ``"tl_default"`` (see the module docstring for what each changes).
@@ -415,15 +466,26 @@ def load_model(
     if processing not in PROCESSING_MODES:
         raise ValueError(f"processing must be one of {PROCESSING_MODES}, got {processing!r}")
     path = resolve_model_dir(name_or_path, revision, allow_download=allow_download)
-    from transformers import GPTNeoXForCausalLM  # after resolving: a missing model fails before this import
+    from transformers import (
+        GPTNeoXForCausalLM,
+    )  # after resolving: a missing model fails before this import
 
     hf_config = _read_hf_config(path)
     _check_weight_files(path)
     with quiet_hf_progress():  # no "Loading weights" bar per checkpoint
         try:
-            hf = GPTNeoXForCausalLM.from_pretrained(str(path), config=hf_config, local_files_only=True, dtype=torch.float32)
+            hf = GPTNeoXForCausalLM.from_pretrained(
+                str(path), config=hf_config, local_files_only=True, dtype=torch.float32
+            )
         except (OSError, ValueError, RuntimeError) as exc:  # e.g. a truncated pytorch_model.bin
-            weights = next((path / f for f in ("model.safetensors", "pytorch_model.bin") if (path / f).exists()), path)
+            weights = next(
+                (
+                    path / f
+                    for f in ("model.safetensors", "pytorch_model.bin")
+                    if (path / f).exists()
+                ),
+                path,
+            )
             raise _damaged(weights, exc) from None
     hf.eval()
     tokenizer = None
@@ -432,7 +494,9 @@ def load_model(
 
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     label = str(name_or_path) if revision is None else f"{name_or_path}@{revision}"
-    model = hooked_from_hf(hf, tokenizer, processing=processing, device=device, dtype=dtype, name=label)
+    model = hooked_from_hf(
+        hf, tokenizer, processing=processing, device=device, dtype=dtype, name=label
+    )
     del hf
     model.polyrot_source = {
         "name": str(name_or_path),
@@ -458,7 +522,10 @@ def _check_weight_files(path: Path) -> None:
             with open(f, "rb") as raw:
                 header = int.from_bytes(raw.read(8), "little")
                 meta = json.loads(raw.read(header))
-            end = max((int(v["data_offsets"][1]) for k, v in meta.items() if k != "__metadata__"), default=0)
+            end = max(
+                (int(v["data_offsets"][1]) for k, v in meta.items() if k != "__metadata__"),
+                default=0,
+            )
             if 8 + header + end != size:
                 raise ValueError(f"file has {size} bytes, its header describes {8 + header + end}")
         except Exception as exc:
@@ -480,22 +547,39 @@ def pythia_sites(model) -> list[str]:
     LayerNorm's output (after gain and bias) = HF's last hidden state when ``processing="none"``.
     """
     n_layers = int(model.cfg.n_layers)
-    sites = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(n_layers)] + ["unembed.hook_in"]
+    sites = (
+        ["blocks.0.hook_resid_pre"]
+        + [f"blocks.{layer}.hook_resid_post" for layer in range(n_layers)]
+        + ["unembed.hook_in"]
+    )
     missing = [s for s in sites if s not in model.hook_dict]
     if missing:
-        raise ValueError(f"model has no hook points {missing}; expected a HookedTransformer from load_model")
+        raise ValueError(
+            f"model has no hook points {missing}; expected a HookedTransformer from load_model"
+        )
     return sites
 
 
 def check_pair(model_a, model_b) -> None:
-    """Raise ``ValueError`` unless two models can be compared site by site (same d_model, layers)."""
+    """Raise ``ValueError`` unless two models can be compared site by site
+    (same d_model, layers).
+    """
     ca, cb = model_a.cfg, model_b.cfg
     if ca.d_model != cb.d_model:
-        raise ValueError(f"model_a has d_model {ca.d_model} but model_b has {cb.d_model}; a rotation needs equal widths")
+        raise ValueError(
+            f"model_a has d_model {ca.d_model} but model_b has {cb.d_model}; a rotation needs "
+            "equal widths"
+        )
     if ca.n_layers != cb.n_layers:
-        raise ValueError(f"model_a has {ca.n_layers} layers but model_b has {cb.n_layers}; sites would not correspond")
+        raise ValueError(
+            f"model_a has {ca.n_layers} layers but model_b has {cb.n_layers}; sites would not "
+            "correspond"
+        )
     if ca.d_vocab != cb.d_vocab:
-        raise ValueError(f"model_a has vocabulary {ca.d_vocab} but model_b has {cb.d_vocab}; outputs would not correspond")
+        raise ValueError(
+            f"model_a has vocabulary {ca.d_vocab} but model_b has {cb.d_vocab}; outputs would not "
+            "correspond"
+        )
 
 
 def describe(model) -> dict[str, Any]:

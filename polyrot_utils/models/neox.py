@@ -39,32 +39,31 @@ import torch
 from polyrot_utils.core.cache import artifact_dir, atomic_write_json, cached_entry
 from polyrot_utils.core.device import default_device
 from polyrot_utils.core.metrics import pairwise_agreement
-from polyrot_utils.models.loading import load_model, ModelNotAvailableError, quiet_hf_progress
+from polyrot_utils.core.schedule import checkpoint_steps
+from polyrot_utils.models.loading import ModelNotAvailableError, load_model, quiet_hf_progress
 from polyrot_utils.models.tokenizer import (
+    TokenizerConfig,
     encode_corpus,
     load_tokenizer,
     token_byte_lengths,
-    TokenizerConfig,
     train_tokenizer,
 )
 
-
 __all__ = [
-    "StandinConfig",
-    "SuiteConfig",
-    "Suite",
     "PROFILES",
-    "standin_config",
-    "checkpoint_steps",
+    "StandinConfig",
+    "Suite",
+    "SuiteConfig",
     "build_standin",
-    "train_standin",
-    "standin_checkpoints",
-    "heldout_tokens",
-    "evaluate_loss",
-    "pairwise_output_agreement",
     "checkpoint_losses",
+    "evaluate_loss",
+    "heldout_tokens",
+    "pairwise_output_agreement",
     "sample_continuations",
+    "standin_checkpoints",
+    "standin_config",
     "standin_suite",
+    "train_standin",
 ]
 
 
@@ -103,7 +102,9 @@ class StandinConfig:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+            raise ValueError(
+                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
+            )
         if self.n_steps < 0:
             raise ValueError(f"n_steps must be >= 0 (0 = untrained control), got {self.n_steps}")
         if self.seed < 0:
@@ -111,7 +112,12 @@ class StandinConfig:
 
     @property
     def tokenizer_config(self) -> TokenizerConfig:
-        return TokenizerConfig(self.vocab_size, self.heldout_fraction, self.split_seed, train_fraction=self.train_fraction)
+        return TokenizerConfig(
+            self.vocab_size,
+            self.heldout_fraction,
+            self.split_seed,
+            train_fraction=self.train_fraction,
+        )
 
     @property
     def tokens_per_step(self) -> int:
@@ -127,9 +133,40 @@ class StandinConfig:
 
 #: Per-profile sizes (the papermill profiles pass the same numbers as notebook parameters).
 PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": dict(d_model=32, n_layers=2, n_heads=2, d_mlp=128, n_ctx=64, vocab_size=1024, batch_size=8, n_steps=16, lr=4e-3, train_fraction=0.05),
-    "quick": dict(d_model=128, n_layers=2, n_heads=4, d_mlp=512, n_ctx=128, vocab_size=4096, batch_size=16, n_steps=150, lr=4e-3),
-    "paper": dict(d_model=512, n_layers=6, n_heads=8, d_mlp=2048, n_ctx=256, vocab_size=8192, batch_size=32, n_steps=800, lr=1e-3),
+    "smoke": dict(
+        d_model=32,
+        n_layers=2,
+        n_heads=2,
+        d_mlp=128,
+        n_ctx=64,
+        vocab_size=1024,
+        batch_size=8,
+        n_steps=16,
+        lr=4e-3,
+        train_fraction=0.05,
+    ),
+    "quick": dict(
+        d_model=128,
+        n_layers=2,
+        n_heads=4,
+        d_mlp=512,
+        n_ctx=128,
+        vocab_size=4096,
+        batch_size=16,
+        n_steps=150,
+        lr=4e-3,
+    ),
+    "paper": dict(
+        d_model=512,
+        n_layers=6,
+        n_heads=8,
+        d_mlp=2048,
+        n_ctx=256,
+        vocab_size=8192,
+        batch_size=32,
+        n_steps=800,
+        lr=1e-3,
+    ),
 }
 
 
@@ -138,18 +175,6 @@ def standin_config(profile: str = "quick", seed: int = 1, **overrides: Any) -> S
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
     return StandinConfig(seed=seed, **{**PROFILES[profile], **overrides})
-
-
-def checkpoint_steps(n_steps: int, n_linear: int = 8) -> list[int]:
-    """Pythia-like schedule: step 0, powers of two below ``n_steps``, ``n_linear`` even steps, the end."""
-    steps = {0, n_steps}
-    k = 1
-    while k < n_steps:
-        steps.add(k)
-        k *= 2
-    for i in range(1, n_linear + 1):
-        steps.add(int(round(i * n_steps / n_linear)))
-    return sorted(s for s in steps if 0 <= s <= n_steps)
 
 
 def _hf_config(cfg: StandinConfig):
@@ -162,8 +187,13 @@ def _hf_config(cfg: StandinConfig):
         num_attention_heads=cfg.n_heads,
         intermediate_size=cfg.d_mlp,
         hidden_act="gelu",
-        rotary_pct=0.25,
-        rotary_emb_base=10000,
+        # Pythia's rotary embedding: a quarter of each head, base 10000 (transformers 5 spelling;
+        # the same config.json as the older rotary_pct=0.25, rotary_emb_base=10000)
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 10000,
+            "partial_rotary_factor": 0.25,
+        },
         max_position_embeddings=cfg.n_ctx,
         initializer_range=0.02,
         layer_norm_eps=1e-5,
@@ -205,11 +235,13 @@ def _save_checkpoint(model, tokenizer, out: Path) -> None:
 
 
 def _lr_at(step: int, cfg: StandinConfig) -> float:
-    warm = max(1, int(math.ceil(cfg.warmup_frac * cfg.n_steps)))
+    warm = max(1, math.ceil(cfg.warmup_frac * cfg.n_steps))
     if step < warm:
         return cfg.lr * (step + 1) / warm
     frac = (step - warm) / max(1, cfg.n_steps - warm)
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
+    return cfg.lr * (
+        cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+    )
 
 
 def _batches(cfg: StandinConfig, train: torch.Tensor):
@@ -217,7 +249,10 @@ def _batches(cfg: StandinConfig, train: torch.Tensor):
     T = cfg.n_ctx
     n = train.numel() // T
     if n < cfg.batch_size:
-        raise ValueError(f"the training stream ({train.numel()} tokens) is shorter than one batch of {cfg.batch_size}x{T}")
+        raise ValueError(
+            f"the training stream ({train.numel()} tokens) is shorter than one batch of "
+            f"{cfg.batch_size}x{T}"
+        )
     seqs = train[: n * T].view(n, T)
     gen = torch.Generator().manual_seed(int(cfg.seed))
     while True:
@@ -234,9 +269,9 @@ def train_standin(cfg: StandinConfig, *, verbose: bool = False) -> Path:
     """Train one stand-in (or find it in the cache); return the directory of its checkpoints.
 
     The directory holds ``step<k>/`` (``save_pretrained`` + tokenizer) for every step of
-    :func:`checkpoint_steps`, ``train_log.json`` (loss per step, timings) and ``done.json``.
-    ``load_model(path, revision="step<k>")`` loads a checkpoint; ``load_model(path)`` the final
-    one; :func:`standin_checkpoints` lists them.
+    :func:`~polyrot_utils.core.schedule.checkpoint_steps`, ``train_log.json`` (loss per step,
+    timings) and ``done.json``. ``load_model(path, revision="step<k>")`` loads a checkpoint;
+    ``load_model(path)`` the final one; :func:`standin_checkpoints` lists them.
     """
 
     def legacy_check(entry: Path) -> None:  # runs written before manifests: every file must load
@@ -244,13 +279,19 @@ def train_standin(cfg: StandinConfig, *, verbose: bool = False) -> Path:
 
         for s in json.loads((entry / "done.json").read_text())["steps"]:
             with safe_open(str(entry / f"step{s}" / "model.safetensors"), framework="pt") as fh:
-                for key in fh.keys():
+                for key in fh:
                     fh.get_tensor(key)
             json.loads((entry / f"step{s}" / "config.json").read_text())
 
-    # size + SHA-256 manifest checked on load; a damaged run is reported and retrained, once (file lock)
-    return cached_entry("standin", cfg.key(), lambda run: _train_standin(cfg, run, verbose), ("done.json",),
-                        legacy_check=legacy_check)
+    # size + SHA-256 manifest checked on load; a damaged run is reported and retrained, once (file
+    # lock)
+    return cached_entry(
+        "standin",
+        cfg.key(),
+        lambda run: _train_standin(cfg, run, verbose),
+        ("done.json",),
+        legacy_check=legacy_check,
+    )
 
 
 def _train_standin(cfg: StandinConfig, run: Path, verbose: bool) -> None:
@@ -263,7 +304,11 @@ def _train_standin(cfg: StandinConfig, run: Path, verbose: bool) -> None:
     model.train()
     save_at = set(checkpoint_steps(cfg.n_steps))
     opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=1e-8, weight_decay=cfg.weight_decay
+        model.parameters(),
+        lr=cfg.lr,
+        betas=(cfg.betas[0], cfg.betas[1]),
+        eps=1e-8,
+        weight_decay=cfg.weight_decay,
     )
     losses: list[float] = []
     batches = _batches(cfg, train)
@@ -285,7 +330,10 @@ def _train_standin(cfg: StandinConfig, run: Path, verbose: bool) -> None:
         opt.step()
         losses.append(float(loss.detach()))
         if verbose and (step % 20 == 0 or step == cfg.n_steps - 1):
-            print(f"seed {cfg.seed} step {step} loss {losses[-1]:.3f} ({time.perf_counter() - t0:.1f}s)")
+            print(
+                f"seed {cfg.seed} step {step} loss {losses[-1]:.3f} "
+                f"({time.perf_counter() - t0:.1f}s)"
+            )
     seconds = time.perf_counter() - t0
     atomic_write_json(
         run / "train_log.json",
@@ -293,7 +341,9 @@ def _train_standin(cfg: StandinConfig, run: Path, verbose: bool) -> None:
             "loss": losses,
             "tokens_per_step": cfg.tokens_per_step,
             "seconds": seconds,
-            "tokens_per_second": cfg.n_steps * cfg.tokens_per_step / seconds if cfg.n_steps else None,
+            "tokens_per_second": cfg.n_steps * cfg.tokens_per_step / seconds
+            if cfg.n_steps
+            else None,
             "device": str(dev),
             "n_params": int(sum(p.numel() for p in model.parameters())),
         },
@@ -308,7 +358,12 @@ def standin_checkpoints(cfg: StandinConfig) -> dict[int, Path]:
 
 
 def heldout_tokens(
-    tok_cfg: TokenizerConfig | None = None, n_seqs: int = 64, seq_len: int = 128, *, tokenizer=None, heldout_ids: Any = None
+    tok_cfg: TokenizerConfig | None = None,
+    n_seqs: int = 64,
+    seq_len: int = 128,
+    *,
+    tokenizer=None,
+    heldout_ids: Any = None,
 ) -> torch.Tensor:
     """``(n_seqs, seq_len)`` int64 held-out windows: consecutive non-overlapping chunks of the
     held-out speeches' token stream (spread evenly over the stream when it is longer).
@@ -331,14 +386,19 @@ def heldout_tokens(
         stream = torch.tensor(ids, dtype=torch.long)
     n_avail = stream.numel() // seq_len
     if n_avail < n_seqs:
-        raise ValueError(f"held-out stream has only {n_avail} windows of {seq_len} tokens, asked for n_seqs={n_seqs}")
+        raise ValueError(
+            f"held-out stream has only {n_avail} windows of {seq_len} tokens, asked for "
+            f"n_seqs={n_seqs}"
+        )
     chunks = stream[: n_avail * seq_len].view(n_avail, seq_len)
     idx = torch.linspace(0, n_avail - 1, n_seqs).round().long()
     return chunks[idx].clone()
 
 
 @torch.no_grad()
-def evaluate_loss(model, tokens: torch.Tensor, *, byte_lengths: np.ndarray | None = None, batch_size: int = 16) -> dict[str, float]:
+def evaluate_loss(
+    model, tokens: torch.Tensor, *, byte_lengths: np.ndarray | None = None, batch_size: int = 16
+) -> dict[str, float]:
     """Mean next-token loss of a ``HookedTransformer`` on ``tokens`` ``(n, T)``.
 
     Returns ``{"nats_per_token", "bits_per_token", "bits_per_byte" (when byte_lengths given),
@@ -354,7 +414,11 @@ def evaluate_loss(model, tokens: torch.Tensor, *, byte_lengths: np.ndarray | Non
         nll = -logp.gather(-1, x[:, 1:, None]).squeeze(-1)
         total += float(nll.double().sum())
         count += nll.numel()
-    out = {"nats_per_token": total / count, "bits_per_token": total / count / math.log(2), "n_tokens": count}
+    out = {
+        "nats_per_token": total / count,
+        "bits_per_token": total / count / math.log(2),
+        "n_tokens": count,
+    }
     if byte_lengths is not None:
         n_bytes = int(byte_lengths[tokens[:, 1:].cpu().numpy()].sum())
         out["bits_per_byte"] = total / math.log(2) / max(1, n_bytes)
@@ -362,7 +426,9 @@ def evaluate_loss(model, tokens: torch.Tensor, *, byte_lengths: np.ndarray | Non
 
 
 @torch.no_grad()
-def pairwise_output_agreement(models: dict[str, Any], tokens: torch.Tensor, batch_size: int = 16) -> dict[str, Any]:
+def pairwise_output_agreement(
+    models: dict[str, Any], tokens: torch.Tensor, batch_size: int = 16
+) -> dict[str, Any]:
     """KL and top-1 agreement of every ordered pair of models on the same tokens ``(n, T)``.
 
     Uses :func:`polyrot_utils.core.metrics.pairwise_agreement` batch by batch
@@ -390,7 +456,7 @@ def pairwise_output_agreement(models: dict[str, Any], tokens: torch.Tensor, batc
 
 
 def checkpoint_losses(
-    suite: "Suite",
+    suite: Suite,
     *,
     n_seqs: int = 16,
     steps: list[int] | None = None,
@@ -406,7 +472,6 @@ def checkpoint_losses(
     """
     import warnings
 
-
     held = suite.heldout_tokens[:n_seqs]
     out: dict[str, list[dict[str, float]]] = {}
     for name, ckpts in suite.checkpoints.items():
@@ -415,14 +480,26 @@ def checkpoint_losses(
         for step in sorted(ckpts if steps is None else [s for s in steps if s in ckpts]):
             path, rev = ckpts[step]
             try:
-                model = load_model(path, revision=rev, device=device, allow_download=suite.info.get("allow_download", False))
+                model = load_model(
+                    path,
+                    revision=rev,
+                    device=device,
+                    allow_download=suite.info.get("allow_download", False),
+                )
             except ModelNotAvailableError as exc:
                 if not skip_missing:
                     raise
                 warnings.warn(f"skipping checkpoint {name}@{rev}: {exc}", stacklevel=2)
                 continue
             res = evaluate_loss(model, held, byte_lengths=suite.byte_lengths)
-            rows.append({"step": step, "tokens": step * tps, "nats_per_token": res["nats_per_token"], "bits_per_byte": res["bits_per_byte"]})
+            rows.append(
+                {
+                    "step": step,
+                    "tokens": step * tps,
+                    "nats_per_token": res["nats_per_token"],
+                    "bits_per_byte": res["bits_per_byte"],
+                }
+            )
             del model
         out[name] = rows
     return out
@@ -432,10 +509,14 @@ def checkpoint_losses(
 def sample_continuations(
     model, prompts: list[str], *, max_new_tokens: int = 30, temperature: float = 0.8, seed: int = 0
 ) -> list[str]:
-    """Sample continuations (temperature sampling, seeded) from a ``HookedTransformer`` with a tokenizer."""
+    """Sample continuations (temperature sampling, seeded) from a
+    ``HookedTransformer`` with a tokenizer.
+    """
     tok = model.tokenizer
     if tok is None:
-        raise ValueError("model has no tokenizer; load it with load_model from a directory with tokenizer.json")
+        raise ValueError(
+            "model has no tokenizer; load it with load_model from a directory with tokenizer.json"
+        )
     gen = torch.Generator().manual_seed(int(seed))
     dev = next(model.parameters()).device
     outs = []
@@ -462,7 +543,8 @@ class SuiteConfig:
       whose ``seed`` is ignored), plus controls ``untrained`` (n_steps=0) and ``shuffled``
       (``shuffle_tokens=True``), each with seed ``seed_offset + 1``.
     - ``use_hub``: load ``model_names`` (default the nine PolyPythias, the first ``n_seeds``) at
-      ``revision`` through :func:`~polyrot_utils.models.loading.load_model` (HF cache; downloads only with
+      ``revision`` through :func:`~polyrot_utils.models.loading.load_model` (HF cache; downloads
+      only with
       ``allow_download``). Controls then: ``untrained`` = the first seed at ``step0``; no shuffled.
     """
 
@@ -508,17 +590,22 @@ def _step_of(revision: str) -> int:
 
 
 def standin_suite(cfg: SuiteConfig = SuiteConfig(), *, verbose: bool = False) -> Suite:
-    """Train (or load from the cache) the seeds and controls; return them loaded, with held-out text."""
+    """Train (or load from the cache) the seeds and controls; return them loaded,
+    with held-out text.
+    """
     from polyrot_utils.models.loading import PYTHIA_REVISIONS, PYTHIA_SEED_NAMES, load_model
 
     if cfg.n_seeds < 1:
         raise ValueError(f"n_seeds must be >= 1, got {cfg.n_seeds}")
     tok_cfg = cfg.base.tokenizer_config
+    ckpts: dict[str, dict[int, tuple[str, str | None]]]  # {model: {step: (path, revision)}}
     if cfg.use_hub:
         names = list(cfg.model_names) or list(PYTHIA_SEED_NAMES)
         names = names[: cfg.n_seeds]
         models = {
-            n.rsplit("-", 1)[-1]: load_model(n, revision=cfg.revision, device=cfg.device, allow_download=cfg.allow_download)
+            n.rsplit("-", 1)[-1]: load_model(
+                n, revision=cfg.revision, device=cfg.device, allow_download=cfg.allow_download
+            )
             for n in names
         }
         first = next(iter(models.values()))
@@ -538,7 +625,9 @@ def standin_suite(cfg: SuiteConfig = SuiteConfig(), *, verbose: bool = False) ->
         ckpts = {
             n.rsplit("-", 1)[-1]: {_step_of(r): (n, r) for r in PYTHIA_REVISIONS} for n in names
         }
-        held = heldout_tokens(tok_cfg, cfg.n_heldout_seqs, cfg.heldout_seq_len or 128, tokenizer=tokenizer)
+        held = heldout_tokens(
+            tok_cfg, cfg.n_heldout_seqs, cfg.heldout_seq_len or 128, tokenizer=tokenizer
+        )
         return Suite(
             models=models,
             checkpoints=ckpts,
@@ -546,7 +635,10 @@ def standin_suite(cfg: SuiteConfig = SuiteConfig(), *, verbose: bool = False) ->
             controls=controls,
             tokenizer=tokenizer,
             byte_lengths=token_byte_lengths(tokenizer),
-            configs={k: {"hub_name": n, "revision": cfg.revision} for k, n in zip(models, names)},
+            configs={
+                k: {"hub_name": n, "revision": cfg.revision}
+                for k, n in zip(models, names, strict=True)
+            },
             train_logs={},
             info={
                 "source": "hub",
@@ -559,7 +651,10 @@ def standin_suite(cfg: SuiteConfig = SuiteConfig(), *, verbose: bool = False) ->
         )
 
     base = replace(cfg.base, device=cfg.device)
-    run_cfgs = {f"seed{cfg.seed_offset + i}": replace(base, seed=cfg.seed_offset + i) for i in range(1, cfg.n_seeds + 1)}
+    run_cfgs = {
+        f"seed{cfg.seed_offset + i}": replace(base, seed=cfg.seed_offset + i)
+        for i in range(1, cfg.n_seeds + 1)
+    }
     control_cfgs: dict[str, StandinConfig] = {}
     if cfg.controls:
         s0 = cfg.seed_offset + 1
@@ -570,7 +665,10 @@ def standin_suite(cfg: SuiteConfig = SuiteConfig(), *, verbose: bool = False) ->
     runs: dict[str, Path] = {}
     for name, rc in {**run_cfgs, **control_cfgs}.items():
         if verbose:
-            print(f"{name}: {'cached' if (_run_dir(rc) / 'done.json').exists() else 'training'} in {_run_dir(rc)}")
+            print(
+                f"{name}: {'cached' if (_run_dir(rc) / 'done.json').exists() else 'training'} in "
+                f"{_run_dir(rc)}"
+            )
         runs[name] = train_standin(rc, verbose=verbose)
 
     def final(name: str, rc: StandinConfig):
@@ -579,7 +677,10 @@ def standin_suite(cfg: SuiteConfig = SuiteConfig(), *, verbose: bool = False) ->
     models = {n: final(n, rc) for n, rc in run_cfgs.items()}
     controls = {n: final(n, rc) for n, rc in control_cfgs.items()}
     ckpts = {
-        n: {s: (str(runs[n]), f"step{s}") for s in json.loads((runs[n] / "done.json").read_text())["steps"]}
+        n: {
+            s: (str(runs[n]), f"step{s}")
+            for s in json.loads((runs[n] / "done.json").read_text())["steps"]
+        }
         for n in run_cfgs
     }
     logs = {n: json.loads((runs[n] / "train_log.json").read_text()) for n in runs}

@@ -3,29 +3,28 @@ vector convention ``x_src @ R ≈ x_tgt``) and TransformerLens hooks that add ``
 site.
 """
 
-
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
 
+from polyrot_utils.core.validate import as_tensor
 
-__all__ = ["diff_of_means", "transfer_vector", "steering_hook", "run_with_steering"]
+__all__ = ["diff_of_means", "run_with_steering", "steering_hook", "transfer_vector"]
 
 
 def _as_tensor(x: Any, name: str) -> Tensor:
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
-    return x
+    """Kept for :mod:`polyrot_utils.experiments.steering`, which imports it; new code calls
+    :func:`polyrot_utils.core.validate.as_tensor` directly."""
+    return as_tensor(x, name)
 
 
 def _mask(m: Any, n: int, name: str) -> Tensor:
-    t = _as_tensor(np.asarray(m) if not isinstance(m, (Tensor, np.ndarray)) else m, name)
-    t = t.reshape(-1)
+    t = (m.detach() if isinstance(m, Tensor) else torch.from_numpy(np.asarray(m))).reshape(-1)
     if t.dtype != torch.bool:
         raise ValueError(f"{name} must be a boolean mask, got dtype {t.dtype}")
     if t.numel() != n:
@@ -40,7 +39,7 @@ def diff_of_means(acts: Tensor | np.ndarray, mask_a: Any, mask_b: Any | None = N
     boolean masks over the same leading dims. ``mask_b=None`` means "not A". Raises ValueError if
     a group is empty.
     """
-    x = _as_tensor(acts, "acts")
+    x = as_tensor(acts, "acts")
     if x.ndim < 2:
         raise ValueError(f"acts must have shape (n, d) or (..., d), got {tuple(x.shape)}")
     x = x.reshape(-1, x.shape[-1]).to(torch.float64)
@@ -55,29 +54,35 @@ def diff_of_means(acts: Tensor | np.ndarray, mask_a: Any, mask_b: Any | None = N
 
 def transfer_vector(v: Tensor | np.ndarray, R: Tensor | np.ndarray) -> Tensor:
     """A source-frame direction ``v (d,)`` (or rows ``(n, d)``) in the target frame: ``v @ R``."""
-    vt = _as_tensor(v, "v")
-    Rt = _as_tensor(R, "R").to(device=vt.device)
+    vt = as_tensor(v, "v")
+    Rt = as_tensor(R, "R").to(device=vt.device)
     d = vt.shape[-1]
     if Rt.shape != (d, d):
-        raise ValueError(f"R must have shape ({d}, {d}) to match v's last dimension {d}, got {tuple(Rt.shape)}")
+        raise ValueError(
+            f"R must have shape ({d}, {d}) to match v's last dimension {d}, got {tuple(Rt.shape)}"
+        )
     dtype = torch.promote_types(vt.dtype, Rt.dtype)
     return (vt.to(dtype) @ Rt.to(dtype)).to(vt.dtype)
 
 
-def steering_hook(v: Tensor, alpha: float, positions: int | Sequence[int] | slice | None = None) -> Callable[[Tensor, Any], Tensor]:
+def steering_hook(
+    v: Tensor, alpha: float, positions: int | Sequence[int] | slice | None = None
+) -> Callable[[Tensor, Any], Tensor]:
     """A TransformerLens forward hook ``(act, hook) -> act + alpha * v``.
 
     ``act`` is ``(batch, pos, d)`` (or ``(..., d)``); ``positions`` restricts the addition to those
     sequence positions (dim 1); ``None`` adds at every position. Returns a new tensor.
     """
-    vt = _as_tensor(v, "v")
+    vt = as_tensor(v, "v")
     if vt.ndim != 1:
         raise ValueError(f"v must be a vector of shape (d,), got {tuple(vt.shape)}")
 
     def hook(act: Tensor, hook: Any = None) -> Tensor:
         if act.shape[-1] != vt.shape[0]:
             name = getattr(hook, "name", "the hook site")
-            raise ValueError(f"v has dimension {vt.shape[0]} but activations at {name} have {act.shape[-1]}")
+            raise ValueError(
+                f"v has dimension {vt.shape[0]} but activations at {name} have {act.shape[-1]}"
+            )
         delta = (alpha * vt).to(device=act.device, dtype=act.dtype)
         if positions is None:
             return act + delta
@@ -92,7 +97,9 @@ def _check_site(model: Any, site: str) -> None:
     hook_dict = getattr(model, "hook_dict", None)
     if hook_dict is not None and site not in hook_dict:
         resid = [h for h in hook_dict if "resid" in h][:8]
-        raise KeyError(f"site {site!r} is not a hook point of this model; residual sites include {resid}")
+        raise KeyError(
+            f"site {site!r} is not a hook point of this model; residual sites include {resid}"
+        )
 
 
 def run_with_steering(

@@ -29,7 +29,6 @@ from polyrot_utils.core.cache import (
 )
 from polyrot_utils.models.corpus import load_speeches, split_corpus
 
-
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|padding|>"
 
@@ -37,10 +36,10 @@ __all__ = [
     "EOS_TOKEN",
     "PAD_TOKEN",
     "TokenizerConfig",
-    "train_tokenizer",
-    "load_tokenizer",
     "encode_corpus",
+    "load_tokenizer",
     "token_byte_lengths",
+    "train_tokenizer",
 ]
 
 
@@ -58,14 +57,17 @@ class TokenizerConfig:
         if not 0.0 < self.train_fraction <= 1.0:
             raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction!r}")
         if not 258 <= self.vocab_size <= 65536:
-            raise ValueError(f"vocab_size must be in [258, 65536] (256 bytes + 2 specials), got {self.vocab_size}")
+            raise ValueError(
+                "vocab_size must be in [258, 65536] (256 bytes + 2 specials), got "
+                f"{self.vocab_size}"
+            )
 
 
 def _train_texts(cfg: TokenizerConfig) -> list[str]:
     split = split_corpus(cfg.heldout_fraction, cfg.split_seed)
     ids = list(split.train_ids)
     if cfg.train_fraction < 1.0:
-        n = max(1, int(round(cfg.train_fraction * len(ids))))
+        n = max(1, round(cfg.train_fraction * len(ids)))
         ids = [ids[i] for i in np.linspace(0, len(ids) - 1, n).round().astype(int)]
 
     return list(load_speeches(ids).values())
@@ -87,7 +89,10 @@ def train_tokenizer(cfg: TokenizerConfig = TokenizerConfig()) -> Path:
     """
     # size + SHA-256 manifest checked on load; a damaged entry is reported and retrained, once
     return cached_entry(
-        "tokenizer", _tok_key(cfg), lambda out: _train_tokenizer(cfg, out), ("tokenizer.json", "tokenizer_config.json"),
+        "tokenizer",
+        _tok_key(cfg),
+        lambda out: _train_tokenizer(cfg, out),
+        ("tokenizer.json", "tokenizer_config.json"),
         legacy_check=lambda out: load_tokenizer(out),
     )
 
@@ -123,7 +128,9 @@ def load_tokenizer(path: Path | str):
 
     path = Path(path)
     if not (path / "tokenizer.json").exists():
-        raise FileNotFoundError(f"no tokenizer.json in {path}; expected a directory from train_tokenizer()")
+        raise FileNotFoundError(
+            f"no tokenizer.json in {path}; expected a directory from train_tokenizer()"
+        )
     return PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
 
 
@@ -134,8 +141,13 @@ def encode_corpus(cfg: TokenizerConfig = TokenizerConfig()) -> dict[str, torch.T
     in sorted order, each followed by ``<|endoftext|>`` (id 0).
     """
     # its own entry (kind "tokens"), so the tokenizer's manifest stays exact
-    entry = cached_entry("tokens", _tok_key(cfg), lambda e: _encode_corpus(cfg, e), ("tokens.safetensors",),
-                         legacy_check=lambda e: load_safetensors(e / "tokens.safetensors"))
+    entry = cached_entry(
+        "tokens",
+        _tok_key(cfg),
+        lambda e: _encode_corpus(cfg, e),
+        ("tokens.safetensors",),
+        legacy_check=lambda e: load_safetensors(e / "tokens.safetensors"),
+    )
     return {k: v.long() for k, v in load_safetensors(entry / "tokens.safetensors").items()}
 
 

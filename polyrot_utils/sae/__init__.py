@@ -4,5 +4,4 @@ Import rule: this layer may import from its own layer and core; ``tests/test_lay
 it.
 """
 
-
 __all__ = ["autoencoder"]

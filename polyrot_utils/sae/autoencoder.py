@@ -28,7 +28,8 @@ the bias gradients touch only the ``k`` selected latents per row (``O(B k d_in)`
 Adam is applied to these exact gradients; the result equals autograd's up to float rounding
 (see ``tests/test_sae.py``).
 
-Rotation transfer (DESIGN.md §3): see :func:`transfer_sae`.
+Rotation transfer (row vectors, ``x_src @ R ≈ x_tgt`` as in :mod:`polyrot_utils.core.procrustes`):
+see :func:`transfer_sae`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ import torch
 from torch import Tensor, nn
 
 from polyrot_utils.core.cache import (
-    artifact_dir,
     atomic_save_safetensors,
     atomic_write_json,
     cached_entry,
@@ -55,7 +55,7 @@ from polyrot_utils.core.cache import (
 )
 from polyrot_utils.core.device import default_device, seed_everything
 from polyrot_utils.core.metrics import explained_variance
-
+from polyrot_utils.core.validate import as_tensor
 
 Architecture = Literal["topk", "standard"]
 
@@ -99,16 +99,30 @@ class SAEConfig:
     model_name: str | None = None
     extra_metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def k_active(self) -> int:
+        """``k`` of a TopK SAE (checked at construction); ``ValueError`` for a standard SAE."""
+        if self.architecture != "topk" or self.k is None:
+            raise ValueError(f"a {self.architecture!r} SAE has no k")
+        return int(self.k)
+
     def __post_init__(self) -> None:
         for name in ("d_in", "d_sae"):
             val = getattr(self, name)
             if not isinstance(val, (int, np.integer)) or val < 1:
                 raise ValueError(f"{name} must be a positive integer, got {val!r}")
         if self.architecture not in ("topk", "standard"):
-            raise ValueError(f"architecture must be 'topk' or 'standard', got {self.architecture!r}")
-        if self.architecture == "topk":
-            if self.k is None or not isinstance(self.k, (int, np.integer)) or not 1 <= self.k <= self.d_sae:
-                raise ValueError(f"k must be an integer in [1, d_sae={self.d_sae}] for a TopK SAE, got {self.k!r}")
+            raise ValueError(
+                f"architecture must be 'topk' or 'standard', got {self.architecture!r}"
+            )
+        if self.architecture == "topk" and (
+            self.k is None
+            or not isinstance(self.k, (int, np.integer))
+            or not 1 <= self.k <= self.d_sae
+        ):
+            raise ValueError(
+                f"k must be an integer in [1, d_sae={self.d_sae}] for a TopK SAE, got {self.k!r}"
+            )
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
 
@@ -116,11 +130,18 @@ class SAEConfig:
 class SAE(nn.Module):
     """A sparse autoencoder with SAELens's parameter names and forward convention.
 
-    Shapes: ``x (..., d_in)`` → ``encode`` → ``f (..., d_sae)`` → ``decode`` → ``x_hat (..., d_in)``.
+    Shapes: ``x (..., d_in)`` → ``encode`` → ``f (..., d_sae)`` → ``decode`` → ``x_hat (...,
+    d_in)``.
     Construct with random unit-norm decoder rows and ``W_enc = W_decᵀ`` (tied init), zero biases.
     """
 
-    def __init__(self, cfg: SAEConfig, *, generator: torch.Generator | None = None, device: str | torch.device | None = "cpu"):
+    def __init__(
+        self,
+        cfg: SAEConfig,
+        *,
+        generator: torch.Generator | None = None,
+        device: str | torch.device | None = "cpu",
+    ):
         super().__init__()
         self.cfg = cfg
         dtype = _DTYPES[cfg.dtype]
@@ -142,35 +163,42 @@ class SAE(nn.Module):
         return self.cfg.d_sae
 
     def _check_in(self, x: Tensor, name: str = "x") -> Tensor:
-        if not isinstance(x, Tensor):
-            x = torch.as_tensor(np.asarray(x))
+        if not isinstance(x, Tensor):  # a tensor keeps its autograd graph
+            x = as_tensor(x, name, finite=False)
         if x.ndim < 1 or x.shape[-1] != self.cfg.d_in:
             raise ValueError(
-                f"{name} has last dimension {tuple(x.shape)[-1] if x.ndim else 'scalar'} (shape {tuple(x.shape)}), "
+                f"{name} has last dimension {tuple(x.shape)[-1] if x.ndim else 'scalar'} (shape "
+                f"{tuple(x.shape)}), "
                 f"but this SAE has d_in={self.cfg.d_in}"
             )
         return x.to(device=self.W_enc.device, dtype=self.W_enc.dtype)
 
     # -- forward --------------------------------------------------------------------------------
     def pre_activations(self, x: Tensor) -> Tensor:
-        """``(x - b_dec) @ W_enc + b_enc`` (or ``x @ W_enc + b_enc`` if not apply_b_dec_to_input), shape (..., d_sae)."""
+        """``(x - b_dec) @ W_enc + b_enc`` (or ``x @ W_enc + b_enc`` if not apply_b_dec_to_input),
+        shape (..., d_sae).
+        """
         x = self._check_in(x)
         if self.cfg.apply_b_dec_to_input:
             x = x - self.b_dec
         return x @ self.W_enc + self.b_enc
 
     def encode(self, x: Tensor) -> Tensor:
-        """Latent activations ``f (..., d_sae)``; TopK keeps the k largest pre-activations, then ReLU."""
+        """Latent activations ``f (..., d_sae)``; TopK keeps the k largest
+        pre-activations, then ReLU.
+        """
         pre = self.pre_activations(x)
         if self.cfg.architecture == "topk":
-            vals, idx = torch.topk(pre, self.cfg.k, dim=-1, sorted=False)
+            vals, idx = torch.topk(pre, self.cfg.k_active, dim=-1, sorted=False)
             return torch.zeros_like(pre).scatter_(-1, idx, vals.relu())
         return pre.relu()
 
     def decode(self, f: Tensor) -> Tensor:
         """``f @ W_dec + b_dec``, shape (..., d_in)."""
         if f.shape[-1] != self.cfg.d_sae:
-            raise ValueError(f"f has last dimension {f.shape[-1]}, but this SAE has d_sae={self.cfg.d_sae}")
+            raise ValueError(
+                f"f has last dimension {f.shape[-1]}, but this SAE has d_sae={self.cfg.d_sae}"
+            )
         return f @ self.W_dec + self.b_dec
 
     def forward(self, x: Tensor) -> Tensor:
@@ -179,14 +207,18 @@ class SAE(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor, batch_size: int = 8192) -> Tensor:
-        """Reconstruction of ``x (n, d_in)`` in batches, without gradients; returned on x's device."""
-        x = self._check_in(torch.as_tensor(x) if not isinstance(x, Tensor) else x)
+        """Reconstruction of ``x (n, d_in)`` in batches, without gradients;
+        returned on x's device.
+        """
+        x = self._check_in(x)
         outs = [self.forward(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
         return torch.cat(outs) if outs else x.clone()
 
     @torch.no_grad()
     def explained_variance(self, x: Tensor, batch_size: int = 8192) -> float:
-        """EV of this SAE's reconstruction of ``x (n, d_in)`` (DESIGN.md §3: 1 − SSE / SS about x̄)."""
+        """EV of this SAE's reconstruction of ``x (n, d_in)`` (glossary *Explained variance*:
+        1 − SSE / SS about x̄).
+        """
 
         x = self._check_in(x)
         return float(explained_variance(x, self.reconstruct(x, batch_size=batch_size)))
@@ -202,7 +234,8 @@ class SAE(nn.Module):
 
     @torch.no_grad()
     def normalize_decoder(self) -> None:
-        """Rescale decoder rows to unit norm, folding the norms into the encoder so outputs do not change.
+        """Rescale decoder rows to unit norm, folding the norms into the encoder so outputs do not
+        change.
 
         Each latent i is scaled by n_i = ‖W_dec[i]‖: ``W_dec[i] /= n_i``, ``W_enc[:, i] *= n_i``,
         ``b_enc[i] *= n_i``; relu and top-k commute with a positive per-latent scale only when all
@@ -214,8 +247,11 @@ class SAE(nn.Module):
         self.W_enc.mul_(n[None, :])
         self.b_enc.mul_(n)
 
-    def clone(self) -> "SAE":
-        new = SAE(replace(self.cfg, extra_metadata=dict(self.cfg.extra_metadata)), device=self.W_enc.device)
+    def clone(self) -> SAE:
+        new = SAE(
+            replace(self.cfg, extra_metadata=dict(self.cfg.extra_metadata)),
+            device=self.W_enc.device,
+        )
         new.load_state_dict({k: v.detach().clone() for k, v in self.state_dict().items()})
         return new
 
@@ -264,7 +300,9 @@ class TrainConfig:
 
 
 def geometric_median(x: Tensor, n_iter: int = 50, eps: float = 1e-6) -> Tensor:
-    """Geometric median of the rows of ``x (n, d)`` by Weiszfeld's iteration (float64), shape (d,)."""
+    """Geometric median of the rows of ``x (n, d)`` by Weiszfeld's iteration
+    (float64), shape (d,).
+    """
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"x must be a non-empty (n, d) matrix, got shape {tuple(x.shape)}")
     xd = x.double()
@@ -280,15 +318,11 @@ def geometric_median(x: Tensor, n_iter: int = 50, eps: float = 1e-6) -> Tensor:
 
 
 def _check_activations(activations: Any, name: str = "activations") -> Tensor:
-    if isinstance(activations, np.ndarray):
-        activations = torch.from_numpy(activations)
-    if not isinstance(activations, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor or numpy array of shape (n, d), got {type(activations).__name__}")
-    if activations.ndim != 2 or activations.shape[0] < 2 or activations.shape[1] < 1:
-        raise ValueError(f"{name} must have shape (n, d) with n >= 2, got {tuple(activations.shape)}")
-    if not torch.is_floating_point(activations):
-        raise ValueError(f"{name} must be floating point, got {activations.dtype}")
-    return activations
+    """Training data: a real ``(n, d)`` matrix with n >= 2 rows (see :mod:`.validate`)."""
+    x = as_tensor(activations, name, ndim=2, shape="(n, d) with n >= 2", min_size=1, finite=False)
+    if x.shape[0] < 2:
+        raise ValueError(f"{name} must have shape (n, d) with n >= 2, got {tuple(x.shape)}")
+    return x
 
 
 def topk_indices(pre: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -318,7 +352,9 @@ def topk_indices(pre: Tensor, k: int) -> tuple[Tensor, Tensor]:
 
 
 def _decode_sparse(W_dec: Tensor, idx: Tensor, act: Tensor) -> Tensor:
-    """``Σ_j act_bj W_dec[idx_bj]`` for idx/act (B, k): shape (B, d), without a dense (B, d_sae) code."""
+    """``Σ_j act_bj W_dec[idx_bj]`` for idx/act (B, k): shape (B, d),
+    without a dense (B, d_sae) code.
+    """
     return torch.nn.functional.embedding_bag(idx, W_dec, per_sample_weights=act, mode="sum")
 
 
@@ -331,7 +367,8 @@ def _sparse_grads(
     g_out: Tensor,
     grads: dict[str, Tensor],
 ) -> None:
-    """Accumulate the gradients of ``L`` given ``g_out = dL/d(out)`` where ``out = Σ_j act_j W_dec[idx_j]``
+    """Accumulate the gradients of ``L`` given ``g_out = dL/d(out)`` where ``out = Σ_j act_j
+    W_dec[idx_j]``
     and ``act = relu(pre[idx])``, ``pre = xc @ W_enc + b_enc``, ``xc = x - b_dec``.
 
     Shapes: xc (B, d), idx/act (B, k), g_out (B, d). Every term costs O(B k d) (plus O(d d_sae)).
@@ -367,7 +404,9 @@ def _train_topk(
     decay_start = int(n_steps * (1.0 - cfg.decay_frac))
     k = int(cfg.k)  # type: ignore[arg-type]
     k_aux = int(cfg.k_aux) if cfg.k_aux is not None else max(1, d // 2)
-    dead_tokens = cfg.dead_tokens if cfg.dead_tokens is not None else max(10 * B, cfg.n_tokens // 20)
+    dead_tokens = (
+        cfg.dead_tokens if cfg.dead_tokens is not None else max(10 * B, cfg.n_tokens // 20)
+    )
     params = [sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec]
     opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
     grads = {
@@ -376,7 +415,9 @@ def _train_topk(
         "W_dec": torch.zeros(sae.d_sae, d, device=device, dtype=x.dtype),
         "b_dec": torch.zeros(d, device=device, dtype=x.dtype),
     }
-    since_fired = torch.zeros(sae.d_sae + 1, dtype=torch.long, device=device)  # last slot: sink for inactive picks
+    since_fired = torch.zeros(
+        sae.d_sae + 1, dtype=torch.long, device=device
+    )  # last slot: sink for inactive picks
     perm = torch.randperm(n, generator=gen).to(device)
     pos = 0
     var_total = float(((x - x.mean(0)) ** 2).sum(1).mean())  # per-row variance of the data
@@ -390,7 +431,12 @@ def _train_topk(
         for g in grads.values():
             g.zero_()
         with torch.no_grad():
-            W_enc, W_dec, b_enc, b_dec = sae.W_enc.data, sae.W_dec.data, sae.b_enc.data, sae.b_dec.data
+            W_enc, W_dec, b_enc, b_dec = (
+                sae.W_enc.data,
+                sae.W_dec.data,
+                sae.b_enc.data,
+                sae.b_dec.data,
+            )
             xc = xb - b_dec
             pre = torch.addmm(b_enc, xc, W_enc)
             vals, idx = topk_indices(pre, k)
@@ -461,7 +507,9 @@ def _train_standard(
     device: torch.device,
     history: dict[str, Any],
 ) -> None:
-    """ReLU + L1 (Σ_i f_i ‖W_dec[i]‖, = Σ f_i with unit-norm rows), autograd, Adam, norm projection."""
+    """ReLU + L1 (Σ_i f_i ‖W_dec[i]‖, = Σ f_i with unit-norm rows), autograd,
+    Adam, norm projection.
+    """
     n, d = x.shape
     B = min(cfg.batch_size, n)
     n_steps = max(1, math.ceil(cfg.n_tokens / B))
@@ -485,8 +533,9 @@ def _train_standard(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         with torch.no_grad():
-            Wd = sae.W_dec.data
-            sae.W_dec.grad.sub_((sae.W_dec.grad * Wd).sum(1, keepdim=True) * Wd)
+            Wd, g = sae.W_dec.data, sae.W_dec.grad
+            if g is not None:  # keep the step tangent to the unit-norm constraint
+                g.sub_((g * Wd).sum(1, keepdim=True) * Wd)
         if step >= decay_start and n_steps > 1:
             for group in opt.param_groups:
                 group["lr"] = lr * max(0.0, (n_steps - step) / max(1, n_steps - decay_start))
@@ -529,7 +578,8 @@ def train_sae(
 ) -> tuple[SAE, dict[str, Any]]:
     """Train an SAE on ``activations (n, d)``; return ``(sae, history)``.
 
-    Give the budget as ``n_tokens`` (rows seen) or ``n_steps`` (``n_tokens = n_steps * batch_size``);
+    Give the budget as ``n_tokens`` (rows seen) or ``n_steps`` (``n_tokens = n_steps *
+    batch_size``);
     default 200k tokens. Other options are :class:`TrainConfig` fields (``b_dec_init``,
     ``normalize``, ``decay_frac``, ``aux_coef``, ``k_aux``, ``dead_tokens``, ``l1_coef``,
     ``log_every``, ``hook_name``, ``model_name``).
@@ -594,7 +644,9 @@ def _train_from_config(
         elif cfg.b_dec_init == "mean":
             sae.b_dec.copy_(xs.mean(0))
         elif cfg.b_dec_init != "zeros":
-            raise ValueError(f"b_dec_init must be 'geometric_median', 'mean' or 'zeros', got {cfg.b_dec_init!r}")
+            raise ValueError(
+                f"b_dec_init must be 'geometric_median', 'mean' or 'zeros', got {cfg.b_dec_init!r}"
+            )
     history: dict[str, Any] = {"config": asdict(cfg), "steps": [], "scale": c}
     t0 = time.perf_counter()
     if cfg.architecture == "topk":
@@ -613,7 +665,9 @@ def _train_from_config(
     sae.zero_grad(set_to_none=True)
     sae = sae.cpu() if dev.type != "cpu" else sae
     ev_x = eval_activations if eval_activations is not None else x
-    history["final_ev"] = sae.explained_variance(_check_activations(ev_x, "eval_activations").float())
+    history["final_ev"] = sae.explained_variance(
+        _check_activations(ev_x, "eval_activations").float()
+    )
     history["final_l0"] = sae.l0(_check_activations(ev_x, "eval_activations").float())
     return sae, history
 
@@ -625,10 +679,14 @@ def _train_from_config(
 
 def activations_fingerprint(activations: Tensor | np.ndarray) -> str:
     """sha256 (first 32 hex digits) of an activation matrix's shape, dtype and bytes."""
-    arr = activations.detach().cpu().contiguous().numpy() if isinstance(activations, Tensor) else np.ascontiguousarray(activations)
+    arr = (
+        activations.detach().cpu().contiguous().numpy()
+        if isinstance(activations, Tensor)
+        else np.ascontiguousarray(activations)
+    )
     h = hashlib.sha256()
     h.update(repr((arr.shape, str(arr.dtype))).encode())
-    h.update(memoryview(arr).cast("B"))
+    h.update(arr.data.cast("B"))
     return h.hexdigest()[:32]
 
 
@@ -655,21 +713,27 @@ def train_sae_cached(
     if n_steps is not None:
         if train_kwargs.get("n_tokens") is not None:
             raise ValueError("give n_tokens or n_steps, not both")
-        train_kwargs["n_tokens"] = int(n_steps) * min(train_kwargs.get("batch_size", 1024), x.shape[0])
+        train_kwargs["n_tokens"] = int(n_steps) * min(
+            train_kwargs.get("batch_size", 1024), x.shape[0]
+        )
     if train_kwargs.get("architecture", "topk") != "topk":
         train_kwargs["k"] = None
     cfg = TrainConfig(**train_kwargs)
     key = {
         "train": asdict(cfg),
         "activations": fingerprint or activations_fingerprint(x),
-        "eval": None if eval_activations is None else activations_fingerprint(_check_activations(eval_activations)),
+        "eval": None
+        if eval_activations is None
+        else activations_fingerprint(_check_activations(eval_activations)),
         "d_in": int(x.shape[1]),
         "format": 1,
     }
     trained: list[tuple[SAE, dict[str, Any]]] = []
 
     def build(entry: Path) -> None:
-        sae_, history_ = _train_from_config(x, cfg, device=device, eval_activations=eval_activations)
+        sae_, history_ = _train_from_config(
+            x, cfg, device=device, eval_activations=eval_activations
+        )
         save_sae(sae_, entry)
         atomic_write_json(entry / HISTORY_FILENAME, history_)
         trained.append((sae_, history_))
@@ -680,7 +744,11 @@ def train_sae_cached(
 
     # manifest-checked (size + SHA-256); a damaged entry is reported and retrained, once (file lock)
     path = cached_entry(
-        kind, key, build, (SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, HISTORY_FILENAME), legacy_check=legacy_check
+        kind,
+        key,
+        build,
+        (SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, HISTORY_FILENAME),
+        legacy_check=legacy_check,
     )
     if not trained:
         sae = load_sae(path)
@@ -709,7 +777,8 @@ def transfer_sae(
 ) -> SAE:
     """Move an SAE trained on source activations to the target frame; return a new ordinary SAE.
 
-    R (d, d), orthogonal, maps source onto target: ``x_src @ R ≈ x_tgt`` (DESIGN.md §3). If the
+    R (d, d), orthogonal, maps source onto target: ``x_src @ R ≈ x_tgt``
+    (:mod:`polyrot_utils.core.procrustes`). If the
     rotation was fitted on centred activations, ``(x_src − μ_src) R ≈ x_tgt − μ_tgt``, i.e.
     ``x_src ≈ (x_tgt − μ_tgt) Rᵀ + μ_src``; pass both means (uncentred fit: pass neither, μ = 0).
 
@@ -723,20 +792,24 @@ def transfer_sae(
     ``b_enc' = b_enc + (μ_src − μ_tgt Rᵀ) W_enc``.) Unit decoder norms are preserved, so TopK
     selects the same latents: ``transfer(sae).encode(x_tgt) == sae.encode(x̃)``.
     """
-    Rt = torch.as_tensor(np.asarray(R) if not isinstance(R, Tensor) else R).to(torch.float64)
+    Rt = as_tensor(R, "R", dtype=torch.float64).cpu()
     d = sae.d_in
     if Rt.shape != (d, d):
-        raise ValueError(f"R must have shape (d_in, d_in) = ({d}, {d}) for this SAE, got {tuple(Rt.shape)}")
+        raise ValueError(
+            f"R must have shape (d_in, d_in) = ({d}, {d}) for this SAE, got {tuple(Rt.shape)}"
+        )
     dev_orth = float((Rt @ Rt.T - torch.eye(d, dtype=torch.float64)).abs().max())
     if dev_orth > atol:
         raise ValueError(f"R must be orthogonal (max |R Rᵀ − I| <= {atol}), got {dev_orth:.3g}")
     if (source_mean is None) != (target_mean is None):
-        raise ValueError("pass both source_mean and target_mean (a centred fit) or neither (an uncentred fit)")
+        raise ValueError(
+            "pass both source_mean and target_mean (a centred fit) or neither (an uncentred fit)"
+        )
 
     def _vec(v: Any, name: str) -> Tensor:
         if v is None:
             return torch.zeros(d, dtype=torch.float64)
-        t = torch.as_tensor(np.asarray(v) if not isinstance(v, Tensor) else v).detach().cpu().to(torch.float64).reshape(-1)
+        t = as_tensor(v, name, dtype=torch.float64).cpu().reshape(-1)
         if t.shape != (d,):
             raise ValueError(f"{name} must have shape ({d},), got {tuple(t.shape)}")
         return t
@@ -800,7 +873,10 @@ def save_sae(sae: SAE, directory: str | Path) -> Path:
     """
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
-    tensors = {name: getattr(sae, name).detach().cpu().contiguous() for name in ("W_enc", "b_enc", "W_dec", "b_dec")}
+    tensors = {
+        name: getattr(sae, name).detach().cpu().contiguous()
+        for name in ("W_enc", "b_enc", "W_dec", "b_dec")
+    }
     atomic_save_safetensors(path / SAE_WEIGHTS_FILENAME, tensors, metadata={"format": "pt"})
     atomic_write_json(path / SAE_CFG_FILENAME, sae_cfg_dict(sae))
     return path
@@ -822,10 +898,14 @@ def load_sae(directory: str | Path, device: str | torch.device = "cpu") -> SAE:
         raw = json.loads(cfg_path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(
-            f"{cfg_path} is damaged (not valid JSON: {exc}); delete {path} and save or download the SAE again"
+            f"{cfg_path} is damaged (not valid JSON: {exc}); delete {path} and save or download "
+            "the SAE again"
         ) from None
     if not isinstance(raw, dict):
-        raise ValueError(f"{cfg_path} must hold a JSON object, got {type(raw).__name__}; delete {path} and save the SAE again")
+        raise ValueError(
+            f"{cfg_path} must hold a JSON object, got {type(raw).__name__}; delete {path} and save "
+            "the SAE again"
+        )
     meta = dict(raw.get("metadata") or {})
     arch = raw.get("architecture")
     k = raw.get("k")
@@ -840,29 +920,43 @@ def load_sae(directory: str | Path, device: str | torch.device = "cpu") -> SAE:
         if "hook_point" in raw:
             meta.setdefault("hook_name", raw["hook_point"])
     if arch not in ("topk", "standard"):
-        raise ValueError(f"cfg.json architecture must be 'topk' or 'standard' to load here, got {arch!r}")
+        raise ValueError(
+            f"cfg.json architecture must be 'topk' or 'standard' to load here, got {arch!r}"
+        )
     norm = raw.get("normalize_activations", "none")
     if norm not in ("none", None):
         raise ValueError(f"cfg.json normalize_activations={norm!r} is not supported (only 'none')")
     if raw.get("reshape_activations", "none") not in ("none", None):
-        raise ValueError(f"cfg.json reshape_activations={raw.get('reshape_activations')!r} is not supported")
+        raise ValueError(
+            f"cfg.json reshape_activations={raw.get('reshape_activations')!r} is not supported"
+        )
     dtype_name = str(raw.get("dtype", "float32")).replace("torch.", "")
     if dtype_name not in _DTYPES:
-        raise ValueError(f"{cfg_path}: dtype {raw.get('dtype')!r} is not supported; expected one of {sorted(_DTYPES)}")
+        raise ValueError(
+            f"{cfg_path}: dtype {raw.get('dtype')!r} is not supported; expected one of "
+            f"{sorted(_DTYPES)}"
+        )
     try:
         tensors = load_safetensors(w_path)
     except Exception as exc:  # safetensors raises its own SafetensorError for a truncated file
         raise ValueError(
-            f"{w_path} is damaged ({type(exc).__name__}: {exc}); delete {path} and save or download the SAE again"
+            f"{w_path} is damaged ({type(exc).__name__}: {exc}); delete {path} and save or "
+            "download the SAE again"
         ) from None
     missing = {"W_enc", "W_dec", "b_dec"} - set(tensors)
     if missing:
         raise KeyError(f"{w_path} lacks tensors {sorted(missing)}")
-    known = {"model_name", "hook_name", "sae_lens_version", "sae_lens_training_version", "written_by"}
+    known = {
+        "model_name",
+        "hook_name",
+        "sae_lens_version",
+        "sae_lens_training_version",
+        "written_by",
+    }
     cfg = SAEConfig(
         d_in=int(raw["d_in"]),
         d_sae=int(raw["d_sae"]),
-        architecture=arch,
+        architecture="topk" if arch == "topk" else "standard",
         k=int(k) if (arch == "topk" and k is not None) else None,
         dtype=dtype_name,
         apply_b_dec_to_input=bool(raw.get("apply_b_dec_to_input", True)),
@@ -876,11 +970,17 @@ def load_sae(directory: str | Path, device: str | torch.device = "cpu") -> SAE:
     state = {name: tensors.get(name, torch.zeros(d_sae)) for name in expect}
     for name, shape in expect.items():
         if tuple(state[name].shape) != shape:
-            raise ValueError(f"tensor {name} in {w_path} has shape {tuple(state[name].shape)}, expected {shape} from cfg.json")
+            raise ValueError(
+                f"tensor {name} in {w_path} has shape {tuple(state[name].shape)}, expected {shape} "
+                "from cfg.json"
+            )
     if arch == "topk" and raw.get("rescale_acts_by_decoder_norm", False):
         norms = state["W_dec"].float().norm(dim=1)
         if not torch.allclose(norms, torch.ones_like(norms), atol=1e-4):
-            raise ValueError("cfg.json has rescale_acts_by_decoder_norm=true with non-unit decoder rows; fold the norms first")
+            raise ValueError(
+                "cfg.json has rescale_acts_by_decoder_norm=true with non-unit decoder rows; fold "
+                "the norms first"
+            )
     sae.load_state_dict({kk: v.to(_DTYPES[cfg.dtype]) for kk, v in state.items()})
     return sae.to(device)
 

@@ -1,4 +1,5 @@
-"""The paper's four pre-registered bars, cross-seed, for the Dyck-3 toy (DESIGN.md §6).
+"""The paper's four pre-registered bars, cross-seed, for the Dyck-3 toy (glossary *Four bars*;
+chapter ``16_dyck_four_bars``).
 
 - **B, behavioural** — mean KL between two seeds' output distributions, per readout
   (:func:`behaviour_bar`; the paper's bar: mean KL < 1e-4 nats).
@@ -39,13 +40,15 @@ Every model here is a TransformerLens ``HookedTransformer`` of the toy's archite
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from polyrot_utils.core.procrustes import fit_rotation
+from polyrot_utils.core.procrustes import fit_rotation, nearest_orthogonal
+from polyrot_utils.core.validate import as_tensor
 from polyrot_utils.models.activations import collect_activations, resid_sites
 from polyrot_utils.tasks.dyck import language as dyck
 from polyrot_utils.tasks.dyck.cohorts import functional_agreement
@@ -78,7 +81,11 @@ class Component:
 
     @property
     def hook(self) -> str:
-        return f"blocks.{self.layer}.attn.hook_z" if self.kind == "head" else f"blocks.{self.layer}.hook_mlp_out"
+        return (
+            f"blocks.{self.layer}.attn.hook_z"
+            if self.kind == "head"
+            else f"blocks.{self.layer}.hook_mlp_out"
+        )
 
     def take(self, act: torch.Tensor) -> torch.Tensor:
         """This component's slice of its hook's activation ``(B, T, ...)``."""
@@ -104,6 +111,13 @@ def components(model: Any) -> list[Component]:
     return out
 
 
+def _grad(leaf: torch.Tensor) -> torch.Tensor:
+    """``leaf.grad`` after a backward pass that reached it."""
+    if leaf.grad is None:
+        raise RuntimeError("the patched activation received no gradient: is its hook on the path?")
+    return leaf.grad
+
+
 def _batch_loss(model: Any, logits: torch.Tensor, batch: dyck.DyckSplit) -> torch.Tensor:
 
     return readout_loss(logits, batch)[0]
@@ -127,7 +141,9 @@ class _frozen_params:
 
 
 @torch.no_grad()
-def hook_activations(model: Any, tokens: torch.Tensor, comps: Sequence[Component]) -> dict[str, torch.Tensor]:
+def hook_activations(
+    model: Any, tokens: torch.Tensor, comps: Sequence[Component]
+) -> dict[str, torch.Tensor]:
     """``{component name: activation slice (B, T, ...)}`` of a plain forward pass on ``tokens``."""
     store: dict[str, torch.Tensor] = {}
     hooks = sorted({c.hook for c in comps})
@@ -135,6 +151,7 @@ def hook_activations(model: Any, tokens: torch.Tensor, comps: Sequence[Component
     def mk(name):
         def f(act, hook=None):
             store[name] = act.detach().clone()
+
         return f
 
     model.run_with_hooks(tokens, fwd_hooks=[(h, mk(h)) for h in hooks], return_type=None)
@@ -142,8 +159,12 @@ def hook_activations(model: Any, tokens: torch.Tensor, comps: Sequence[Component
 
 
 @torch.no_grad()
-def component_means(model: Any, split: dyck.DyckSplit, comps: Sequence[Component] | None = None,
-                    batch_size: int = 512) -> dict[str, torch.Tensor]:
+def component_means(
+    model: Any,
+    split: dyck.DyckSplit,
+    comps: Sequence[Component] | None = None,
+    batch_size: int = 512,
+) -> dict[str, torch.Tensor]:
     """Mean activation of each component over the non-PAD positions of ``split``:
     ``{name: (d_head,) or (d_model,)}`` — what mean ablation puts in its place."""
     comps = list(comps) if comps is not None else components(model)
@@ -160,8 +181,12 @@ def component_means(model: Any, split: dyck.DyckSplit, comps: Sequence[Component
     return {k: (v / n).float() for k, v in sums.items()}
 
 
-def measured_effects(model: Any, batch: dyck.DyckSplit, patch: Mapping[str, torch.Tensor],
-                     comps: Sequence[Component] | None = None) -> dict[str, float]:
+def measured_effects(
+    model: Any,
+    batch: dyck.DyckSplit,
+    patch: Mapping[str, torch.Tensor],
+    comps: Sequence[Component] | None = None,
+) -> dict[str, float]:
     """Measured effect of patching each component: ``loss(patched) − loss(clean)``, where the
     component's activation is replaced by ``patch[name]`` (a mean ``(d,)``, broadcast over
     positions, or per-position ``(B, T, d)`` values from another run) and ``loss`` is the summed
@@ -178,13 +203,19 @@ def measured_effects(model: Any, batch: dyck.DyckSplit, patch: Mapping[str, torc
     return out
 
 
-def predicted_effects(model: Any, batch: dyck.DyckSplit, patch: Mapping[str, torch.Tensor],
-                      comps: Sequence[Component] | None = None, n_steps: int = 1) -> dict[str, float]:
+def predicted_effects(
+    model: Any,
+    batch: dyck.DyckSplit,
+    patch: Mapping[str, torch.Tensor],
+    comps: Sequence[Component] | None = None,
+    n_steps: int = 1,
+) -> dict[str, float]:
     """Linearised prediction of :func:`measured_effects`.
 
     ``n_steps == 1``: attribution patching (AtP) — ``Σ ∂loss/∂a |_clean · (patch − a_clean)``, all
     components from one forward/backward. ``n_steps > 1``: integrated gradients per component,
-    midpoint rule: ``Σ_k ∂loss/∂a |_{a_clean + α_k Δ} · Δ / n_steps`` with ``α_k = (k + ½)/n_steps``,
+    midpoint rule: ``Σ_k ∂loss/∂a |_{a_clean + α_k Δ} · Δ / n_steps`` with ``α_k = (k +
+    ½)/n_steps``,
     the ``n_steps`` points run as one batch (``n_steps`` copies of ``batch``). The midpoint rule
     integrates a linear gradient exactly, so IG is exact for any ``n_steps`` when the loss is
     quadratic (or linear) along the path; AtP only when it is linear.
@@ -193,7 +224,10 @@ def predicted_effects(model: Any, batch: dyck.DyckSplit, patch: Mapping[str, tor
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
     clean = hook_activations(model, batch.tokens, comps)
-    deltas = {c.name: (patch[c.name].to(clean[c.name].device).expand_as(clean[c.name]) - clean[c.name]) for c in comps}
+    deltas = {
+        c.name: (patch[c.name].to(clean[c.name].device).expand_as(clean[c.name]) - clean[c.name])
+        for c in comps
+    }
     out: dict[str, float] = {}
     with _frozen_params(model), torch.enable_grad():
         if n_steps == 1:
@@ -208,41 +242,53 @@ def predicted_effects(model: Any, batch: dyck.DyckSplit, patch: Mapping[str, tor
                             leaves[c.name] = leaf
                             new = c.put(new, leaf)
                     return new
+
                 return f
 
             hooks = sorted({c.hook for c in comps})
             logits = model.run_with_hooks(batch.tokens, fwd_hooks=[(h, mk(h)) for h in hooks])
             _batch_loss(model, logits, batch).backward()
             for c in comps:
-                out[c.name] = float((leaves[c.name].grad * deltas[c.name]).sum())
+                out[c.name] = float((_grad(leaves[c.name]) * deltas[c.name]).sum())
             return out
         alphas = (torch.arange(n_steps, dtype=torch.float32) + 0.5) / n_steps
         big = _repeat_batch(batch, n_steps)
         B = batch.tokens.shape[0]
         for c in comps:
             a0, d = clean[c.name], deltas[c.name]
-            al = alphas.repeat_interleave(B).view(-1, *([1] * (a0.ndim - 1))).to(a0.device, a0.dtype)
-            path = (a0.repeat(n_steps, *([1] * (a0.ndim - 1))) + al * d.repeat(n_steps, *([1] * (d.ndim - 1))))
+            al = (
+                alphas.repeat_interleave(B).view(-1, *([1] * (a0.ndim - 1))).to(a0.device, a0.dtype)
+            )
+            path = a0.repeat(n_steps, *([1] * (a0.ndim - 1))) + al * d.repeat(
+                n_steps, *([1] * (d.ndim - 1))
+            )
             leaf = path.detach().requires_grad_(True)
             fn = lambda act, hook=None, c=c, leaf=leaf: c.put(act, leaf)  # noqa: E731
             logits = model.run_with_hooks(big.tokens, fwd_hooks=[(c.hook, fn)])
             # readout_loss averages over all n_steps·B rows, i.e. (1/n_steps) Σ_k loss_k
             _batch_loss(model, logits, big).backward()
-            out[c.name] = float((leaf.grad * d.repeat(n_steps, *([1] * (d.ndim - 1)))).sum())
+            out[c.name] = float((_grad(leaf) * d.repeat(n_steps, *([1] * (d.ndim - 1)))).sum())
     return out
 
 
 def _repeat_batch(batch: dyck.DyckSplit, k: int) -> dyck.DyckSplit:
     return dyck.DyckSplit(
-        batch.tokens.repeat(k, 1), {n: v.repeat(k, 1) for n, v in batch.labels.items()}, batch.mask.repeat(k, 1),
-        batch.lengths.repeat(k), batch.kind.repeat(k), batch.name,
+        batch.tokens.repeat(k, 1),
+        {n: v.repeat(k, 1) for n, v in batch.labels.items()},
+        batch.mask.repeat(k, 1),
+        batch.lengths.repeat(k),
+        batch.kind.repeat(k),
+        batch.name,
     )
 
 
-def integrated_gradients(f: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, x1: torch.Tensor, n_steps: int = 16) -> float:
+def integrated_gradients(
+    f: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, x1: torch.Tensor, n_steps: int = 16
+) -> float:
     """Midpoint-rule integrated gradients of a scalar function ``f`` from ``x0`` to ``x1``:
     ``Σ_k ∇f(x0 + α_k (x1 − x0)) · (x1 − x0) / n_steps`` ≈ ``f(x1) − f(x0)`` (``n_steps = 1`` with
-    ``α = 0`` instead is attribution patching; see :func:`attribution_patching`). Exact for quadratic ``f``."""
+    ``α = 0`` instead is attribution patching; see :func:`attribution_patching`). Exact for
+    quadratic ``f``."""
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
     d = (x1 - x0).detach()
@@ -254,7 +300,9 @@ def integrated_gradients(f: Callable[[torch.Tensor], torch.Tensor], x0: torch.Te
     return total
 
 
-def attribution_patching(f: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, x1: torch.Tensor) -> float:
+def attribution_patching(
+    f: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, x1: torch.Tensor
+) -> float:
     """First-order prediction of ``f(x1) − f(x0)``: ``∇f(x0) · (x1 − x0)``."""
     x = x0.detach().requires_grad_(True)
     (g,) = torch.autograd.grad(f(x), x)
@@ -271,7 +319,10 @@ def corrupt_tokens(tokens: torch.Tensor, mask: torch.Tensor, seed: int = 0) -> t
     bracket (uniform position among the brackets, uniform replacement among the 5 others).
     Strings without a bracket are unchanged. Same shape and PAD layout as the input."""
     if tokens.shape != mask.shape:
-        raise ValueError(f"tokens and mask must have the same shape, got {tuple(tokens.shape)} and {tuple(mask.shape)}")
+        raise ValueError(
+            f"tokens and mask must have the same shape, got {tuple(tokens.shape)} and "
+            f"{tuple(mask.shape)}"
+        )
     g = torch.Generator().manual_seed(int(seed))
     out = tokens.clone()
     brackets = torch.tensor(dyck.BRACKETS)
@@ -287,10 +338,14 @@ def corrupt_tokens(tokens: torch.Tensor, mask: torch.Tensor, seed: int = 0) -> t
     return out
 
 
-def relabel(batch: dyck.DyckSplit, tokens: torch.Tensor, depth_after_invalid: str = "ignore") -> dyck.DyckSplit:
+def relabel(
+    batch: dyck.DyckSplit, tokens: torch.Tensor, depth_after_invalid: str = "ignore"
+) -> dyck.DyckSplit:
     """``batch`` with ``tokens`` in place of its tokens and labels recomputed for them."""
     lab = dyck.label_tokens(tokens.cpu().numpy(), depth_after_invalid)
-    labels = {k: torch.as_tensor(np.asarray(lab[k])).long().to(tokens.device) for k in dyck.READOUT_SIZES}
+    labels = {
+        k: torch.as_tensor(np.asarray(lab[k])).long().to(tokens.device) for k in dyck.READOUT_SIZES
+    }
     return dyck.DyckSplit(tokens, labels, tokens != dyck.PAD, batch.lengths, batch.kind, batch.name)
 
 
@@ -335,7 +390,9 @@ def head_similarity(model_a: Any, model_b: Any, layer: int) -> np.ndarray:
     qk_a = torch.einsum("hdk,hek->hde", wa[p + "W_Q"], wa[p + "W_K"])
     qk_b = torch.einsum("hdk,hek->hde", wb[p + "W_Q"], wb[p + "W_K"])
     H = ov_a.shape[0]
-    return np.array([[_cos(ov_a[i], ov_b[j]) + _cos(qk_a[i], qk_b[j]) for j in range(H)] for i in range(H)])
+    return np.array(
+        [[_cos(ov_a[i], ov_b[j]) + _cos(qk_a[i], qk_b[j]) for j in range(H)] for i in range(H)]
+    )
 
 
 def match_heads(model_a: Any, model_b: Any) -> dict[int, list[int]]:
@@ -353,7 +410,8 @@ def match_heads(model_a: Any, model_b: Any) -> dict[int, list[int]]:
 
 def match_neurons(model_a: Any, model_b: Any, layer: int) -> list[int]:
     """MLP neuron ``i`` of ``model_a`` ↔ neuron ``perm[i]`` of ``model_b``: linear assignment on the
-    cosine of the concatenated ``[W_in[:, i]; W_out[i, :]]`` (source already in the target basis)."""
+    cosine of the concatenated ``[W_in[:, i]; W_out[i, :]]`` (source already in the target
+    basis)."""
     from scipy.optimize import linear_sum_assignment
 
     wa, wb = _w(model_a), _w(model_b)
@@ -366,8 +424,9 @@ def match_neurons(model_a: Any, model_b: Any, layer: int) -> list[int]:
     return [int(c) for c in cols[np.argsort(rows)]]
 
 
-def component_correspondence(model_a: Any, model_b: Any, R: torch.Tensor | np.ndarray | None = None,
-                             how: str = "matched") -> dict[str, str]:
+def component_correspondence(
+    model_a: Any, model_b: Any, R: torch.Tensor | np.ndarray | None = None, how: str = "matched"
+) -> dict[str, str]:
     """``{name in model_a: name in model_b}``. ``how="identity"``: same index; ``"matched"``:
     heads by :func:`match_heads` after rotating ``model_a`` by ``R`` (default identity) into
     ``model_b``'s basis, gains folded in both. MLPs correspond layer by layer."""
@@ -378,7 +437,14 @@ def component_correspondence(model_a: Any, model_b: Any, R: torch.Tensor | np.nd
         raise ValueError(f"how must be 'identity' or 'matched', got {how!r}")
     a, b = aligned_pair(model_a, model_b, R)
     perms = match_heads(a, b)
-    return {c.name: (Component(c.layer, "head", perms[c.layer][c.head]).name if c.kind == "head" else c.name) for c in comps}
+    return {
+        c.name: (
+            Component(c.layer, "head", perms[c.layer][c.head]).name
+            if c.kind == "head" and c.head is not None
+            else c.name
+        )
+        for c in comps
+    }
 
 
 def aligned_pair(model_a: Any, model_b: Any, R: torch.Tensor | np.ndarray | None = None):
@@ -386,10 +452,13 @@ def aligned_pair(model_a: Any, model_b: Any, R: torch.Tensor | np.ndarray | None
 
     a64, b64 = _f64(model_a), _f64(model_b)
     d = model_a.cfg.d_model
-    R = torch.eye(d, dtype=torch.float64) if R is None else torch.as_tensor(np.asarray(R, dtype=np.float64))
-    U, _, Vh = torch.linalg.svd(R)
+    R64 = (
+        torch.eye(d, dtype=torch.float64)
+        if R is None
+        else torch.as_tensor(nearest_orthogonal(as_tensor(R, "R", dtype=torch.float64).cpu()))
+    )
     with _quiet():
-        return rotate_residual(a64, U @ Vh), fold_gains(b64)
+        return rotate_residual(a64, R64), fold_gains(b64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,12 +466,27 @@ def aligned_pair(model_a: Any, model_b: Any, R: torch.Tensor | np.ndarray | None
 # --------------------------------------------------------------------------------------------
 
 #: the weight matrices compared by the P bar (gains are 1 after folding; biases are zero)
-P_TENSORS = ("embed.W_E", "attn.W_Q", "attn.W_K", "attn.W_V", "attn.W_O", "mlp.W_in", "mlp.W_out", "unembed.W_U")
+P_TENSORS = (
+    "embed.W_E",
+    "attn.W_Q",
+    "attn.W_K",
+    "attn.W_V",
+    "attn.W_O",
+    "mlp.W_in",
+    "mlp.W_out",
+    "unembed.W_U",
+)
 
 
-def _permute(params: dict[str, torch.Tensor], n_layers: int, head_perms: Mapping[int, Sequence[int]],
-             neuron_perms: Mapping[int, Sequence[int]]) -> dict[str, torch.Tensor]:
-    """Reorder source params so that index ``j`` of the target corresponds: ``new[perm[i]] = old[i]``."""
+def _permute(
+    params: dict[str, torch.Tensor],
+    n_layers: int,
+    head_perms: Mapping[int, Sequence[int]],
+    neuron_perms: Mapping[int, Sequence[int]],
+) -> dict[str, torch.Tensor]:
+    """Reorder source params so that index ``j`` of the target corresponds:
+    ``new[perm[i]] = old[i]``.
+    """
     out = dict(params)
     for layer in range(n_layers):
         p = f"blocks.{layer}."
@@ -417,20 +501,28 @@ def _permute(params: dict[str, torch.Tensor], n_layers: int, head_perms: Mapping
 
 
 def _procrustes(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    U, _, Vh = torch.linalg.svd(a.T @ b)
-    return U @ Vh
+    """The orthogonal ``T`` (O(d), uncentred) minimising ‖a T − b‖_F: rows of a onto rows of b."""
+    return torch.as_tensor(
+        fit_rotation(a, b, special=False, center=False, allow_underdetermined=True)
+    )
 
 
-def _head_orthogonal(params: dict[str, torch.Tensor], target: dict[str, torch.Tensor], n_layers: int) -> dict[str, torch.Tensor]:
+def _head_orthogonal(
+    params: dict[str, torch.Tensor], target: dict[str, torch.Tensor], n_layers: int
+) -> dict[str, torch.Tensor]:
     out = dict(params)
     for layer in range(n_layers):
         p = f"blocks.{layer}.attn."
         for h in range(params[p + "W_Q"].shape[0]):
             # QK: W_Q M, W_K M (M orthogonal keeps W_Q W_Kᵀ); OV: W_V N, Nᵀ W_O
-            M = _procrustes(torch.cat([params[p + "W_Q"][h], params[p + "W_K"][h]]),
-                            torch.cat([target[p + "W_Q"][h], target[p + "W_K"][h]]))
-            N = _procrustes(torch.cat([params[p + "W_V"][h], params[p + "W_O"][h].T]),
-                            torch.cat([target[p + "W_V"][h], target[p + "W_O"][h].T]))
+            M = _procrustes(
+                torch.cat([params[p + "W_Q"][h], params[p + "W_K"][h]]),
+                torch.cat([target[p + "W_Q"][h], target[p + "W_K"][h]]),
+            )
+            N = _procrustes(
+                torch.cat([params[p + "W_V"][h], params[p + "W_O"][h].T]),
+                torch.cat([target[p + "W_V"][h], target[p + "W_O"][h].T]),
+            )
             for k, T in (("W_Q", M), ("W_K", M), ("W_V", N)):
                 out[p + k] = out[p + k].clone()
                 out[p + k][h] = params[p + k][h] @ T
@@ -443,11 +535,15 @@ def _tensor_names(model: Any) -> list[str]:
     names = ["embed.W_E"]
     for layer in range(model.cfg.n_layers):
         names += [f"blocks.{layer}.{k}" for k in P_TENSORS if k.startswith(("attn", "mlp"))]
-    return names + ["unembed.W_U"]
+    return [*names, "unembed.W_U"]
 
 
-def parametric_bar(model_a: Any, model_b: Any, R: torch.Tensor | np.ndarray | None,
-                   levels: Sequence[str] = P_LEVELS) -> list[dict[str, Any]]:
+def parametric_bar(
+    model_a: Any,
+    model_b: Any,
+    R: torch.Tensor | np.ndarray | None,
+    levels: Sequence[str] = P_LEVELS,
+) -> list[dict[str, Any]]:
     """Per-tensor weight MSE of ``model_a`` aligned to ``model_b`` at each alignment level.
 
     ``R (d, d)`` maps ``model_a``'s residual basis onto ``model_b``'s (``x_a @ R ≈ x_b``; e.g. a
@@ -473,17 +569,27 @@ def parametric_bar(model_a: Any, model_b: Any, R: torch.Tensor | np.ndarray | No
             if lv in ("permutation", "head_orthogonal"):
                 if "perm" not in cache:
                     hp = match_heads(a_rot, target_model)
-                    npm = {l: match_neurons(a_rot, target_model, l) for l in range(model_a.cfg.n_layers)
-                           if not model_a.cfg.attn_only}
+                    npm = {
+                        layer: match_neurons(a_rot, target_model, layer)
+                        for layer in range(model_a.cfg.n_layers)
+                        if not model_a.cfg.attn_only
+                    }
                     cache["perm"] = _permute(src, model_a.cfg.n_layers, hp, npm)
                 src = cache["perm"]
             if lv == "head_orthogonal":
                 src = _head_orthogonal(src, tgt, model_a.cfg.n_layers)
         for n in names:
             diff = src[n] - tgt[n]
-            ms = float((diff ** 2).mean())
-            rows.append({"level": lv, "tensor": n, "mse": ms, "rel_mse": ms / max(float((tgt[n] ** 2).mean()), 1e-30),
-                         "numel": int(diff.numel())})
+            ms = float((diff**2).mean())
+            rows.append(
+                {
+                    "level": lv,
+                    "tensor": n,
+                    "mse": ms,
+                    "rel_mse": ms / max(float((tgt[n] ** 2).mean()), 1e-30),
+                    "numel": int(diff.numel()),
+                }
+            )
     return rows
 
 
@@ -499,14 +605,26 @@ def _f64(model: Any):
 # --------------------------------------------------------------------------------------------
 
 
-def stream_rotation(model_a: Any, model_b: Any, tokens: torch.Tensor, mask: torch.Tensor,
-                    sites: Sequence[str] | None = None, batch_size: int = 256) -> np.ndarray:
+def stream_rotation(
+    model_a: Any,
+    model_b: Any,
+    tokens: torch.Tensor,
+    mask: torch.Tensor,
+    sites: Sequence[str] | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
     """One SO(d) Procrustes rotation for the whole residual stream: rows of every residual site
     stacked (each site centred separately), ``x_a @ R ≈ x_b``. ``(d, d)`` float64 numpy."""
 
-    sites = list(sites) if sites is not None else [s for s in resid_sites(model_a, include_final=False)]
-    xa = collect_activations(model_a, tokens, sites, batch_size=batch_size, mask=mask, dtype=torch.float64)
-    xb = collect_activations(model_b, tokens, sites, batch_size=batch_size, mask=mask, dtype=torch.float64)
+    sites = (
+        list(sites) if sites is not None else [s for s in resid_sites(model_a, include_final=False)]
+    )
+    xa = collect_activations(
+        model_a, tokens, sites, batch_size=batch_size, mask=mask, dtype=torch.float64
+    )
+    xb = collect_activations(
+        model_b, tokens, sites, batch_size=batch_size, mask=mask, dtype=torch.float64
+    )
     A = torch.cat([xa[s] - xa[s].mean(0) for s in sites])
     B = torch.cat([xb[s] - xb[s].mean(0) for s in sites])
     return np.asarray(fit_rotation(A.numpy(), B.numpy(), center=False))
@@ -517,7 +635,9 @@ def stream_rotation(model_a: Any, model_b: Any, tokens: torch.Tensor, mask: torc
 # --------------------------------------------------------------------------------------------
 
 
-def behaviour_bar(models: Mapping[Any, Any], split: dyck.DyckSplit, pairs: Sequence[tuple[Any, Any]] | None = None) -> list[dict[str, Any]]:
+def behaviour_bar(
+    models: Mapping[Any, Any], split: dyck.DyckSplit, pairs: Sequence[tuple[Any, Any]] | None = None
+) -> list[dict[str, Any]]:
     """Rows ``{a, b, readout, kl_ab, kl_ba, top1_agreement}`` for each pair (default: all pairs)
     plus a ``readout="mean"`` row averaging the three readouts (the paper's ``mean_kl`` pools all
     positions of all readouts: the same number when every readout is defined at every position)."""
@@ -531,13 +651,26 @@ def behaviour_bar(models: Mapping[Any, Any], split: dyck.DyckSplit, pairs: Seque
     keys = sorted({(r["a"], r["b"]) for r in rows}, key=str)
     for a, b in keys:
         sub = [r for r in rows if (r["a"], r["b"]) == (a, b)]
-        out.append({"a": a, "b": b, "readout": "mean", "top1_agreement": float(np.mean([r["top1_agreement"] for r in sub])),
-                    "kl_ab": float(np.mean([r["kl_ab"] for r in sub])), "kl_ba": float(np.mean([r["kl_ba"] for r in sub]))})
+        out.append(
+            {
+                "a": a,
+                "b": b,
+                "readout": "mean",
+                "top1_agreement": float(np.mean([r["top1_agreement"] for r in sub])),
+                "kl_ab": float(np.mean([r["kl_ab"] for r in sub])),
+                "kl_ba": float(np.mean([r["kl_ba"] for r in sub])),
+            }
+        )
     return out
 
 
-def label_kl_bar(model: Any, splits: Mapping[str, dyck.DyckSplit], weights: Mapping[str, float] | None = None,
-                 eps: float = 1e-6, batch_size: int = 512) -> dict[str, Any]:
+def label_kl_bar(
+    model: Any,
+    splits: Mapping[str, dyck.DyckSplit],
+    weights: Mapping[str, float] | None = None,
+    eps: float = 1e-6,
+    batch_size: int = 512,
+) -> dict[str, Any]:
     """The paper's within-seed bar B (verification/bar_behavioral.py): mean KL(spec ‖ model) over
     (position, readout), the spec being the true label one-hot smoothed to ``1 − eps`` with
     ``eps/(K − 1)`` on every other class (its ``spec_distribution_log``); positions where a
@@ -571,8 +704,11 @@ def label_kl_bar(model: Any, splits: Mapping[str, dyck.DyckSplit], weights: Mapp
             per_readout[name] += w[name_s] * float(kl.mean()) if kl.numel() else 0.0
         per_split[name_s] = tot / max(n, 1)
     z = sum(w.values())
-    return {"mean_kl": sum(w[k] * v for k, v in per_split.items()) / z,
-            "per_readout": {k: v / z for k, v in per_readout.items()}, "per_split": per_split}
+    return {
+        "mean_kl": sum(w[k] * v for k, v in per_split.items()) / z,
+        "per_readout": {k: v / z for k, v in per_readout.items()},
+        "per_split": per_split,
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -590,7 +726,9 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def causal_table(model: Any, batch: dyck.DyckSplit, corrupted_tokens: torch.Tensor, n_steps: int = 8) -> list[dict[str, Any]]:
+def causal_table(
+    model: Any, batch: dyck.DyckSplit, corrupted_tokens: torch.Tensor, n_steps: int = 8
+) -> list[dict[str, Any]]:
     """Per component: ``measured`` (loss change when its activation is patched from the corrupted
     run into the clean run), ``atp`` and ``ig`` (predictions; see :func:`predicted_effects`)."""
     comps = components(model)
@@ -599,32 +737,70 @@ def causal_table(model: Any, batch: dyck.DyckSplit, corrupted_tokens: torch.Tens
     meas = measured_effects(model, batch, patch, comps)
     atp = predicted_effects(model, batch, patch, comps, n_steps=1)
     ig = predicted_effects(model, batch, patch, comps, n_steps=n_steps) if n_steps > 1 else atp
-    return [{"component": c.name, "measured": meas[c.name], "atp": atp[c.name], "ig": ig[c.name]} for c in comps]
+    return [
+        {"component": c.name, "measured": meas[c.name], "atp": atp[c.name], "ig": ig[c.name]}
+        for c in comps
+    ]
 
 
-def ablation_effects(model: Any, batch: dyck.DyckSplit, means: Mapping[str, torch.Tensor], n_steps: int = 8) -> list[dict[str, Any]]:
+def ablation_effects(
+    model: Any, batch: dyck.DyckSplit, means: Mapping[str, torch.Tensor], n_steps: int = 8
+) -> list[dict[str, Any]]:
     """Per component: ``measured`` loss change under mean ablation (activation replaced by
     ``means[name]`` at every position), and its ``atp`` / ``ig`` predictions."""
     comps = components(model)
     meas = measured_effects(model, batch, means, comps)
     atp = predicted_effects(model, batch, means, comps, n_steps=1)
     ig = predicted_effects(model, batch, means, comps, n_steps=n_steps) if n_steps > 1 else atp
-    return [{"component": c.name, "measured": meas[c.name], "atp": atp[c.name], "ig": ig[c.name]} for c in comps]
+    return [
+        {"component": c.name, "measured": meas[c.name], "atp": atp[c.name], "ig": ig[c.name]}
+        for c in comps
+    ]
 
 
-def cross_seed_r(table_a: Sequence[Mapping[str, Any]], table_b: Sequence[Mapping[str, Any]], correspondence: Mapping[str, str],
-                 predicted: str = "ig", measured: str = "measured") -> float:
+def cross_seed_r(
+    table_a: Sequence[Mapping[str, Any]],
+    table_b: Sequence[Mapping[str, Any]],
+    correspondence: Mapping[str, str],
+    predicted: str = "ig",
+    measured: str = "measured",
+) -> float:
     """Pearson r between ``table_a[predicted]`` (seed A) and ``table_b[measured]`` (seed B) over
     corresponding components (``correspondence``: A name → B name)."""
     a = {r["component"]: r for r in table_a}
     b = {r["component"]: r for r in table_b}
     names = [n for n in a if correspondence.get(n) in b]
-    return pearson([a[n][predicted] for n in names], [b[correspondence[n]][measured] for n in names])
+    return pearson(
+        [a[n][predicted] for n in names], [b[correspondence[n]][measured] for n in names]
+    )
 
 
 __all__ = [
-    "Component", "P_LEVELS", "P_TENSORS", "PAPER_BARS", "ablation_effects", "label_kl_bar", "aligned_pair", "attribution_patching",
-    "behaviour_bar", "causal_table", "component_correspondence", "component_means", "components", "corrupt_tokens",
-    "cross_seed_r", "fold_gains", "head_similarity", "hook_activations", "integrated_gradients", "match_heads",
-    "match_neurons", "measured_effects", "parametric_bar", "pearson", "predicted_effects", "relabel", "stream_rotation",
+    "PAPER_BARS",
+    "P_LEVELS",
+    "P_TENSORS",
+    "Component",
+    "ablation_effects",
+    "aligned_pair",
+    "attribution_patching",
+    "behaviour_bar",
+    "causal_table",
+    "component_correspondence",
+    "component_means",
+    "components",
+    "corrupt_tokens",
+    "cross_seed_r",
+    "fold_gains",
+    "head_similarity",
+    "hook_activations",
+    "integrated_gradients",
+    "label_kl_bar",
+    "match_heads",
+    "match_neurons",
+    "measured_effects",
+    "parametric_bar",
+    "pearson",
+    "predicted_effects",
+    "relabel",
+    "stream_rotation",
 ]

@@ -1,7 +1,8 @@
 """The paper's stopping rule and the per-seed convergence record.
 
 Rule (the paper's ``train.py``): evaluate every ``eval_every`` optimiser steps on the three
-evaluation sets (:data:`polyrot_utils.tasks.dyck.paper_task.EVAL_SPLITS`); the run has *converged* at the
+evaluation sets (:data:`polyrot_utils.tasks.dyck.paper_task.EVAL_SPLITS`); the run has *converged*
+at the
 first evaluation whose minimum accuracy over sets × readouts reaches ``threshold`` (0.9999);
 training then continues ``extra_steps`` more steps (the paper's text: 10,000; its code: 3,000)
 and stops, or stops at ``max_steps`` (the cap; also the length of the cosine schedule).
@@ -68,10 +69,18 @@ class MemberProgress:
     first_pass: dict | None = None  # {"steps", "tokens", "seconds"} at the criterion
     stop_step: int | None = None
 
-    def observe(self, accuracy: dict[str, dict[str, float]], seconds: float, rule: ConvergenceRule) -> bool:
-        """Record an evaluation made after ``steps_done`` steps; True when it first meets the rule."""
+    def observe(
+        self, accuracy: dict[str, dict[str, float]], seconds: float, rule: ConvergenceRule
+    ) -> bool:
+        """Record an evaluation made after ``steps_done`` steps;
+        True when it first meets the rule.
+        """
         if self.first_pass is None and min_accuracy(accuracy) >= rule.threshold:
-            self.first_pass = {"steps": self.steps_done, "tokens": self.tokens_done, "seconds": seconds}
+            self.first_pass = {
+                "steps": self.steps_done,
+                "tokens": self.tokens_done,
+                "seconds": seconds,
+            }
             self.stop_step = min(rule.max_steps, self.steps_done + rule.extra_steps)
             return True
         return False

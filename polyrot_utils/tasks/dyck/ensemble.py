@@ -1,6 +1,7 @@
 """Several toy models as one vectorised ensemble: stacked weights, batched forward, per-member loss.
 
-Convention: every parameter of the toy (:func:`polyrot_utils.tasks.dyck.toy.build_toy`) is stacked along
+Convention: every parameter of the toy (:func:`polyrot_utils.tasks.dyck.toy.build_toy`) is stacked
+along
 a new leading *member* dimension ``E``; ``StackedToy.params[name]`` is ``(E, *shape)``. The
 forward pass (:func:`ensemble_logits`) takes tokens ``(E, B, T)`` — each member its own batch —
 and returns logits ``(E, B, T, 51)`` equal, to float tolerance, to each member's
@@ -27,7 +28,6 @@ import torch.nn.functional as F
 
 from polyrot_utils.tasks.dyck.language import READOUT_SIZES
 from polyrot_utils.tasks.dyck.toy import build_toy, load_parameter_dict
-
 
 __all__ = [
     "EnsembleOptimizer",
@@ -74,13 +74,20 @@ class StackedToy:
         return model.eval()
 
 
-def stack_models(models: list, seeds: list[int] | tuple[int, ...], frozen: dict[str, list[bool]] | None = None,
-                 device: str | torch.device = "cpu") -> StackedToy:
+def stack_models(
+    models: list,
+    seeds: list[int] | tuple[int, ...],
+    frozen: dict[str, list[bool]] | None = None,
+    device: str | torch.device = "cpu",
+) -> StackedToy:
     """Stack ``models`` (toy ``HookedTransformer``s of one architecture) into a :class:`StackedToy`.
 
     ``frozen``: ``{name: [bool per member]}`` — members whose tensor ``name`` is not trained."""
     if len(models) < 1 or len(models) != len(seeds):
-        raise ValueError(f"models and seeds must be non-empty and of equal length, got {len(models)}, {len(seeds)}")
+        raise ValueError(
+            f"models and seeds must be non-empty and of equal length, got {len(models)}, "
+            f"{len(seeds)}"
+        )
     named = [dict(m.named_parameters()) for m in models]
     names = list(named[0])
     for i, nm in enumerate(named):
@@ -88,7 +95,9 @@ def stack_models(models: list, seeds: list[int] | tuple[int, ...], frozen: dict[
             raise ValueError(f"model {i} has different parameter names from model 0")
         for k, p in nm.items():
             if k.rsplit(".", 1)[-1] in _BIAS_SUFFIXES and bool(p.detach().abs().max() > 0):
-                raise ValueError(f"model {i}: bias {k} is not zero; the ensemble forward has no biases")
+                raise ValueError(
+                    f"model {i}: bias {k} is not zero; the ensemble forward has no biases"
+                )
     params = {k: torch.stack([nm[k].detach().cpu() for nm in named]).to(device) for k in names}
     trainable = tuple(k for k, p in named[0].items() if p.requires_grad)
     fz: dict[str, torch.Tensor] = {}
@@ -96,12 +105,21 @@ def stack_models(models: list, seeds: list[int] | tuple[int, ...], frozen: dict[
         if k not in params:
             raise ValueError(f"frozen names unknown parameter {k!r}; parameters: {names}")
         if len(flags) != len(models):
-            raise ValueError(f"frozen[{k!r}] must have one flag per member ({len(models)}), got {len(flags)}")
+            raise ValueError(
+                f"frozen[{k!r}] must have one flag per member ({len(models)}), got {len(flags)}"
+            )
         if any(flags):
             fz[k] = torch.tensor([bool(f) for f in flags], device=device)
     cfg = models[0].cfg
-    return StackedToy(params=params, seeds=tuple(int(s) for s in seeds), trainable=trainable, frozen=fz,
-                      n_layers=cfg.n_layers, n_heads=cfg.n_heads, eps=float(cfg.eps))
+    return StackedToy(
+        params=params,
+        seeds=tuple(int(s) for s in seeds),
+        trainable=trainable,
+        frozen=fz,
+        n_layers=cfg.n_layers,
+        n_heads=cfg.n_heads,
+        eps=float(cfg.eps),
+    )
 
 
 def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
@@ -113,15 +131,20 @@ def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
 def _causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Softmax(q kᵀ / sqrt(d_head) + causal mask) v with plain batched matmuls; ``(N, H, T, dh)``.
     (For T of a few dozen this is faster on CPU than ``scaled_dot_product_attention``.)"""
-    N, H, T, dh = q.shape
+    _N, _H, T, dh = q.shape
     scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(dh))
     causal = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
     scores = scores.masked_fill(causal, float("-inf"))
     return torch.matmul(torch.softmax(scores, dim=-1), v)
 
 
-def ensemble_logits(p: dict[str, torch.Tensor], tokens: torch.Tensor, n_layers: int = 2, n_heads: int = 4,
-                    eps: float = 1e-5) -> torch.Tensor:
+def ensemble_logits(
+    p: dict[str, torch.Tensor],
+    tokens: torch.Tensor,
+    n_layers: int = 2,
+    n_heads: int = 4,
+    eps: float = 1e-5,
+) -> torch.Tensor:
     """Logits ``(E, B, T, 51)`` of the stacked toy ``p`` on ``tokens (E, B, T)`` (member e reads
     ``tokens[e]``)."""
     E, B, T = tokens.shape
@@ -133,11 +156,19 @@ def ensemble_logits(p: dict[str, torch.Tensor], tokens: torch.Tensor, n_layers: 
     for layer in range(n_layers):
         pre = f"blocks.{layer}."
         h = _rms(x, p[pre + "ln1.w"], eps)
-        W_Q, W_K, W_V = p[pre + "attn.W_Q"], p[pre + "attn.W_K"], p[pre + "attn.W_V"]  # (E, H, d, dh)
+        W_Q, W_K, W_V = (
+            p[pre + "attn.W_Q"],
+            p[pre + "attn.W_K"],
+            p[pre + "attn.W_V"],
+        )  # (E, H, d, dh)
         H, dh = W_Q.shape[1], W_Q.shape[-1]
-        W_qkv = torch.cat([W.permute(0, 2, 1, 3).reshape(E, d, H * dh) for W in (W_Q, W_K, W_V)], dim=-1)
+        W_qkv = torch.cat(
+            [W.permute(0, 2, 1, 3).reshape(E, d, H * dh) for W in (W_Q, W_K, W_V)], dim=-1
+        )
         qkv = torch.bmm(h, W_qkv).view(E, B, T, 3, H, dh)
-        q, k, v = (qkv[:, :, :, i].permute(0, 1, 3, 2, 4).reshape(E * B, H, T, dh) for i in range(3))
+        q, k, v = (
+            qkv[:, :, :, i].permute(0, 1, 3, 2, 4).reshape(E * B, H, T, dh) for i in range(3)
+        )
         z = _causal_attention(q, k, v)  # (E*B, H, T, dh)
         z = z.view(E, B, H, T, dh).permute(0, 1, 3, 2, 4).reshape(E, B * T, H * dh)
         x = x + torch.bmm(z, p[pre + "attn.W_O"].reshape(E, H * dh, d))
@@ -147,7 +178,9 @@ def ensemble_logits(p: dict[str, torch.Tensor], tokens: torch.Tensor, n_layers: 
     return torch.bmm(x, p["unembed.W_U"]).view(E, B, T, -1)
 
 
-def member_losses(logits: torch.Tensor, labels: dict[str, torch.Tensor], mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def member_losses(
+    logits: torch.Tensor, labels: dict[str, torch.Tensor], mask: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Per-member loss ``(E,)`` (sum over readouts of the masked mean CE) and per-readout
     accuracy ``{name: (E,)}``. ``labels[name]`` and ``mask`` are ``(E, B, T)``."""
     E = logits.shape[0]
@@ -168,8 +201,17 @@ def member_losses(logits: torch.Tensor, labels: dict[str, torch.Tensor], mask: t
     return total, accs
 
 
-def adamw_update(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: torch.Tensor,
-                 lr: torch.Tensor, betas: tuple[float, float], weight_decay: float, eps: float = 1e-8) -> None:
+def adamw_update(
+    p: torch.Tensor,
+    g: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    step: torch.Tensor,
+    lr: torch.Tensor,
+    betas: tuple[float, float],
+    weight_decay: float,
+    eps: float = 1e-8,
+) -> None:
     """In-place AdamW (torch's formula) on stacked tensors with a per-member ``step`` and ``lr``
     (both ``(E,)``, ``step`` already incremented). ``p, g, m, v`` are ``(E, ...)``."""
     b1, b2 = betas
@@ -192,8 +234,13 @@ class EnsembleOptimizer:
     uses member ``e``'s own gradient (frozen slices excluded). Members may be added
     (:meth:`add_members`, fresh state) or removed (:meth:`keep`) between steps."""
 
-    def __init__(self, stacked: StackedToy, betas: tuple[float, float] = (0.9, 0.95),
-                 weight_decay: float = 1e-4, grad_clip: float = 1.0) -> None:
+    def __init__(
+        self,
+        stacked: StackedToy,
+        betas: tuple[float, float] = (0.9, 0.95),
+        weight_decay: float = 1e-4,
+        grad_clip: float = 1.0,
+    ) -> None:
         self.stacked = stacked
         self.betas = betas
         self.weight_decay = weight_decay
@@ -215,12 +262,17 @@ class EnsembleOptimizer:
         st = self.stacked
         E = st.n_members
         P = st.params
-        for k in st.trainable:
-            if P[k].grad is not None and k in st.frozen:
-                P[k].grad[st.frozen[k]] = 0
-        sq = sum(P[k].grad.float().pow(2).reshape(E, -1).sum(1) for k in st.trainable if P[k].grad is not None)
+        grads = {k: g for k in st.trainable if (g := P[k].grad) is not None}
+        for k, g in grads.items():
+            if k in st.frozen:
+                g[st.frozen[k]] = 0
+        sq = sum(g.float().pow(2).reshape(E, -1).sum(1) for g in grads.values())
         norms = torch.as_tensor(sq).sqrt()
-        coef = (self.grad_clip / (norms + 1e-6)).clamp(max=1.0) if self.grad_clip > 0 else torch.ones_like(norms)
+        coef = (
+            (self.grad_clip / (norms + 1e-6)).clamp(max=1.0)
+            if self.grad_clip > 0
+            else torch.ones_like(norms)
+        )
         self.steps += 1
         for k in st.trainable:
             p = P[k]
@@ -229,13 +281,17 @@ class EnsembleOptimizer:
             g = p.grad * coef.view((-1,) + (1,) * (p.ndim - 1)).to(p.dtype)
             if k in st.frozen:
                 keep = p.data[st.frozen[k]].clone()
-            adamw_update(p.data, g, self.m[k], self.v[k], self.steps, lr, self.betas, self.weight_decay)
+            adamw_update(
+                p.data, g, self.m[k], self.v[k], self.steps, lr, self.betas, self.weight_decay
+            )
             if k in st.frozen:
                 p.data[st.frozen[k]] = keep
         return norms
 
     def keep(self, idx: list[int]) -> None:
-        """Keep only members ``idx`` (in that order): weights, optimiser state, frozen flags, seeds."""
+        """Keep only members ``idx`` (in that order): weights, optimiser state,
+        frozen flags, seeds.
+        """
         st = self.stacked
         ix = torch.tensor(idx, dtype=torch.long, device=self.steps.device)
         for k in list(st.params):
@@ -250,16 +306,26 @@ class EnsembleOptimizer:
         """Append ``other``'s members (fresh optimiser state, step 0)."""
         st = self.stacked
         if set(other.params) != set(st.params) or other.trainable != st.trainable:
-            raise ValueError("add_members: the new members must have the same parameters and trainable set")
+            raise ValueError(
+                "add_members: the new members must have the same parameters and trainable set"
+            )
         E0, E1 = st.n_members, other.n_members
         dev = self.steps.device
         for k in list(st.params):
-            st.params[k] = torch.cat([st.params[k].detach(), other.params[k].to(dev)]).requires_grad_(k in st.trainable)
+            st.params[k] = torch.cat(
+                [st.params[k].detach(), other.params[k].to(dev)]
+            ).requires_grad_(k in st.trainable)
         for k in self.m:
             self.m[k] = torch.cat([self.m[k], torch.zeros_like(other.params[k]).to(dev)])
             self.v[k] = torch.cat([self.v[k], torch.zeros_like(other.params[k]).to(dev)])
         names = set(st.frozen) | set(other.frozen)
-        zeros = lambda n: torch.zeros(n, dtype=torch.bool, device=dev)
-        st.frozen = {k: torch.cat([st.frozen.get(k, zeros(E0)), other.frozen.get(k, zeros(E1)).to(dev)]) for k in names}
+
+        def zeros(n: int) -> torch.Tensor:
+            return torch.zeros(n, dtype=torch.bool, device=dev)
+
+        st.frozen = {
+            k: torch.cat([st.frozen.get(k, zeros(E0)), other.frozen.get(k, zeros(E1)).to(dev)])
+            for k in names
+        }
         st.seeds = st.seeds + other.seeds
         self.steps = torch.cat([self.steps, torch.zeros(E1, dtype=torch.long, device=dev)])

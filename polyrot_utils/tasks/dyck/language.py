@@ -2,7 +2,8 @@
 
 Two tasks (``DyckConfig.task``):
 
-- ``"paper"`` (default) — the paper's task, implemented in :mod:`polyrot_utils.tasks.dyck.paper_task`
+- ``"paper"`` (default) — the paper's task, implemented in
+  :mod:`polyrot_utils.tasks.dyck.paper_task`
   (valid random walks and uniform random brackets, depth frozen at failure, no EOS rule). Its
   splits: ``train`` and ``heldout`` from the training distribution (different seeds), ``ood``
   the paper's *long* set scaled to ``max_len`` (``ood_min_len``/``ood_max_len`` are not used),
@@ -53,9 +54,10 @@ positions) and :func:`label_reference` (plain python, one string) that the tests
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
-from typing import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,8 +66,6 @@ __all__ = [
     "BRACKETS",
     "CLOSERS",
     "DEPTH_AFTER_INVALID",
-    "DyckConfig",
-    "DyckSplit",
     "IGNORE",
     "KINDS",
     "MAX_DEPTH",
@@ -77,6 +77,8 @@ __all__ = [
     "TASKS",
     "TOKEN_STR",
     "VOCAB_SIZE",
+    "DyckConfig",
+    "DyckSplit",
     "decode",
     "encode",
     "is_balanced",
@@ -100,7 +102,17 @@ N_DEPTH = MAX_DEPTH + 1
 N_INVALID = 2
 #: readout name -> number of classes, in the order of the model's output columns
 READOUT_SIZES: dict[str, int] = {"type": VOCAB_SIZE, "depth": N_DEPTH, "invalid": N_INVALID}
-TOKEN_STR: dict[int, str] = {PAD: "_", BOS: "^", EOS: "$", 3: "(", 4: ")", 5: "[", 6: "]", 7: "{", 8: "}"}
+TOKEN_STR: dict[int, str] = {
+    PAD: "_",
+    BOS: "^",
+    EOS: "$",
+    3: "(",
+    4: ")",
+    5: "[",
+    6: "]",
+    7: "{",
+    8: "}",
+}
 KINDS: tuple[str, ...] = ("valid", "corrupt", "random")
 SPLITS: tuple[str, ...] = ("train", "heldout", "ood")
 TASKS: tuple[str, ...] = ("paper", "stack")
@@ -139,12 +151,17 @@ class DyckConfig:
         if self.task == "paper" and self.min_len < 2:
             raise ValueError(f"task='paper' needs min_len >= 2, got {self.min_len}")
         if not (1 <= self.min_len <= self.max_len):
-            raise ValueError(f"need 1 <= min_len <= max_len, got min_len={self.min_len}, max_len={self.max_len}")
+            raise ValueError(
+                f"need 1 <= min_len <= max_len, got min_len={self.min_len}, max_len={self.max_len}"
+            )
         if not (1 <= self.ood_min_len <= self.ood_max_len):
-            raise ValueError(f"need 1 <= ood_min_len <= ood_max_len, got {self.ood_min_len}, {self.ood_max_len}")
+            raise ValueError(
+                f"need 1 <= ood_min_len <= ood_max_len, got {self.ood_min_len}, {self.ood_max_len}"
+            )
         if max(self.max_len, self.ood_max_len) + 2 > self.n_ctx:
             raise ValueError(
-                f"max_len/ood_max_len + 2 (BOS, EOS) must fit n_ctx={self.n_ctx}; got {self.max_len}, {self.ood_max_len}"
+                f"max_len/ood_max_len + 2 (BOS, EOS) must fit n_ctx={self.n_ctx}; got "
+                f"{self.max_len}, {self.ood_max_len}"
             )
         if not (1 <= self.max_depth <= MAX_DEPTH):
             raise ValueError(f"max_depth must be in [1, {MAX_DEPTH}], got {self.max_depth}")
@@ -152,9 +169,15 @@ class DyckConfig:
         if not (0.0 < lo <= hi < 1.0):
             raise ValueError(f"p_open_range must satisfy 0 < lo <= hi < 1, got {self.p_open_range}")
         if self.p_valid < 0 or self.p_corrupt < 0 or self.p_valid + self.p_corrupt > 1:
-            raise ValueError(f"p_valid, p_corrupt must be >= 0 with sum <= 1, got {self.p_valid}, {self.p_corrupt}")
+            raise ValueError(
+                f"p_valid, p_corrupt must be >= 0 with sum <= 1, got {self.p_valid}, "
+                f"{self.p_corrupt}"
+            )
         if self.depth_after_invalid not in DEPTH_AFTER_INVALID:
-            raise ValueError(f"depth_after_invalid must be one of {DEPTH_AFTER_INVALID}, got {self.depth_after_invalid!r}")
+            raise ValueError(
+                f"depth_after_invalid must be one of {DEPTH_AFTER_INVALID}, got "
+                f"{self.depth_after_invalid!r}"
+            )
         for name in ("n_train", "n_heldout", "n_ood"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -168,7 +191,9 @@ class DyckConfig:
 # --------------------------------------------------------------------------------------------
 
 
-def _valid_content(rng: np.random.Generator, lengths: np.ndarray, max_depth: int, p_open: np.ndarray) -> np.ndarray:
+def _valid_content(
+    rng: np.random.Generator, lengths: np.ndarray, max_depth: int, p_open: np.ndarray
+) -> np.ndarray:
     """Balanced words, one per row, vectorised over rows. ``lengths`` must be even.
 
     Returns ``(n, max(lengths))`` int64 with PAD after each row's length.
@@ -257,7 +282,9 @@ def sample_strings(
 # --------------------------------------------------------------------------------------------
 
 
-def label_tokens(tokens: np.ndarray | torch.Tensor, depth_after_invalid: str = "freeze") -> dict[str, np.ndarray]:
+def label_tokens(
+    tokens: np.ndarray | torch.Tensor, depth_after_invalid: str = "freeze"
+) -> dict[str, np.ndarray]:
     """Per-position labels for a batch, vectorised over rows (one loop over positions).
 
     ``tokens``: ``(n, T)`` integer ids. Returns ``{"type", "depth", "invalid"}`` each ``(n, T)``
@@ -265,7 +292,9 @@ def label_tokens(tokens: np.ndarray | torch.Tensor, depth_after_invalid: str = "
     with ``depth_after_invalid="ignore"`` the depth label is :data:`IGNORE` where invalid.
     """
     if depth_after_invalid not in DEPTH_AFTER_INVALID:
-        raise ValueError(f"depth_after_invalid must be one of {DEPTH_AFTER_INVALID}, got {depth_after_invalid!r}")
+        raise ValueError(
+            f"depth_after_invalid must be one of {DEPTH_AFTER_INVALID}, got {depth_after_invalid!r}"
+        )
     tok = tokens.detach().cpu().numpy() if isinstance(tokens, torch.Tensor) else np.asarray(tokens)
     if tok.ndim != 2:
         raise ValueError(f"tokens must be 2-D (n, T), got shape {tok.shape}")
@@ -342,7 +371,9 @@ def label_reference(tokens: list[int], depth_after_invalid: str = "freeze") -> d
 
 
 def is_balanced(content: list[int] | np.ndarray, max_depth: int = MAX_DEPTH) -> bool:
-    """True when ``content`` (brackets only, no BOS/EOS/PAD) is a balanced Dyck-3 word of depth <= max_depth."""
+    """True when ``content`` (brackets only, no BOS/EOS/PAD) is a balanced Dyck-3 word of
+    depth <= max_depth.
+    """
     stack: list[int] = []
     for tok in content:
         tok = int(tok)
@@ -370,7 +401,9 @@ def encode(text: str) -> list[int]:
     try:
         return [inv[c] for c in text]
     except KeyError as err:
-        raise ValueError(f"text may only contain {''.join(inv)}; got {err.args[0]!r} in {text!r}") from None
+        raise ValueError(
+            f"text may only contain {''.join(inv)}; got {err.args[0]!r} in {text!r}"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,7 +429,9 @@ class DyckSplit:
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
 
-    def subset(self, idx: torch.Tensor | np.ndarray | slice | list[int], trim: bool = True) -> "DyckSplit":
+    def subset(
+        self, idx: torch.Tensor | np.ndarray | slice | list[int], trim: bool = True
+    ) -> DyckSplit:
         """Rows ``idx``; with ``trim`` drop trailing columns that are PAD in every chosen row."""
         if isinstance(idx, np.ndarray):
             idx = torch.from_numpy(idx)
@@ -420,7 +455,7 @@ class DyckSplit:
             raise KeyError(f"unknown readout {name!r}; readouts: {list(self.labels)}")
         return self.mask & (self.labels[name] != IGNORE)
 
-    def to(self, device: torch.device | str) -> "DyckSplit":
+    def to(self, device: torch.device | str) -> DyckSplit:
         return DyckSplit(
             self.tokens.to(device),
             {k: v.to(device) for k, v in self.labels.items()},
@@ -430,7 +465,7 @@ class DyckSplit:
             self.name,
         )
 
-    def batches(self, batch_size: int) -> Iterator["DyckSplit"]:
+    def batches(self, batch_size: int) -> Iterator[DyckSplit]:
         """Consecutive batches in order (the last may be smaller), each trimmed of PAD columns."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -446,14 +481,18 @@ class DyckSplit:
                 {
                     "string": decode(self.tokens[i]),
                     "kind": KINDS[int(self.kind[i])],
-                    "depth": "".join(str(int(d)) if d >= 0 else "-" for d in self.labels["depth"][i][m]),
+                    "depth": "".join(
+                        str(int(d)) if d >= 0 else "-" for d in self.labels["depth"][i][m]
+                    ),
                     "invalid": "".join(str(int(v)) for v in self.labels["invalid"][i][m]),
                 }
             )
         return rows
 
 
-def _from_tokens(tokens: np.ndarray, lengths: np.ndarray, kind: np.ndarray, name: str, depth_after_invalid: str) -> DyckSplit:
+def _from_tokens(
+    tokens: np.ndarray, lengths: np.ndarray, kind: np.ndarray, name: str, depth_after_invalid: str
+) -> DyckSplit:
     lab = label_tokens(tokens, depth_after_invalid)
     return DyckSplit(
         tokens=torch.from_numpy(tokens).long(),
@@ -486,15 +525,21 @@ def make_split(config: DyckConfig, which: str) -> DyckSplit:
 
 
 def paper_task_config(config: DyckConfig):
-    """The :class:`~polyrot_utils.tasks.dyck.paper_task.PaperTaskConfig` of a ``task="paper"`` config."""
-    from polyrot_utils.tasks.dyck.paper_task import PaperTaskConfig  # lazy: at the top it would be an import cycle
+    """The :class:`~polyrot_utils.tasks.dyck.paper_task.PaperTaskConfig` of a
+    ``task="paper"`` config.
+    """
+    from polyrot_utils.tasks.dyck.paper_task import (
+        PaperTaskConfig,
+    )  # lazy: at the top it would be an import cycle
 
     return PaperTaskConfig(min_len=config.min_len, max_len=config.max_len, n_ctx=config.n_ctx)
 
 
 @lru_cache(maxsize=32)
 def _make_paper_split(config: DyckConfig, which: str) -> DyckSplit:
-    from polyrot_utils.tasks.dyck import paper_task as dyck_paper  # lazy: at the top it would be an import cycle
+    from polyrot_utils.tasks.dyck import (
+        paper_task as dyck_paper,
+    )  # lazy: at the top it would be an import cycle
 
     pc = paper_task_config(config)
     rng = np.random.default_rng([config.seed, _SPLIT_SALT[which], 0x9A9E])
@@ -511,8 +556,11 @@ def _make_paper_split(config: DyckConfig, which: str) -> DyckSplit:
 @lru_cache(maxsize=32)
 def _make_split_cached(config: DyckConfig, which: str) -> DyckSplit:
     rng = np.random.default_rng([config.seed, _SPLIT_SALT[which], 0x5D1C])
-    common = dict(
-        max_depth=config.max_depth, p_open_range=config.p_open_range, p_valid=config.p_valid, p_corrupt=config.p_corrupt
+    common: dict[str, Any] = dict(
+        max_depth=config.max_depth,
+        p_open_range=config.p_open_range,
+        p_valid=config.p_valid,
+        p_corrupt=config.p_corrupt,
     )
     if which == "ood":
         tok, lens, kind = sample_strings(
@@ -520,7 +568,9 @@ def _make_split_cached(config: DyckConfig, which: str) -> DyckSplit:
         )
         return _from_tokens(tok, lens, kind, which, config.depth_after_invalid)
     n = config.n_train if which == "train" else config.n_heldout
-    tok, lens, kind = sample_strings(n, min_len=config.min_len, max_len=config.max_len, rng=rng, **common)
+    tok, lens, kind = sample_strings(
+        n, min_len=config.min_len, max_len=config.max_len, rng=rng, **common
+    )
     if which == "heldout":
         train = _make_split_cached(config, "train").tokens.numpy()
         seen = {row.tobytes() for row in train}
@@ -539,5 +589,8 @@ def with_overrides(config: DyckConfig, **overrides) -> DyckConfig:
     """A copy of ``config`` with fields replaced (unknown names raise ``ValueError``)."""
     bad = set(overrides) - set(DyckConfig.__dataclass_fields__)
     if bad:
-        raise ValueError(f"unknown DyckConfig fields {sorted(bad)}; valid: {sorted(DyckConfig.__dataclass_fields__)}")
+        raise ValueError(
+            f"unknown DyckConfig fields {sorted(bad)}; valid: "
+            f"{sorted(DyckConfig.__dataclass_fields__)}"
+        )
     return replace(config, **overrides)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,7 +47,6 @@ import torch
 from polyrot_utils.tasks.dyck.language import (
     BOS,
     CLOSERS,
-    DyckSplit,
     EOS,
     LPAREN,
     MAX_DEPTH,
@@ -54,8 +54,8 @@ from polyrot_utils.tasks.dyck.language import (
     PAD,
     RBRACE,
     READOUT_SIZES,
+    DyckSplit,
 )
-
 
 __all__ = [
     "EVAL_SPLITS",
@@ -90,15 +90,27 @@ class PaperTaskConfig:
 
     def __post_init__(self) -> None:
         if not (2 <= self.min_len <= self.max_len):
-            raise ValueError(f"need 2 <= min_len <= max_len, got min_len={self.min_len}, max_len={self.max_len}")
+            raise ValueError(
+                f"need 2 <= min_len <= max_len, got min_len={self.min_len}, max_len={self.max_len}"
+            )
         if self.max_len + 2 > self.n_ctx:
-            raise ValueError(f"max_len + 2 (BOS, EOS) must fit n_ctx={self.n_ctx}, got max_len={self.max_len}")
+            raise ValueError(
+                f"max_len + 2 (BOS, EOS) must fit n_ctx={self.n_ctx}, got max_len={self.max_len}"
+            )
         if self.max_len < 8:
-            raise ValueError(f"max_len must be >= 8 for the compositional set (a depth-3 nest and a pair), got {self.max_len}")
+            raise ValueError(
+                "max_len must be >= 8 for the compositional set (a depth-3 nest and a pair), got "
+                f"{self.max_len}"
+            )
         if not (0.0 <= self.p_valid <= 1.0) or not (0.0 < self.p_open < 1.0):
-            raise ValueError(f"need 0 <= p_valid <= 1 and 0 < p_open < 1, got {self.p_valid}, {self.p_open}")
+            raise ValueError(
+                f"need 0 <= p_valid <= 1 and 0 < p_open < 1, got {self.p_valid}, {self.p_open}"
+            )
         if self.max_depth != MAX_DEPTH:
-            raise ValueError(f"max_depth must be {MAX_DEPTH} (the depth readout has {MAX_DEPTH + 1} classes), got {self.max_depth}")
+            raise ValueError(
+                f"max_depth must be {MAX_DEPTH} (the depth readout has {MAX_DEPTH + 1} classes), "
+                f"got {self.max_depth}"
+            )
 
     @property
     def long_range(self) -> tuple[int, int]:
@@ -111,7 +123,11 @@ class PaperTaskConfig:
         return 3, min(self.max_depth, (self.max_len - 2) // 2)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "long_range": list(self.long_range), "compositional_depths": list(self.compositional_depths)}
+        return {
+            **asdict(self),
+            "long_range": list(self.long_range),
+            "compositional_depths": list(self.compositional_depths),
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,8 +135,12 @@ class PaperTaskConfig:
 # --------------------------------------------------------------------------------------------
 
 
-def sample_tokens(n: int, config: PaperTaskConfig, rng: np.random.Generator,
-                  length_range: tuple[int, int] | None = None) -> np.ndarray:
+def sample_tokens(
+    n: int,
+    config: PaperTaskConfig,
+    rng: np.random.Generator,
+    length_range: tuple[int, int] | None = None,
+) -> np.ndarray:
     """``n`` strings of the training distribution: ``(n, max_len + 2)`` int64, PAD-padded.
 
     Deterministic given the state of ``rng``. ``length_range`` overrides ``[min_len, max_len]``
@@ -128,15 +148,21 @@ def sample_tokens(n: int, config: PaperTaskConfig, rng: np.random.Generator,
     return sample_tokens_with_kind(n, config, rng, length_range)[0]
 
 
-def sample_tokens_with_kind(n: int, config: PaperTaskConfig, rng: np.random.Generator,
-                            length_range: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def sample_tokens_with_kind(
+    n: int,
+    config: PaperTaskConfig,
+    rng: np.random.Generator,
+    length_range: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`sample_tokens` and ``walk (n,)`` bool: True for a valid random walk, False for
     uniform random brackets (the same draws as :func:`sample_tokens`)."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     lo, hi = length_range or (config.min_len, config.max_len)
     if not (1 <= lo <= hi <= config.max_len):
-        raise ValueError(f"length_range must satisfy 1 <= lo <= hi <= max_len={config.max_len}, got {(lo, hi)}")
+        raise ValueError(
+            f"length_range must satisfy 1 <= lo <= hi <= max_len={config.max_len}, got {(lo, hi)}"
+        )
     W = config.max_len + 2
     lengths = rng.integers(lo, hi + 1, size=n)
     walk = rng.random(n) < config.p_valid
@@ -267,7 +293,9 @@ def label_paper_reference(tokens: list[int]) -> dict[str, list[int]]:
 
 
 def to_split(tokens: np.ndarray, name: str = "", kind: np.ndarray | None = None) -> DyckSplit:
-    """A labelled :class:`~polyrot_utils.tasks.dyck.language.DyckSplit` of ``tokens`` (paper labels)."""
+    """A labelled :class:`~polyrot_utils.tasks.dyck.language.DyckSplit` of
+    ``tokens`` (paper labels).
+    """
     lab = label_paper(tokens)
     mask = lab["mask"]
     lengths = mask.sum(1) - 2
@@ -316,16 +344,22 @@ def eval_sets(config: PaperTaskConfig, n: int = 2048, seed: int = 0) -> dict[str
 # --------------------------------------------------------------------------------------------
 
 
-def sample_tokens_torch(n: int, config: PaperTaskConfig, generator: torch.Generator,
-                        length_range: tuple[int, int] | None = None) -> torch.Tensor:
+def sample_tokens_torch(
+    n: int,
+    config: PaperTaskConfig,
+    generator: torch.Generator,
+    length_range: tuple[int, int] | None = None,
+) -> torch.Tensor:
     """:func:`sample_tokens` in torch on ``generator``'s device: the same distribution, a
     different random stream (so not the same strings as the numpy sampler for a seed). One
     call draws many rows at the cost of one loop over positions, so draw several steps at once."""
     lo, hi = length_range or (config.min_len, config.max_len)
     if not (1 <= lo <= hi <= config.max_len):
-        raise ValueError(f"length_range must satisfy 1 <= lo <= hi <= max_len={config.max_len}, got {(lo, hi)}")
+        raise ValueError(
+            f"length_range must satisfy 1 <= lo <= hi <= max_len={config.max_len}, got {(lo, hi)}"
+        )
     dev = generator.device
-    kw = dict(generator=generator, device=dev)
+    kw: dict[str, Any] = dict(generator=generator, device=dev)
     lengths = torch.randint(lo, hi + 1, (n,), **kw)
     walk = torch.rand(n, **kw) < config.p_valid
     u = torch.rand(n, hi, **kw)
@@ -387,5 +421,9 @@ def label_paper_torch(tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         out_inv[:, t] = failed.long()
     mask = tok != PAD
     zero = torch.zeros_like(tok)
-    return {"type": torch.where(mask, tok, zero), "depth": torch.where(mask, out_depth, zero),
-            "invalid": torch.where(mask, out_inv, zero), "mask": mask}
+    return {
+        "type": torch.where(mask, tok, zero),
+        "depth": torch.where(mask, out_depth, zero),
+        "invalid": torch.where(mask, out_inv, zero),
+        "mask": mask,
+    }

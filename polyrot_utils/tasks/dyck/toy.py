@@ -1,6 +1,8 @@
-"""The Dyck-3 toy transformer as a TransformerLens ``HookedTransformer``, and exact residual rotation.
+"""The Dyck-3 toy transformer as a TransformerLens ``HookedTransformer``, and exact residual
+rotation.
 
-Architecture (the paper's toy, DESIGN.md §6): 2 pre-norm blocks, d_model 64, 4 heads × 16,
+Architecture (the paper's toy, chapter ``10_dyck_model_and_cohorts``): 2 pre-norm blocks, d_model
+64, 4 heads × 16,
 d_mlp 256, ReLU, RMSNorm with a gain (``normalization_type="RMS"``: TransformerLens's
 ``RMSNorm`` with weight ``w``; "RMSPre" would have no gain to fold), untied embedding, vocab
 40, context 64, and one unembedding ``W_U (64, 51)`` holding the three readouts side by side:
@@ -29,7 +31,8 @@ Parameter count, the paper's way (every weight and gain; no biases, no positiona
 (:func:`count_parameters` returns it, plus the zero frozen biases and W_pos that TL carries.)
 
 :func:`rotate_residual` builds the same function in a rotated residual basis (see there).
-Training lives in :mod:`polyrot_utils.tasks.dyck.training`; cohorts in :mod:`polyrot_utils.tasks.dyck.cohorts`.
+Training lives in :mod:`polyrot_utils.tasks.dyck.training`; cohorts in
+:mod:`polyrot_utils.tasks.dyck.cohorts`.
 """
 
 from __future__ import annotations
@@ -37,13 +40,13 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from typing import Any
 
 import torch
 
-from polyrot_utils.core.procrustes import fit_rotation
+from polyrot_utils.core.procrustes import fit_rotation, nearest_orthogonal
 from polyrot_utils.models.activations import collect_activations, resid_sites
 from polyrot_utils.tasks.dyck import language as dyck
-
 
 __all__ = [
     "D_VOCAB_OUT",
@@ -110,7 +113,7 @@ def toy_config(**overrides):
     """The toy's ``HookedTransformerConfig`` (keys of :data:`TOY_ARCH` may be overridden)."""
     from transformer_lens import HookedTransformerConfig
 
-    kw = dict(TOY_ARCH)
+    kw: dict[str, Any] = dict(TOY_ARCH)
     kw.update(overrides)
     return HookedTransformerConfig(**kw)
 
@@ -124,7 +127,13 @@ def _new_hooked(cfg):
         return HookedTransformer(cfg, move_to_device=False)
 
 
-def build_toy(seed: int | None = 0, *, init_scale: float = 0.02, device: str | torch.device | None = "cpu", **arch):
+def build_toy(
+    seed: int | None = 0,
+    *,
+    init_scale: float = 0.02,
+    device: str | torch.device | None = "cpu",
+    **arch,
+):
     """A freshly initialised toy model (deterministic given ``seed``).
 
     Weights ~ N(0, init_scale²) (the paper's 0.02), gains 1, biases 0 and frozen, ``W_pos`` the
@@ -154,9 +163,13 @@ def build_toy(seed: int | None = 0, *, init_scale: float = 0.02, device: str | t
 
 
 def split_readouts(logits: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``logits (..., 51)`` -> ``{"type": (..., 40), "depth": (..., 9), "invalid": (..., 2)}`` (views)."""
+    """``logits (..., 51)`` -> ``{"type": (..., 40), "depth": (..., 9), "invalid":
+    (..., 2)}`` (views).
+    """
     if logits.shape[-1] != D_VOCAB_OUT:
-        raise ValueError(f"logits must have last dimension {D_VOCAB_OUT}, got shape {tuple(logits.shape)}")
+        raise ValueError(
+            f"logits must have last dimension {D_VOCAB_OUT}, got shape {tuple(logits.shape)}"
+        )
     return {name: logits[..., a:b] for name, (a, b) in READOUT_SLICES.items()}
 
 
@@ -189,7 +202,9 @@ def copy_model(model):
     """A deep copy (same config, same weights, same ``requires_grad`` flags, no hooks)."""
     new = _new_hooked(copy.deepcopy(model.cfg))
     new.load_state_dict(model.state_dict())
-    for (_, p_new), (_, p_old) in zip(new.named_parameters(), model.named_parameters()):
+    for (_, p_new), (_, p_old) in zip(
+        new.named_parameters(), model.named_parameters(), strict=True
+    ):
         p_new.requires_grad_(p_old.requires_grad)
     return new.to(next(model.parameters()).device, print_details=False)
 
@@ -204,11 +219,15 @@ def load_parameter_dict(model, params: dict[str, torch.Tensor]) -> None:
     names = dict(model.named_parameters())
     missing, extra = set(names) - set(params), set(params) - set(names)
     if missing or extra:
-        raise ValueError(f"parameter names differ: missing {sorted(missing)}, unexpected {sorted(extra)}")
+        raise ValueError(
+            f"parameter names differ: missing {sorted(missing)}, unexpected {sorted(extra)}"
+        )
     with torch.no_grad():
         for k, p in names.items():
             if p.shape != params[k].shape:
-                raise ValueError(f"parameter {k}: expected shape {tuple(p.shape)}, got {tuple(params[k].shape)}")
+                raise ValueError(
+                    f"parameter {k}: expected shape {tuple(p.shape)}, got {tuple(params[k].shape)}"
+                )
             p.copy_(params[k].to(p.device, p.dtype))
 
 
@@ -223,7 +242,9 @@ def _check_rotation(R: torch.Tensor, d: int, atol: float) -> torch.Tensor:
     if not isinstance(R, torch.Tensor):
         R = torch.as_tensor(R)
     if R.ndim != 2 or R.shape != (d, d):
-        raise ValueError(f"R must be ({d}, {d}) to match the model's d_model={d}, got shape {tuple(R.shape)}")
+        raise ValueError(
+            f"R must be ({d}, {d}) to match the model's d_model={d}, got shape {tuple(R.shape)}"
+        )
     R64 = R.double()
     err = (R64.T @ R64 - torch.eye(d, dtype=torch.float64)).abs().max().item()
     if err > atol:
@@ -252,12 +273,17 @@ def rotate_residual(model, R: torch.Tensor, *, atol: float = 1e-4):
     cfg = model.cfg
     d = cfg.d_model
     if cfg.normalization_type not in _SUPPORTED_NORMS:
-        raise ValueError(f"normalization_type {cfg.normalization_type!r} not supported; expected one of {_SUPPORTED_NORMS}")
+        raise ValueError(
+            f"normalization_type {cfg.normalization_type!r} not supported; expected one of "
+            f"{_SUPPORTED_NORMS}"
+        )
     unsupported = {
         "num_experts": getattr(cfg, "num_experts", None) is not None,
         "n_key_value_heads": getattr(cfg, "n_key_value_heads", None) not in (None, cfg.n_heads),
         "post_embedding_ln": bool(getattr(cfg, "post_embedding_ln", False)),
-        "use_normalization_before_and_after": bool(getattr(cfg, "use_normalization_before_and_after", False)),
+        "use_normalization_before_and_after": bool(
+            getattr(cfg, "use_normalization_before_and_after", False)
+        ),
         "use_qk_norm": bool(getattr(cfg, "use_qk_norm", False)),
         "positional_embedding_type": cfg.positional_embedding_type not in ("standard", "rotary"),
     }
@@ -271,7 +297,8 @@ def rotate_residual(model, R: torch.Tensor, *, atol: float = 1e-4):
         dev = (ones @ R64 - ones).abs().max().item()
         if dev > atol:
             raise ValueError(
-                f"model uses {cfg.normalization_type} (centres the residual stream), so R must fix the "
+                f"model uses {cfg.normalization_type} (centres the residual stream), so R must fix "
+                "the "
                 f"all-ones direction (1ᵀR = 1ᵀ); max |1ᵀR − 1ᵀ| = {dev:.3g}"
             )
 
@@ -281,7 +308,9 @@ def rotate_residual(model, R: torch.Tensor, *, atol: float = 1e-4):
     Rt = R64.T
 
     def fold(norm: str, readers: list[str]) -> None:
-        """Fold gain ``norm.w`` (and bias ``norm.b``) into reader weights ``(..., d_model, out)``."""
+        """Fold gain ``norm.w`` (and bias ``norm.b``) into reader weights
+        ``(..., d_model, out)``.
+        """
         w, b = params.get(f"{norm}.w"), params.get(f"{norm}.b")
         for r in readers:
             W = params[r]
@@ -300,7 +329,11 @@ def rotate_residual(model, R: torch.Tensor, *, atol: float = 1e-4):
     for layer in range(cfg.n_layers):
         pre = f"blocks.{layer}"
         attn_readers = [f"{pre}.attn.W_Q", f"{pre}.attn.W_K", f"{pre}.attn.W_V"]
-        mlp_readers = [] if cfg.attn_only else [f"{pre}.mlp.W_in"] + ([f"{pre}.mlp.W_gate"] if cfg.gated_mlp else [])
+        mlp_readers = (
+            []
+            if cfg.attn_only
+            else [f"{pre}.mlp.W_in"] + ([f"{pre}.mlp.W_gate"] if cfg.gated_mlp else [])
+        )
         if cfg.parallel_attn_mlp or cfg.attn_only:
             fold(f"{pre}.ln1", attn_readers + (mlp_readers if cfg.parallel_attn_mlp else []))
         else:
@@ -318,7 +351,9 @@ def rotate_residual(model, R: torch.Tensor, *, atol: float = 1e-4):
     params["embed.W_E"] = params["embed.W_E"] @ R64
     if "pos_embed.W_pos" in params:
         params["pos_embed.W_pos"] = params["pos_embed.W_pos"] @ R64
-    leftover = [k for k in params if k.endswith((".w", ".b")) and not k.startswith(("blocks", "ln_final"))]
+    leftover = [
+        k for k in params if k.endswith((".w", ".b")) and not k.startswith(("blocks", "ln_final"))
+    ]
     if leftover:  # pragma: no cover - guarded by the checks above
         raise ValueError(f"unhandled normalisation parameters {leftover}")
     dtype = next(model.parameters()).dtype
@@ -383,17 +418,24 @@ def planted_rotation_check(
     base = to_float64(model) if float64 else model
     R64 = torch.as_tensor(R).double().cpu()
     if float64:  # a float32 R is orthogonal only to ~1e-7: use its nearest orthogonal matrix
-        U, _, Vh = torch.linalg.svd(R64)
-        R64 = U @ Vh
+        R64 = torch.as_tensor(nearest_orthogonal(R64))
     rotated = rotate_residual(base, R64.to(dtype))
-    a = collect_activations(base, tokens, sites, batch_size=batch_size, mask=mask, dtype=torch.float64)
-    b = collect_activations(rotated, tokens, sites, batch_size=batch_size, mask=mask, dtype=torch.float64)
+    a = collect_activations(
+        base, tokens, sites, batch_size=batch_size, mask=mask, dtype=torch.float64
+    )
+    b = collect_activations(
+        rotated, tokens, sites, batch_size=batch_size, mask=mask, dtype=torch.float64
+    )
     lp_err = 0.0
     with torch.no_grad():
         dev = next(base.parameters()).device
         for start in range(0, tokens.shape[0], batch_size):
             tb = tokens[start : start + batch_size].to(dev)
-            mb = mask[start : start + batch_size].to(dev) if mask is not None else torch.ones_like(tb, dtype=torch.bool)
+            mb = (
+                mask[start : start + batch_size].to(dev)
+                if mask is not None
+                else torch.ones_like(tb, dtype=torch.bool)
+            )
             l0, l1 = base(tb).double(), rotated(tb).double()
             if l0.shape[-1] == D_VOCAB_OUT:
                 p0, p1 = readout_log_probs(l0), readout_log_probs(l1)
@@ -408,12 +450,16 @@ def planted_rotation_check(
         _, sv, Vh = torch.linalg.svd(Xc, full_matrices=False)
         rank = int((sv > sv[0] * rank_tol).sum()) if sv[0] > 0 else 0
         R_fit = torch.as_tensor(fit_rotation(X, Y)).double()
-        rows.append({
-            "site": s,
-            "act_err": float((X @ R64 - Y).abs().max()),
-            "logprob_err": lp_err,
-            "rank": rank,
-            "R_err": float((R_fit - R64).abs().max()),
-            "R_err_subspace": float((Vh[:rank] @ (R_fit - R64)).abs().max()) if rank else float("nan"),
-        })
+        rows.append(
+            {
+                "site": s,
+                "act_err": float((X @ R64 - Y).abs().max()),
+                "logprob_err": lp_err,
+                "rank": rank,
+                "R_err": float((R_fit - R64).abs().max()),
+                "R_err_subspace": float((Vh[:rank] @ (R_fit - R64)).abs().max())
+                if rank
+                else float("nan"),
+            }
+        )
     return rows

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from polyrot_utils.core import cache
 from polyrot_utils.core.device import default_device
+from polyrot_utils.core.schedule import checkpoint_steps
 from polyrot_utils.tasks.dyck import language as dyck
 from polyrot_utils.tasks.dyck.toy import (
     build_toy,
@@ -43,14 +44,12 @@ from polyrot_utils.tasks.dyck.toy import (
     split_readouts,
 )
 
-
 __all__ = [
     "CACHE_KIND",
     "OPTIMIZERS",
     "TRAIN_THREADS",
     "ToyTrainConfig",
     "TrainedToy",
-    "checkpoint_steps",
     "config_dict",
     "evaluate_toy",
     "load_toy",
@@ -92,7 +91,7 @@ class ToyTrainConfig:
     eval_every: int = 100
     eval_size: int = 512
     log_every: int = 10
-    shared_io_from: "ToyTrainConfig | None" = None
+    shared_io_from: ToyTrainConfig | None = None
     shared_io_keys: tuple[str, ...] = ("embed.W_E", "unembed.W_U")
     device: str = "cpu"
 
@@ -103,7 +102,9 @@ class ToyTrainConfig:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.warmup_steps < 0 or self.warmup_steps > self.steps:
-            raise ValueError(f"warmup_steps must be in [0, steps={self.steps}], got {self.warmup_steps}")
+            raise ValueError(
+                f"warmup_steps must be in [0, steps={self.steps}], got {self.warmup_steps}"
+            )
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.n_checkpoints < 0:
@@ -111,24 +112,34 @@ class ToyTrainConfig:
         if not isinstance(self.data, dyck.DyckConfig):
             raise ValueError(f"data must be a DyckConfig, got {type(self.data).__name__}")
         if self.shared_io_from is not None and not isinstance(self.shared_io_from, ToyTrainConfig):
-            raise ValueError(f"shared_io_from must be a ToyTrainConfig or None, got {type(self.shared_io_from).__name__}")
+            raise ValueError(
+                "shared_io_from must be a ToyTrainConfig or None, got "
+                f"{type(self.shared_io_from).__name__}"
+            )
 
     @property
     def effective_data_seed(self) -> int:
         return self.seed if self.data_seed is None else int(self.data_seed)
 
-    def resolved(self) -> "ToyTrainConfig":
+    def resolved(self) -> ToyTrainConfig:
         """The config with ``device`` resolved ("auto" -> "cpu"/"cuda"), recursively."""
         dev = default_device(self.device).type
         src = self.shared_io_from.resolved() if self.shared_io_from is not None else None
         return replace(self, device=dev, shared_io_from=src)
 
-    def with_(self, **overrides: Any) -> "ToyTrainConfig":
+    def with_(self, **overrides: Any) -> ToyTrainConfig:
         """A copy with fields replaced; ``data_<field>=`` overrides a field of ``data``."""
-        data_kw = {k[5:]: overrides.pop(k) for k in list(overrides) if k.startswith("data_") and k != "data_seed"}
+        data_kw = {
+            k[5:]: overrides.pop(k)
+            for k in list(overrides)
+            if k.startswith("data_") and k != "data_seed"
+        }
         bad = set(overrides) - set(ToyTrainConfig.__dataclass_fields__)
         if bad:
-            raise ValueError(f"unknown ToyTrainConfig fields {sorted(bad)}; valid: {sorted(ToyTrainConfig.__dataclass_fields__)}")
+            raise ValueError(
+                f"unknown ToyTrainConfig fields {sorted(bad)}; valid: "
+                f"{sorted(ToyTrainConfig.__dataclass_fields__)}"
+            )
         cfg = replace(self, **overrides)
         if data_kw:
             cfg = replace(cfg, data=dyck.with_overrides(cfg.data, **data_kw))
@@ -159,7 +170,9 @@ class TrainedToy:
 # --------------------------------------------------------------------------------------------
 
 
-def readout_loss(logits: torch.Tensor, batch: dyck.DyckSplit) -> tuple[torch.Tensor, dict[str, float]]:
+def readout_loss(
+    logits: torch.Tensor, batch: dyck.DyckSplit
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Sum over readouts of the mean masked cross-entropy; also per-readout loss and accuracy."""
     total = logits.new_zeros(())
     stats: dict[str, float] = {}
@@ -175,7 +188,9 @@ def readout_loss(logits: torch.Tensor, batch: dyck.DyckSplit) -> tuple[torch.Ten
 
 
 @torch.no_grad()
-def readout_logits(model, split: dyck.DyckSplit, batch_size: int = 512, device: str | torch.device | None = None) -> dict[str, torch.Tensor]:
+def readout_logits(
+    model, split: dyck.DyckSplit, batch_size: int = 512, device: str | torch.device | None = None
+) -> dict[str, torch.Tensor]:
     """Per-readout logits at every non-PAD position of ``split``: ``{name: (n_positions, k)}``
     (float32, CPU), rows in split order then position order — the same rows for any model."""
     dev = default_device(device) if device is not None else next(model.parameters()).device
@@ -191,13 +206,15 @@ def readout_logits(model, split: dyck.DyckSplit, batch_size: int = 512, device: 
     return {k: torch.cat(v) for k, v in out.items()}
 
 
-def evaluate_toy(model, split: dyck.DyckSplit, batch_size: int = 512, device: str | torch.device | None = None) -> dict[str, float]:
+def evaluate_toy(
+    model, split: dyck.DyckSplit, batch_size: int = 512, device: str | torch.device | None = None
+) -> dict[str, float]:
     """Per-token accuracy per readout (``acc_type``, ``acc_depth``, ``acc_invalid``), ``acc_all``
     (all three right), ``acc_string`` (every position of a string right), and per-readout loss.
     Positions whose label is ``IGNORE`` do not count for that readout."""
     logits = readout_logits(model, split, batch_size, device)
     out: dict[str, float] = {}
-    all_right = None
+    all_right: torch.Tensor | None = None
     for name, lg in logits.items():
         y = split.labels[name][split.mask]
         ok = y != dyck.IGNORE
@@ -205,6 +222,8 @@ def evaluate_toy(model, split: dyck.DyckSplit, batch_size: int = 512, device: st
         all_right = right if all_right is None else all_right & right
         out[f"acc_{name}"] = float(right[ok].float().mean())
         out[f"loss_{name}"] = float(F.cross_entropy(lg[ok], y[ok]))
+    if all_right is None:
+        raise ValueError("the model has no readouts to evaluate")
     out["acc_all"] = float(all_right.float().mean())
     row_of = torch.arange(len(split)).unsqueeze(1).expand_as(split.mask)[split.mask]
     wrong_rows = torch.zeros(len(split), dtype=torch.bool)
@@ -228,18 +247,13 @@ def lr_at(step: int, config: ToyTrainConfig) -> float:
     return lo + (config.lr - lo) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def checkpoint_steps(config: ToyTrainConfig) -> list[int]:
-    """Steps (number of updates done) at which weights are saved: 0, evenly spaced, final."""
-    k = config.n_checkpoints
-    inner = [round(config.steps * (i + 1) / (k + 1)) for i in range(k)]
-    return sorted(set([0, *inner, config.steps]))
-
-
 def _model_from_file(path: Path, config: ToyTrainConfig):
     model = _fresh_model(config, device="cpu")
     load_parameter_dict(model, cache.load_safetensors(path))
     model.eval()
-    return model.to(config.device if config.device != "auto" else default_device(), print_details=False)
+    return model.to(
+        config.device if config.device != "auto" else default_device(), print_details=False
+    )
 
 
 def _fresh_model(config: ToyTrainConfig, device):
@@ -273,9 +287,13 @@ def load_toy(config: ToyTrainConfig) -> TrainedToy:
     path = cache.artifact_dir(CACHE_KIND, config)
     problem = cache.check_entry(path, _REQUIRED, _legacy_check)
     if problem == "absent":
-        raise FileNotFoundError(f"no cached toy model for this config at {path}; call train_toy(config) first")
+        raise FileNotFoundError(
+            f"no cached toy model for this config at {path}; call train_toy(config) first"
+        )
     if problem is not None:
-        raise FileNotFoundError(f"damaged cached toy model: {problem}; train_toy(config) rebuilds it")
+        raise FileNotFoundError(
+            f"damaged cached toy model: {problem}; train_toy(config) rebuilds it"
+        )
     history = json.loads(_history_path(path).read_text())
     ckpts = {int(s): path / f"ckpt_{int(s):06d}.safetensors" for s in history["checkpoint_steps"]}
     return TrainedToy(
@@ -294,7 +312,9 @@ def load_toy(config: ToyTrainConfig) -> TrainedToy:
 TRAIN_THREADS = 1
 
 
-def train_toy(config: ToyTrainConfig | None = None, *, force: bool = False, verbose: bool = False) -> TrainedToy:
+def train_toy(
+    config: ToyTrainConfig | None = None, *, force: bool = False, verbose: bool = False
+) -> TrainedToy:
     """Train one toy model per ``config`` or load it from the cache (see the module docstring).
 
     On CPU, training runs with :data:`TRAIN_THREADS` torch threads (not part of the cache key).
@@ -312,7 +332,9 @@ def train_toy(config: ToyTrainConfig | None = None, *, force: bool = False, verb
             torch.set_num_threads(prev_threads)
 
     # verified (size + SHA-256 manifest), rebuilt if damaged, built once under a file lock
-    cache.cached_entry(CACHE_KIND, config, build, _REQUIRED, legacy_check=_legacy_check, force=force)
+    cache.cached_entry(
+        CACHE_KIND, config, build, _REQUIRED, legacy_check=_legacy_check, force=force
+    )
     return trained[0] if trained else load_toy(config)
 
 
@@ -326,7 +348,9 @@ def _train(config: ToyTrainConfig, path: Path, verbose: bool) -> TrainedToy:
         dst = dict(model.named_parameters())
         bad = [k for k in config.shared_io_keys if k not in dst]
         if bad:
-            raise ValueError(f"shared_io_keys {bad} are not parameters of the toy; valid: {sorted(dst)}")
+            raise ValueError(
+                f"shared_io_keys {bad} are not parameters of the toy; valid: {sorted(dst)}"
+            )
         with torch.no_grad():
             for key in config.shared_io_keys:
                 dst[key].copy_(src[key].to(device))
@@ -336,16 +360,28 @@ def _train(config: ToyTrainConfig, path: Path, verbose: bool) -> TrainedToy:
     heldout_full = dyck.make_split(config.data, "heldout")
     heldout = heldout_full.subset(slice(0, config.eval_size)).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
+    opt: torch.optim.Optimizer
     if config.optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+        opt = torch.optim.AdamW(
+            params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        )
     else:
-        opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        opt = torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
     gen = torch.Generator().manual_seed(config.effective_data_seed)
     order = torch.randperm(len(train), generator=gen)
     cursor = 0
-    ck_steps = checkpoint_steps(config)
+    # 0, n_checkpoints evenly spaced inner steps, the final step
+    ck_steps = checkpoint_steps(config.steps, config.n_checkpoints + 1, powers_of_two=False)
     ckpts: dict[int, Path] = {}
-    hist: dict[str, Any] = {"step": [], "lr": [], "loss": [], **{f"acc_{k}": [] for k in dyck.READOUT_SIZES}, "eval": []}
+    hist: dict[str, Any] = {
+        "step": [],
+        "lr": [],
+        "loss": [],
+        **{f"acc_{k}": [] for k in dyck.READOUT_SIZES},
+        "eval": [],
+    }
 
     def save_ckpt(step: int) -> None:
         p = path / f"ckpt_{step:06d}.safetensors"
@@ -357,7 +393,10 @@ def _train(config: ToyTrainConfig, path: Path, verbose: bool) -> TrainedToy:
         hist["eval"].append({"step": step, **stats})
         model.train()
         if verbose:
-            print(f"[seed {config.seed}] step {step}: heldout " + " ".join(f"{k}={v:.4f}" for k, v in stats.items() if k.startswith("acc")))
+            print(
+                f"[seed {config.seed}] step {step}: heldout "
+                + " ".join(f"{k}={v:.4f}" for k, v in stats.items() if k.startswith("acc"))
+            )
 
     model.train()
     save_ckpt(0)
@@ -399,7 +438,9 @@ def _train(config: ToyTrainConfig, path: Path, verbose: bool) -> TrainedToy:
     hist["checkpoint_steps"] = sorted(ckpts)
     hist["train_seconds"] = train_seconds
     hist["steps_per_second"] = config.steps / train_seconds
-    cache.atomic_save_safetensors(path / "model.safetensors", parameter_dict(model), {"steps": str(config.steps)})
+    cache.atomic_save_safetensors(
+        path / "model.safetensors", parameter_dict(model), {"steps": str(config.steps)}
+    )
     cache.atomic_write_json(_history_path(path), hist)
     return TrainedToy(model, config, hist, ckpts, path, False, train_seconds)
 

@@ -4,5 +4,4 @@ Import rule: this layer may import from its own layer and core, sae, models (not
 sibling rung); ``tests/test_layers.py`` checks it.
 """
 
-
 __all__ = ["suite"]

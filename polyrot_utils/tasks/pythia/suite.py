@@ -1,9 +1,13 @@
-"""The Pythia rung's glue: a suite's residual stream on held-out text, and text contrasts for steering.
+"""The Pythia rung's glue: a suite's residual stream on held-out text, and text contrasts for
+steering.
 
 Everything downstream (SAEs, alignment maps, Haar tests, steering tables) lives in
-:mod:`polyrot_utils.experiments.analysis`, :mod:`polyrot_utils.core.haar`, :mod:`polyrot_utils.core.basis` and
-:mod:`polyrot_utils.experiments.steering`, which work on plain ``acts[model][site]`` dictionaries. This module
-builds those dictionaries for a :class:`polyrot_utils.models.neox.Suite` (stand-ins or real PolyPythias)::
+:mod:`polyrot_utils.experiments.analysis`, :mod:`polyrot_utils.core.haar`,
+:mod:`polyrot_utils.core.basis` and
+:mod:`polyrot_utils.experiments.steering`, which work on plain ``acts[model][site]`` dictionaries.
+This module
+builds those dictionaries for a :class:`polyrot_utils.models.neox.Suite` (stand-ins or real
+PolyPythias)::
 
     cfg = suite_config("quick", n_seeds=4)            # the SuiteConfig chapter 20 builds
     suite = standin_suite(cfg)
@@ -11,7 +15,8 @@ builds those dictionaries for a :class:`polyrot_utils.models.neox.Suite` (stand-
     acts.fit["seed1"]["blocks.0.hook_resid_post"]     # (64 * T, d) float32
     acts.eval[...]                                     # (32 * T, d), other held-out text
 
-Rows: ``n_fit_seqs + n_eval_seqs`` windows of held-out text (:func:`polyrot_utils.models.neox.heldout_tokens`,
+Rows: ``n_fit_seqs + n_eval_seqs`` windows of held-out text
+(:func:`polyrot_utils.models.neox.heldout_tokens`,
 spread evenly over the held-out speeches' token stream, in stream order); the first ``n_fit_seqs``
 give the fit batch, the rest the eval batch, so no token is in both and the eval text comes mostly
 from other speeches. Rows are (sequence, position) in order, the same for every model: row ``i``
@@ -28,39 +33,50 @@ S_B), with S_A / S_B the tokens that follow group A / group B most distinctively
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from polyrot_utils.core import metrics, procrustes
-from polyrot_utils.models.activations import collect_activations, PairedActs, short_site, validate_sites
-from polyrot_utils.models.loading import load_model, ModelNotAvailableError, pythia_sites
-from polyrot_utils.models.neox import heldout_tokens, pairwise_output_agreement, StandinConfig, Suite, SuiteConfig
+from polyrot_utils.models.activations import (
+    PairedActs,
+    collect_activations,
+    short_site,
+    validate_sites,
+)
+from polyrot_utils.models.loading import ModelNotAvailableError, load_model, pythia_sites
+from polyrot_utils.models.neox import (
+    StandinConfig,
+    Suite,
+    SuiteConfig,
+    heldout_tokens,
+    pairwise_output_agreement,
+)
 from polyrot_utils.models.steering_hooks import diff_of_means
 
-
 __all__ = [
-    "PythiaActs",
-    "TEXT_CONTRASTS",
+    "PREMISE_KL_BAR",
     "SUITE_DEFAULTS",
     "SUITE_PROFILES",
-    "suite_config",
-    "suite_from_parameters",
-    "suite_overrides_problem",
-    "text_batches",
-    "pythia_activations",
+    "TEXT_CONTRASTS",
+    "PythiaActs",
     "checkpoint_activations",
-    "PREMISE_KL_BAR",
-    "short_site",
-    "suite_premise",
-    "token_classes",
     "contrast_masks",
     "distinctive_next_tokens",
     "next_token_set_behaviour",
+    "pythia_activations",
+    "short_site",
     "steering_setup",
+    "suite_config",
+    "suite_from_parameters",
+    "suite_overrides_problem",
+    "suite_premise",
+    "text_batches",
+    "token_classes",
 ]
 
 
@@ -71,11 +87,33 @@ __all__ = [
 #: ``{"allow_download": true}`` to fetch them). A chapter takes ``suite_profile`` plus a dict of
 #: ``suite_overrides`` (any argument of :func:`suite_config`), so no chapter repeats the list.
 SUITE_PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": dict(n_seeds=2, d_model=32, n_heads=2, d_mlp=128, n_ctx=32, vocab_size=1024,
-                  batch_size=8, n_steps=8, train_fraction=0.05, n_heldout_seqs=8, device="cpu"),
+    "smoke": dict(
+        n_seeds=2,
+        d_model=32,
+        n_heads=2,
+        d_mlp=128,
+        n_ctx=32,
+        vocab_size=1024,
+        batch_size=8,
+        n_steps=8,
+        train_fraction=0.05,
+        n_heldout_seqs=8,
+        device="cpu",
+    ),
     "quick": dict(),
-    "paper": dict(n_seeds=9, d_model=512, n_layers=6, n_heads=8, d_mlp=2048, n_ctx=256, vocab_size=8192,
-                  batch_size=32, n_steps=800, lr=1e-3, n_heldout_seqs=256),
+    "paper": dict(
+        n_seeds=9,
+        d_model=512,
+        n_layers=6,
+        n_heads=8,
+        d_mlp=2048,
+        n_ctx=256,
+        vocab_size=8192,
+        batch_size=32,
+        n_steps=800,
+        lr=1e-3,
+        n_heldout_seqs=256,
+    ),
     "hub": dict(use_hub=True, n_seeds=9, n_heldout_seqs=256),
 }
 
@@ -114,22 +152,50 @@ def suite_config(
     given = {k: v for k, v in locals().items() if k not in ("profile",) and v is not None}
     spec = {**SUITE_DEFAULTS, **SUITE_PROFILES[profile], **given}
     base = StandinConfig(
-        d_model=spec["d_model"], n_layers=spec["n_layers"], n_heads=spec["n_heads"], d_mlp=spec["d_mlp"],
-        n_ctx=spec["n_ctx"], vocab_size=spec["vocab_size"], batch_size=spec["batch_size"], n_steps=spec["n_steps"],
-        lr=spec["lr"], train_fraction=spec["train_fraction"],
+        d_model=spec["d_model"],
+        n_layers=spec["n_layers"],
+        n_heads=spec["n_heads"],
+        d_mlp=spec["d_mlp"],
+        n_ctx=spec["n_ctx"],
+        vocab_size=spec["vocab_size"],
+        batch_size=spec["batch_size"],
+        n_steps=spec["n_steps"],
+        lr=spec["lr"],
+        train_fraction=spec["train_fraction"],
     )
     return SuiteConfig(
-        base=base, n_seeds=spec["n_seeds"], seed_offset=spec["seed"], n_heldout_seqs=spec["n_heldout_seqs"],
-        use_hub=spec["use_hub"], model_names=tuple(spec["model_names"]), revision=spec["revision"],
-        allow_download=spec["allow_download"], device=spec["device"],
+        base=base,
+        n_seeds=spec["n_seeds"],
+        seed_offset=spec["seed"],
+        n_heldout_seqs=spec["n_heldout_seqs"],
+        use_hub=spec["use_hub"],
+        model_names=tuple(spec["model_names"]),
+        revision=spec["revision"],
+        allow_download=spec["allow_download"],
+        device=spec["device"],
     )
 
 
 #: the ``quick`` suite: what every argument of :func:`suite_config` means when no profile sets it
 SUITE_DEFAULTS: dict[str, Any] = dict(
-    use_hub=False, model_names=(), revision=None, allow_download=False, n_seeds=4, d_model=128, n_layers=2,
-    n_heads=4, d_mlp=512, n_ctx=128, vocab_size=4096, batch_size=16, n_steps=150, lr=4e-3, train_fraction=1.0,
-    n_heldout_seqs=64, seed=0, device="auto",
+    use_hub=False,
+    model_names=(),
+    revision=None,
+    allow_download=False,
+    n_seeds=4,
+    d_model=128,
+    n_layers=2,
+    n_heads=4,
+    d_mlp=512,
+    n_ctx=128,
+    vocab_size=4096,
+    batch_size=16,
+    n_steps=150,
+    lr=4e-3,
+    train_fraction=1.0,
+    n_heldout_seqs=64,
+    seed=0,
+    device="auto",
 )
 
 
@@ -143,29 +209,38 @@ def suite_overrides_problem(overrides: Mapping[str, Any]) -> str | None:
     return None
 
 
-def suite_from_parameters(suite_profile: str, suite_overrides: Mapping[str, Any], *, seed: int,
-                          device: str) -> SuiteConfig:
+def suite_from_parameters(
+    suite_profile: str, suite_overrides: Mapping[str, Any], *, seed: int, device: str
+) -> SuiteConfig:
     """A Pythia chapter's parameters -> its :class:`SuiteConfig`: ``suite_profile`` and
     ``suite_overrides`` (any argument of :func:`suite_config` but ``seed`` and ``device``, which
     are the chapter's own parameters). A bad key is refused before any work, by name."""
     why = suite_overrides_problem(suite_overrides)
     if why is None and {"seed", "device"} & set(suite_overrides):
-        why = "seed and device are the chapter's own parameters; set them directly, not in suite_overrides"
+        why = (
+            "seed and device are the chapter's own parameters; "
+            "set them directly, not in suite_overrides"
+        )
     if why:
         raise ValueError(f"suite_overrides: {why}")
     return suite_config(suite_profile, seed=seed, device=device, **dict(suite_overrides))
 
 
-def text_batches(suite: Suite, cfg: SuiteConfig, n_fit_seqs: int, n_eval_seqs: int,
-                 seq_len: int | None = None) -> tuple[Tensor, Tensor]:
+def text_batches(
+    suite: Suite, cfg: SuiteConfig, n_fit_seqs: int, n_eval_seqs: int, seq_len: int | None = None
+) -> tuple[Tensor, Tensor]:
     """``(fit_tokens (n_fit_seqs, T), eval_tokens (n_eval_seqs, T))``: disjoint held-out windows
     (see the module docstring). ``seq_len`` defaults to the suite's held-out length."""
     if int(n_fit_seqs) < 1 or int(n_eval_seqs) < 1:
-        raise ValueError(f"n_fit_seqs and n_eval_seqs must be >= 1, got {n_fit_seqs} and {n_eval_seqs}")
+        raise ValueError(
+            f"n_fit_seqs and n_eval_seqs must be >= 1, got {n_fit_seqs} and {n_eval_seqs}"
+        )
     T = int(seq_len or suite.heldout_tokens.shape[1])
     tok = suite.tokenizer if suite.info.get("source") == "hub" else None
-    toks = heldout_tokens(cfg.base.tokenizer_config, int(n_fit_seqs) + int(n_eval_seqs), T, tokenizer=tok)
-    return toks[: int(n_fit_seqs)].clone(), toks[int(n_fit_seqs):].clone()
+    toks = heldout_tokens(
+        cfg.base.tokenizer_config, int(n_fit_seqs) + int(n_eval_seqs), T, tokenizer=tok
+    )
+    return toks[: int(n_fit_seqs)].clone(), toks[int(n_fit_seqs) :].clone()
 
 
 @dataclass
@@ -187,7 +262,9 @@ class PythiaActs(PairedActs):
 
 def _position_mask(tokens: Tensor, skip_positions: int) -> Tensor | None:
     if skip_positions < 0 or skip_positions >= tokens.shape[1]:
-        raise ValueError(f"skip_positions must be in [0, T={tokens.shape[1]}), got {skip_positions}")
+        raise ValueError(
+            f"skip_positions must be in [0, T={tokens.shape[1]}), got {skip_positions}"
+        )
     if skip_positions == 0:
         return None
     m = torch.ones(tokens.shape, dtype=torch.bool)
@@ -208,7 +285,8 @@ def pythia_activations(
     batch_size: int = 16,
 ) -> PythiaActs:
     """Activations of every seed of ``suite`` (plus the named ``controls``) at ``sites`` (default
-    :func:`polyrot_utils.models.loading.pythia_sites`) on a fit and a disjoint eval batch of held-out text.
+    :func:`polyrot_utils.models.loading.pythia_sites`) on a fit and a disjoint eval batch of
+    held-out text.
 
     ``KeyError`` for a control the suite lacks (hub suites have no ``shuffled``)."""
 
@@ -225,15 +303,33 @@ def pythia_activations(
     for which, toks in (("fit", fit_tokens), ("eval", eval_tokens)):
         mask = _position_mask(toks, int(skip_positions))
         for name, model in models.items():
-            out[which][name] = collect_activations(model, toks, sites, batch_size=batch_size, mask=mask)
+            out[which][name] = collect_activations(
+                model, toks, sites, batch_size=batch_size, mask=mask
+            )
     n_fit = next(iter(out["fit"][members[0]].values())).shape[0]
     n_eval = next(iter(out["eval"][members[0]].values())).shape[0]
-    info = {"n_fit_seqs": int(n_fit_seqs), "n_eval_seqs": int(n_eval_seqs), "seq_len": int(fit_tokens.shape[1]),
-            "n_fit_rows": int(n_fit), "n_eval_rows": int(n_eval), "skip_positions": int(skip_positions),
-            "d_model": int(first.cfg.d_model)}
+    info: dict[str, Any] = {
+        "n_fit_seqs": int(n_fit_seqs),
+        "n_eval_seqs": int(n_eval_seqs),
+        "seq_len": int(fit_tokens.shape[1]),
+        "n_fit_rows": int(n_fit),
+        "n_eval_rows": int(n_eval),
+        "skip_positions": int(skip_positions),
+        "d_model": int(first.cfg.d_model),
+    }
     info["premise"] = suite_premise(suite, eval_tokens)
-    return PythiaActs(out["fit"], out["eval"], list(sites), models, members, {}, info, fit_tokens=fit_tokens,
-                      eval_tokens=eval_tokens, skip_positions=int(skip_positions))
+    return PythiaActs(
+        out["fit"],
+        out["eval"],
+        list(sites),
+        models,
+        members,
+        {},
+        info,
+        fit_tokens=fit_tokens,
+        eval_tokens=eval_tokens,
+        skip_positions=int(skip_positions),
+    )
 
 
 #: the paper's functional bar (its bar B, chapter 16): seeds whose mean next-token KL exceeds
@@ -253,12 +349,26 @@ def suite_premise(suite: Suite, tokens: Tensor, max_seqs: int = 16) -> dict[str,
     first = next(iter(suite.models.values()))
     n_params = int(sum(p.numel() for p in first.parameters()))
     source = suite.info.get("source", "standin")
-    what = "the hub's PolyPythias" if source == "hub" else f"stand-ins of {n_params / 1e6:.2f} M parameters"
+    what = (
+        "the hub's PolyPythias"
+        if source == "hub"
+        else f"stand-ins of {n_params / 1e6:.2f} M parameters"
+    )
     meets = kl <= PREMISE_KL_BAR
-    summary = (f"{what}: cross-seed KL {kl:.3g} nats/token, top-1 agreement {top1:.3f} -> "
-               + ("meets" if meets else "does NOT meet") + f" the paper's premise (KL <= {PREMISE_KL_BAR:g})")
-    return {"rung": "pythia", "meets": meets, "summary": summary, "kl": kl, "top1": top1, "n_params": n_params,
-            "source": source}
+    summary = (
+        f"{what}: cross-seed KL {kl:.3g} nats/token, top-1 agreement {top1:.3f} -> "
+        + ("meets" if meets else "does NOT meet")
+        + f" the paper's premise (KL <= {PREMISE_KL_BAR:g})"
+    )
+    return {
+        "rung": "pythia",
+        "meets": meets,
+        "summary": summary,
+        "kl": kl,
+        "top1": top1,
+        "n_params": n_params,
+        "source": source,
+    }
 
 
 def checkpoint_activations(
@@ -275,30 +385,44 @@ def checkpoint_activations(
     skip_missing: bool = False,
 ) -> tuple[dict[int, dict[str, Tensor]], dict[int, dict[str, Tensor]]]:
     """``(fit, eval)``, each ``{step: {site: (n, d)}}``: one run's checkpoints (loaded one at a
-    time through :func:`polyrot_utils.models.loading.load_model`, as ``load_model(path, revision)``) on
+    time through :func:`polyrot_utils.models.loading.load_model`, as ``load_model(path, revision)``)
+    on
     the given tokens. ``steps``: default every checkpoint the suite lists. ``skip_missing``:
     leave out hub revisions that are not available offline instead of raising."""
 
     if seed_name not in suite.checkpoints:
-        raise KeyError(f"seed_name {seed_name!r} has no checkpoints; seeds: {sorted(suite.checkpoints)}")
+        raise KeyError(
+            f"seed_name {seed_name!r} has no checkpoints; seeds: {sorted(suite.checkpoints)}"
+        )
     have = suite.checkpoints[seed_name]
     steps = sorted(have) if steps is None else sorted(int(s) for s in steps)
     bad = [s for s in steps if s not in have]
     if bad:
-        raise KeyError(f"no checkpoints at steps {bad} for {seed_name!r}; available: {sorted(have)[:20]}…")
+        raise KeyError(
+            f"no checkpoints at steps {bad} for {seed_name!r}; available: {sorted(have)[:20]}…"
+        )
     fit, ev = {}, {}
     fmask = _position_mask(fit_tokens, int(skip_positions))
     emask = _position_mask(eval_tokens, int(skip_positions))
     for s in steps:
         path, rev = have[s]
         try:
-            model = load_model(path, revision=rev, device=device, allow_download=suite.info.get("allow_download", False))
+            model = load_model(
+                path,
+                revision=rev,
+                device=device,
+                allow_download=suite.info.get("allow_download", False),
+            )
         except ModelNotAvailableError:
             if not skip_missing:
                 raise
             continue
-        fit[s] = collect_activations(model, fit_tokens, list(sites), batch_size=batch_size, mask=fmask)
-        ev[s] = collect_activations(model, eval_tokens, list(sites), batch_size=batch_size, mask=emask)
+        fit[s] = collect_activations(
+            model, fit_tokens, list(sites), batch_size=batch_size, mask=fmask
+        )
+        ev[s] = collect_activations(
+            model, eval_tokens, list(sites), batch_size=batch_size, mask=emask
+        )
         del model
     return fit, ev
 
@@ -307,10 +431,21 @@ def checkpoint_activations(
 #: Steering contrasts on the current token. ``a`` / ``b``: the token classes of
 #: :func:`token_classes` whose positions give ``v = mean(x | A) − mean(x | B)``.
 TEXT_CONTRASTS: dict[str, dict[str, str]] = {
-    "the_vs_of": dict(a="the", b="of", description='current token " the" vs " of" (what follows an article vs a preposition)'),
-    "sentence_end_vs_word": dict(a="sentence_end", b="word",
-                                 description='current token ends a sentence (".", "?", "!") vs a lower-case word'),
-    "number_vs_word": dict(a="number", b="word", description="current token is a number (digits only) vs a lower-case word"),
+    "the_vs_of": dict(
+        a="the",
+        b="of",
+        description='current token " the" vs " of" (what follows an article vs a preposition)',
+    ),
+    "sentence_end_vs_word": dict(
+        a="sentence_end",
+        b="word",
+        description='current token ends a sentence (".", "?", "!") vs a lower-case word',
+    ),
+    "number_vs_word": dict(
+        a="number",
+        b="word",
+        description="current token is a number (digits only) vs a lower-case word",
+    ),
 }
 
 
@@ -321,7 +456,10 @@ def token_classes(tokenizer: Any, vocab_size: int) -> dict[str, np.ndarray]:
     space then lower-case letters only)."""
     if int(vocab_size) < 1:
         raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
-    out = {c: np.zeros(int(vocab_size), dtype=bool) for c in ("the", "of", "sentence_end", "number", "word")}
+    out = {
+        c: np.zeros(int(vocab_size), dtype=bool)
+        for c in ("the", "of", "sentence_end", "number", "word")
+    }
     n_tok = min(int(vocab_size), len(tokenizer))
     for i in range(n_tok):
         s = tokenizer.decode([i])
@@ -330,12 +468,17 @@ def token_classes(tokenizer: Any, vocab_size: int) -> dict[str, np.ndarray]:
         out["of"][i] = s == " of"
         out["sentence_end"][i] = st in (".", "?", "!") and s in (".", "?", "!", " .", " ?", " !")
         out["number"][i] = st.isdigit() and s.lstrip(" ") == st and st.isascii()
-        out["word"][i] = s.startswith(" ") and st.isascii() and st.isalpha() and st.islower() and s[1:] == st
+        out["word"][i] = (
+            s.startswith(" ") and st.isascii() and st.isalpha() and st.islower() and s[1:] == st
+        )
     return out
 
 
-def contrast_masks(tokens: Tensor, classes: Mapping[str, np.ndarray], contrast: str) -> tuple[Tensor, Tensor]:
-    """``(mask_a, mask_b)``, each ``(n, T)`` bool: the positions of ``tokens`` whose current token is in
+def contrast_masks(
+    tokens: Tensor, classes: Mapping[str, np.ndarray], contrast: str
+) -> tuple[Tensor, Tensor]:
+    """``(mask_a, mask_b)``, each ``(n, T)`` bool: the positions of ``tokens`` whose current token
+    is in
     the contrast's class A / B (:data:`TEXT_CONTRASTS`; ``classes`` from :func:`token_classes`)."""
     if contrast not in TEXT_CONTRASTS:
         raise ValueError(f"contrast must be one of {sorted(TEXT_CONTRASTS)}, got {contrast!r}")
@@ -347,18 +490,22 @@ def contrast_masks(tokens: Tensor, classes: Mapping[str, np.ndarray], contrast: 
     for key in (spec["a"], spec["b"]):
         table = torch.as_tensor(np.asarray(classes[key]))
         if int(t.max()) >= table.numel():
-            raise ValueError(f"token id {int(t.max())} is outside the class table of size {table.numel()}")
+            raise ValueError(
+                f"token id {int(t.max())} is outside the class table of size {table.numel()}"
+            )
         out.append(table[t])
     return out[0], out[1]
 
 
-def distinctive_next_tokens(tokens: Tensor, mask_a: Tensor, mask_b: Tensor, k: int = 10,
-                            vocab_size: int | None = None) -> tuple[list[int], list[int]]:
+def distinctive_next_tokens(
+    tokens: Tensor, mask_a: Tensor, mask_b: Tensor, k: int = 10, vocab_size: int | None = None
+) -> tuple[list[int], list[int]]:
     """``(S_A, S_B)``: the ``k`` next tokens most typical of group A over group B and vice versa.
 
     From the empirical next-token distributions p_A, p_B at the A / B positions of ``tokens (n, T)``
     (the last position has no next token and is ignored): S_A = the top ``k`` by p_A − p_B, S_B the
-    top ``k`` by p_B − p_A (only tokens with a positive difference). ``ValueError`` if a group has no
+    top ``k`` by p_B − p_A (only tokens with a positive difference). ``ValueError`` if a group has
+    no
     position with a next token."""
     t = torch.as_tensor(tokens)
     V = int(vocab_size or int(t.max()) + 1)
@@ -367,7 +514,9 @@ def distinctive_next_tokens(tokens: Tensor, mask_a: Tensor, mask_b: Tensor, k: i
     for name, m in (("mask_a", mask_a), ("mask_b", mask_b)):
         mm = torch.as_tensor(m, dtype=torch.bool)
         if mm.shape != t.shape:
-            raise ValueError(f"{name} must have the tokens' shape {tuple(t.shape)}, got {tuple(mm.shape)}")
+            raise ValueError(
+                f"{name} must have the tokens' shape {tuple(t.shape)}, got {tuple(mm.shape)}"
+            )
         sel = nxt[mm[:, :-1]]
         if sel.numel() == 0:
             raise ValueError(f"{name} selects no position with a next token")
@@ -378,12 +527,15 @@ def distinctive_next_tokens(tokens: Tensor, mask_a: Tensor, mask_b: Tensor, k: i
     sa = [int(i) for i in order_a if diff[i] > 0]
     sb = [int(i) for i in order_b if diff[i] < 0]
     if not sa or not sb:
-        raise ValueError("the two groups' next-token distributions do not differ; no distinctive tokens")
+        raise ValueError(
+            "the two groups' next-token distributions do not differ; no distinctive tokens"
+        )
     return sa, sb
 
 
-def next_token_set_behaviour(set_a: Sequence[int], set_b: Sequence[int], mask: Tensor | None = None
-                             ) -> Callable[[Tensor], Tensor]:
+def next_token_set_behaviour(
+    set_a: Sequence[int], set_b: Sequence[int], mask: Tensor | None = None
+) -> Callable[[Tensor], Tensor]:
     """Behaviour ``logits (batch, pos, vocab) -> log p(next ∈ S_A) − log p(next ∈ S_B)`` at the
     ``mask`` positions (``(batch, pos)`` bool; None = every position); the softmax normaliser
     cancels, so it is ``logsumexp(logits[S_A]) − logsumexp(logits[S_B])``."""
@@ -399,10 +551,18 @@ def next_token_set_behaviour(set_a: Sequence[int], set_b: Sequence[int], mask: T
     return f
 
 
-def steering_setup(acts: PythiaActs, tokenizer: Any, vocab_size: int, site: str,
-                   contrasts: Sequence[str] = tuple(TEXT_CONTRASTS), *, k_next: int = 10,
-                   min_count: int = 20) -> tuple[dict[tuple[str, str], Tensor], dict[str, Callable], list[dict[str, Any]]]:
-    """Everything :func:`polyrot_utils.experiments.analysis.steering_table` needs for text contrasts.
+def steering_setup(
+    acts: PythiaActs,
+    tokenizer: Any,
+    vocab_size: int,
+    site: str,
+    contrasts: Sequence[str] = tuple(TEXT_CONTRASTS),
+    *,
+    k_next: int = 10,
+    min_count: int = 20,
+) -> tuple[dict[tuple[str, str], Tensor], dict[str, Callable], list[dict[str, Any]]]:
+    """Everything :func:`polyrot_utils.experiments.analysis.steering_table` needs for text
+    contrasts.
 
     Returns ``(vectors, behaviours, info)``: ``vectors[(model, contrast)]`` = diff-of-means (d,)
     at ``site`` over ``acts.fit`` rows (every model in ``acts.fit``); ``behaviours[contrast]`` =
@@ -421,14 +581,27 @@ def steering_setup(acts: PythiaActs, tokenizer: Any, vocab_size: int, site: str,
         fa, fb = contrast_masks(acts.fit_tokens, classes, c)
         ea, eb = contrast_masks(acts.eval_tokens, classes, c)
         fa, fb, ea, eb = fa & fit_rows, fb & fit_rows, ea & eval_rows, eb & eval_rows
-        counts = {"fit_a": int(fa.sum()), "fit_b": int(fb.sum()), "eval_a": int(ea.sum()), "eval_b": int(eb.sum())}
-        row: dict[str, Any] = {"contrast": c, "description": TEXT_CONTRASTS[c]["description"], **counts}
+        counts = {
+            "fit_a": int(fa.sum()),
+            "fit_b": int(fb.sum()),
+            "eval_a": int(ea.sum()),
+            "eval_b": int(eb.sum()),
+        }
+        row: dict[str, Any] = {
+            "contrast": c,
+            "description": TEXT_CONTRASTS[c]["description"],
+            **counts,
+        }
         if min(counts.values()) < int(min_count):
             row["used"] = False
             info.append(row)
             continue
         sa, sb = distinctive_next_tokens(acts.fit_tokens, fa, fb, k=k_next, vocab_size=vocab_size)
-        row.update(used=True, next_a=[tokenizer.decode([i]) for i in sa], next_b=[tokenizer.decode([i]) for i in sb])
+        row.update(
+            used=True,
+            next_a=[tokenizer.decode([i]) for i in sa],
+            next_b=[tokenizer.decode([i]) for i in sb],
+        )
         for m in acts.fit:
             vectors[(m, c)] = diff_of_means(acts.fit[m][site], fa[fit_rows], fb[fit_rows])
         behaviours[c] = next_token_set_behaviour(sa, sb, eb)
@@ -449,7 +622,8 @@ def processing_comparison(
     """How TransformerLens's weight processing changes the residual basis and the fitted R.
 
     ``checkpoints``: two models as ``{name: (path, revision)}`` (e.g. two seeds' final
-    checkpoints, loaded with :func:`polyrot_utils.models.loading.load_model`). For each processing and
+    checkpoints, loaded with :func:`polyrot_utils.models.loading.load_model`). For each processing
+    and
     site: ``act_change`` = ‖acts_proc − acts_ref‖_F / ‖acts_ref − mean‖_F for the first model
     (0: the residual stream is untouched), ``ones_component`` = the fraction of the activations'
     centred variance along the all-ones axis (``center_writing_weights`` removes it), ``R_change`` =
@@ -469,7 +643,9 @@ def processing_comparison(
         for name in names:
             path, revision = checkpoints[name]
             model = load_model(path, revision=revision, processing=proc, device=device)
-            acts[proc][name] = collect_activations(model, tokens, list(sites), batch_size=batch_size)
+            acts[proc][name] = collect_activations(
+                model, tokens, list(sites), batch_size=batch_size
+            )
             del model
     rows = []
     for site in sites:
@@ -482,11 +658,18 @@ def processing_comparison(
             d = xa.shape[1]
             ones = torch.ones(d, dtype=torch.float64) / d**0.5
             xc = xa - xa.mean(0)
-            rows.append({
-                "site": site, "processing": proc,
-                "act_change": float((xa - ref_a).norm()) / ref_scale,
-                "ones_component": float(((xc @ ones) ** 2).sum() / (xc**2).sum()),
-                "R_change": float(np.linalg.norm(fits[proc].matrix - fits[reference].matrix) / np.sqrt(2 * d)),
-                "map_ev": float(metrics.explained_variance(xb, torch.as_tensor(fits[proc].apply(xa)))),
-            })
+            rows.append(
+                {
+                    "site": site,
+                    "processing": proc,
+                    "act_change": float((xa - ref_a).norm()) / ref_scale,
+                    "ones_component": float(((xc @ ones) ** 2).sum() / (xc**2).sum()),
+                    "R_change": float(
+                        np.linalg.norm(fits[proc].matrix - fits[reference].matrix) / np.sqrt(2 * d)
+                    ),
+                    "map_ev": float(
+                        metrics.explained_variance(xb, torch.as_tensor(fits[proc].apply(xa)))
+                    ),
+                }
+            )
     return rows
