@@ -5,7 +5,6 @@ Import rule: this layer may import from its own layer and core, sae, models, tas
 ``tests/test_layers.py`` checks it.
 """
 
-
 __all__ = [
     "build_cache",
     "figures",

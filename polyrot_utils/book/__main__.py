@@ -4,6 +4,5 @@ import sys
 
 from polyrot_utils.book.runner import main
 
-
 if __name__ == "__main__":
     sys.exit(main())

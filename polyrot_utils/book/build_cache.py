@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from polyrot_utils.core.cache import atomic_write_json
 
-
-__all__ = ["chapter_key", "is_fresh", "write_stamp", "reads_other_results", "package_hash"]
+__all__ = ["chapter_key", "is_fresh", "package_hash", "reads_other_results", "write_stamp"]
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 _READER_MARKERS = ("load_results(", "load_all_results(", "claims_table(", "timings.json")
@@ -75,17 +75,24 @@ def chapter_key(
         "profile": profile,
         "parameters": json.loads(json.dumps(dict(parameters), sort_keys=True, default=str)),
         "source": hashlib.sha256(source.encode()).hexdigest(),
-        "package": package_hash(root / "polyrot_utils") if (root / "polyrot_utils").is_dir() else package_hash(),
+        "package": package_hash(root / "polyrot_utils")
+        if (root / "polyrot_utils").is_dir()
+        else package_hash(),
     }
     reference = root / "reference"
     if reference.is_dir():
-        parts["reference"] = _hash_files([p for p in reference.rglob("*") if p.is_file()], reference)
+        parts["reference"] = _hash_files(
+            [p for p in reference.rglob("*") if p.is_file()], reference
+        )
     if reads_other_results(source):
         results = build / "results"
         # the data chapters' results; other readers' are left out (they read the same data, and
         # counting them would make the readers depend on each other in a cycle)
-        others = [p for p in results.glob("*.json") if p.stem != stem and not _is_reader(root, p.stem)] \
-            if results.is_dir() else []
+        others = (
+            [p for p in results.glob("*.json") if p.stem != stem and not _is_reader(root, p.stem)]
+            if results.is_dir()
+            else []
+        )
         parts["upstream_results"] = _hash_files(others, results) if others else None
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -113,7 +120,9 @@ def is_fresh(stem: str, key: str, build: Path) -> dict[str, Any] | None:
     return stamp
 
 
-def write_stamp(stem: str, key: str, build: Path, seconds: float, parameters: Mapping[str, Any]) -> Path:
+def write_stamp(
+    stem: str, key: str, build: Path, seconds: float, parameters: Mapping[str, Any]
+) -> Path:
     """Record a successful execution (called only after the chapter's outputs are in place)."""
     return atomic_write_json(
         _stamp_path(build, stem),

@@ -25,7 +25,8 @@ Typical chapter use::
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -71,8 +72,14 @@ def use_book_style() -> None:
     mpl.rcParams.update(BOOK_RC)
 
 
-def column_figure(nrows: int = 1, ncols: int = 1, *, height: float | None = None,
-                  width_fraction: float = 1.0, **subplots_kw: Any):
+def column_figure(
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    height: float | None = None,
+    width_fraction: float = 1.0,
+    **subplots_kw: Any,
+):
     """``plt.subplots`` sized for the column: width ``width_fraction * COLUMN_WIDTH_IN`` inches.
 
     Args:
@@ -94,7 +101,9 @@ def column_figure(nrows: int = 1, ncols: int = 1, *, height: float | None = None
     if height <= 0:
         raise ValueError(f"height must be positive, got {height!r}")
     subplots_kw.setdefault("layout", "constrained")
-    return plt.subplots(nrows, ncols, figsize=(COLUMN_WIDTH_IN * width_fraction, height), dpi=DPI, **subplots_kw)
+    return plt.subplots(
+        nrows, ncols, figsize=(COLUMN_WIDTH_IN * width_fraction, height), dpi=DPI, **subplots_kw
+    )
 
 
 def _texts(fig) -> Iterable[tuple[str, Any]]:
@@ -117,8 +126,13 @@ def _texts(fig) -> Iterable[tuple[str, Any]]:
         yield "suptitle", fig._suptitle
 
 
-def legibility_problems(fig, *, column_in: float = COLUMN_WIDTH_IN, min_pt: float = MIN_FONT_PT,
-                        min_annotation_pt: float = 7.0) -> list[str]:
+def legibility_problems(
+    fig,
+    *,
+    column_in: float = COLUMN_WIDTH_IN,
+    min_pt: float = MIN_FONT_PT,
+    min_annotation_pt: float = 7.0,
+) -> list[str]:
     """What would be hard to read once ``fig`` is shown in the column (empty list: nothing).
 
     * the figure is wider than the column (the browser shrinks it by ``column_in / width``);
@@ -130,7 +144,9 @@ def legibility_problems(fig, *, column_in: float = COLUMN_WIDTH_IN, min_pt: floa
     scale = min(1.0, column_in / w_in)
     out: list[str] = []
     if w_in > column_in * 1.01:
-        out.append(f"figure is {w_in:.1f} in wide at {DPI} dpi; the column is {column_in} in (shrunk ×{scale:.2f})")
+        out.append(
+            f"figure is {w_in:.1f} in wide at {DPI} dpi; the column is {column_in} in (shrunk ×{scale:.2f})"
+        )
     smallest: dict[str, float] = {}
     for kind, t in _texts(fig):
         if not t.get_visible() or not t.get_text().strip():
@@ -145,7 +161,9 @@ def legibility_problems(fig, *, column_in: float = COLUMN_WIDTH_IN, min_pt: floa
     for i, ax in enumerate(fig.axes):
         labelled = ax.get_legend_handles_labels()[1]  # what a legend of this axes would name
         if len(labelled) >= 2 and ax.get_legend() is None and not has_fig_legend:
-            out.append(f"axes {i + 1} ('{ax.get_title()}') has {len(labelled)} labelled artists and no legend")
+            out.append(
+                f"axes {i + 1} ('{ax.get_title()}') has {len(labelled)} labelled artists and no legend"
+            )
     return out
 
 
@@ -196,8 +214,15 @@ def format_number(x: Any, sig: int = 3, zero_below: float = 0.0) -> str:
     return f"{v:.{digits}f}"
 
 
-def format_table(df, *, sig: int = 3, max_rows: int | None = 15, drop_empty: bool = True,
-                 formats: dict[str, Any] | None = None, zero_below: float = 0.0):
+def format_table(
+    df,
+    *,
+    sig: int = 3,
+    max_rows: int | None = 15,
+    drop_empty: bool = True,
+    formats: dict[str, Any] | None = None,
+    zero_below: float = 0.0,
+):
     """A copy of ``df`` with every cell written for a reader (strings), ready to display.
 
     Args:
@@ -216,8 +241,10 @@ def format_table(df, *, sig: int = 3, max_rows: int | None = 15, drop_empty: boo
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"df must be a pandas DataFrame or Series, got {type(df).__name__}")
     if max_rows is not None and len(df) > max_rows:
-        raise ValueError(f"df has {len(df)} rows, more than max_rows={max_rows}: show a summary on the page "
-                         "(and the full table in a folded cell with max_rows=None)")
+        raise ValueError(
+            f"df has {len(df)} rows, more than max_rows={max_rows}: show a summary on the page "
+            "(and the full table in a folded cell with max_rows=None)"
+        )
     out = df.copy()
     if drop_empty:
         out = out.loc[:, [c for c in out.columns if not out[c].isna().all()]]
@@ -229,6 +256,8 @@ def format_table(df, *, sig: int = 3, max_rows: int | None = 15, drop_empty: boo
         elif callable(fmt):
             f = fmt
         else:
-            f = lambda v, fmt=fmt: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)  # noqa: E731
+            f = lambda v, fmt=fmt: (
+                "–" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+            )
         out[col] = [f(v) for v in out[col].tolist()]
     return out

@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from polyrot_utils.book.report import STATUS_ORDER, checks_of, claim_status, is_check
 from polyrot_utils.tasks.dyck.bars import PAPER_BARS
 
-
-__all__ = ["THEMES", "fmt", "haar_instruments", "premise", "premise_banner", "premise_note", "premise_short",
-           "status_by_theme", "theme_of"]
+__all__ = [
+    "THEMES",
+    "fmt",
+    "haar_instruments",
+    "premise",
+    "premise_banner",
+    "premise_note",
+    "premise_short",
+    "status_by_theme",
+    "theme_of",
+]
 
 Results = Mapping[str, Mapping[str, Any]]
 
@@ -60,7 +69,9 @@ def premise(res: Results) -> dict[str, Any]:
     out["dyck_n_converged"] = sum(bool(r.get("converged")) for r in conv) if conv else None
     accs = [v for r in conv for split in (r.get("accuracy") or {}).values() for v in split.values()]
     out["dyck_min_accuracy"] = min(accs) if accs else None
-    out["dyck_cross_seed_kl_max"] = _claim_value(res, "10_dyck_model_and_cohorts", "cross_seed_kl_max")
+    out["dyck_cross_seed_kl_max"] = _claim_value(
+        res, "10_dyck_model_and_cohorts", "cross_seed_kl_max"
+    )
     out["pythia_n_params"] = _value(res, "20_pythia_seeds", "arch_n_params")
     out["pythia_training_tokens"] = _value(res, "20_pythia_seeds", "training_tokens")
     out["pythia_loss_nats"] = _value(res, "20_pythia_seeds", "heldout_loss_nats_mean")
@@ -89,8 +100,13 @@ def haar_instruments(res: Results) -> dict[str, Any]:
     our calibrated test against signed permutations."""
     v = (res.get("02_is_r_haar") or {}).get("values", {})
     d = _largest_d(v, "size_power_d")
-    out: dict[str, Any] = {"d": d, "frobenius_rejects_haar": None, "paper_ks_p_signed_perm": None,
-                           "calibrated_power_signed_perm": None, "iid_ks_power_signed_perm": None}
+    out: dict[str, Any] = {
+        "d": d,
+        "frobenius_rejects_haar": None,
+        "paper_ks_p_signed_perm": None,
+        "calibrated_power_signed_perm": None,
+        "iid_ks_power_signed_perm": None,
+    }
     if d is None:
         return out
     out["frobenius_rejects_haar"] = v.get(f"frobenius_rejects_haar_d{d}")
@@ -120,7 +136,9 @@ def status_by_theme(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if theme is None:
             continue
         key = (r["rung"], theme)
-        c = counts.setdefault(key, {"rung": r["rung"], "theme": theme, **dict.fromkeys(STATUS_ORDER, 0)})
+        c = counts.setdefault(
+            key, {"rung": r["rung"], "theme": theme, **dict.fromkeys(STATUS_ORDER, 0)}
+        )
         c[claim_status(r, checks_of(rows, r))] += 1
     order = list(THEMES.values())
     return sorted(counts.values(), key=lambda c: (c["rung"], order.index(c["theme"])))
@@ -148,15 +166,23 @@ def premise_note(p: Mapping[str, Any], rung: str) -> str:
     if rung.startswith("Dyck"):
         if p.get("dyck_n_seeds") is None:
             return "convergence not recorded in this build"
-        verdict = "meets the premise" if p.get("dyck_meets_premise") else "does NOT meet the premise"
-        return (f"{p['dyck_n_converged']}/{p['dyck_n_seeds']} seeds at the paper's criterion (worst accuracy "
-                f"{fmt(p.get('dyck_min_accuracy'), 5)}); cross-seed KL ≤ {fmt(p.get('dyck_cross_seed_kl_max'))}: {verdict}")
+        verdict = (
+            "meets the premise" if p.get("dyck_meets_premise") else "does NOT meet the premise"
+        )
+        return (
+            f"{p['dyck_n_converged']}/{p['dyck_n_seeds']} seeds at the paper's criterion (worst accuracy "
+            f"{fmt(p.get('dyck_min_accuracy'), 5)}); cross-seed KL ≤ {fmt(p.get('dyck_cross_seed_kl_max'))}: {verdict}"
+        )
     if rung.startswith("Pythia"):
         if p.get("pythia_cross_seed_kl") is None:
             return "functional agreement not recorded in this build"
-        verdict = "meets the premise" if p.get("pythia_meets_premise") else "does NOT meet the premise"
-        return (f"stand-ins of {fmt(p.get('pythia_n_params'))} parameters, loss {fmt(p.get('pythia_loss_nats'))} nats; "
-                f"cross-seed KL {fmt(p.get('pythia_cross_seed_kl'))}, top-1 {fmt(p.get('pythia_cross_seed_top1'))}: {verdict}")
+        verdict = (
+            "meets the premise" if p.get("pythia_meets_premise") else "does NOT meet the premise"
+        )
+        return (
+            f"stand-ins of {fmt(p.get('pythia_n_params'))} parameters, loss {fmt(p.get('pythia_loss_nats'))} nats; "
+            f"cross-seed KL {fmt(p.get('pythia_cross_seed_kl'))}, top-1 {fmt(p.get('pythia_cross_seed_top1'))}: {verdict}"
+        )
     return "planted answers: the premise holds by construction"
 
 
@@ -174,11 +200,23 @@ def premise_banner(acts: Any) -> Any:
     if not p:
         return HTML("")
     kind = "note" if p.get("meets") else "warning"
-    head = "The models meet the paper's premise" if p.get("meets") else "The models do not meet the paper's premise"
-    tail = "" if p.get("meets") else (" Read every number below as a measurement on these models, not as a "
-                                      "verdict on the paper.")
-    return HTML(f'<div class="admonition {kind}"><p class="admonition-title">{html.escape(head)}</p>'
-                f"<p>{html.escape(str(p['summary']))}.{html.escape(tail)}</p></div>")
+    head = (
+        "The models meet the paper's premise"
+        if p.get("meets")
+        else "The models do not meet the paper's premise"
+    )
+    tail = (
+        ""
+        if p.get("meets")
+        else (
+            " Read every number below as a measurement on these models, not as a "
+            "verdict on the paper."
+        )
+    )
+    return HTML(
+        f'<div class="admonition {kind}"><p class="admonition-title">{html.escape(head)}</p>'
+        f"<p>{html.escape(str(p['summary']))}.{html.escape(tail)}</p></div>"
+    )
 
 
 def premise_short(p: Mapping[str, Any], rung: str) -> str:
@@ -188,12 +226,16 @@ def premise_short(p: Mapping[str, Any], rung: str) -> str:
         if p.get("dyck_n_seeds") is None:
             return "not recorded in this build"
         met = "met" if p.get("dyck_meets_premise") else "NOT met"
-        return (f"{met}: {p['dyck_n_converged']}/{p['dyck_n_seeds']} converged; "
-                f"KL ≤ {fmt(p.get('dyck_cross_seed_kl_max'))}")
+        return (
+            f"{met}: {p['dyck_n_converged']}/{p['dyck_n_seeds']} converged; "
+            f"KL ≤ {fmt(p.get('dyck_cross_seed_kl_max'))}"
+        )
     if rung.startswith("Pythia"):
         if p.get("pythia_cross_seed_kl") is None:
             return "not recorded in this build"
         met = "met" if p.get("pythia_meets_premise") else "NOT met"
-        return (f"{met}: KL {fmt(p.get('pythia_cross_seed_kl'))} (bar {fmt(p.get('paper_bar_b'))}); "
-                f"top-1 {fmt(p.get('pythia_cross_seed_top1'))}")
+        return (
+            f"{met}: KL {fmt(p.get('pythia_cross_seed_kl'))} (bar {fmt(p.get('paper_bar_b'))}); "
+            f"top-1 {fmt(p.get('pythia_cross_seed_top1'))}"
+        )
     return "by construction"

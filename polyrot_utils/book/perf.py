@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import platform
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +20,6 @@ from polyrot_utils.core.metrics import explained_variance
 from polyrot_utils.core.procrustes import CrossCovariance
 from polyrot_utils.models.activations import collect_activations
 from polyrot_utils.sae.autoencoder import train_sae
-
 
 __all__ = [
     "activation_collection_timing",
@@ -56,7 +56,9 @@ def _best(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
     return {k: min(v) for k, v in times.items()}
 
 
-def matmul_gflops(d: int = 512, n: int = 32768, dtype: torch.dtype = torch.float32, repeats: int = 3) -> float:
+def matmul_gflops(
+    d: int = 512, n: int = 32768, dtype: torch.dtype = torch.float32, repeats: int = 3
+) -> float:
     """Measured rate of one ``XᵀY`` product of two ``(n, d)`` matrices: the machine's ceiling."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, d, generator=g, dtype=dtype)
@@ -65,12 +67,13 @@ def matmul_gflops(d: int = 512, n: int = 32768, dtype: torch.dtype = torch.float
     return 2.0 * n * d * d / t / 1e9
 
 
-def rotation_fit_timing(n: int = 131072, d: int = 512, batch: int = 16384, repeats: int = 3, seed: int = 0) -> dict[str, Any]:
+def rotation_fit_timing(
+    n: int = 131072, d: int = 512, batch: int = 16384, repeats: int = 3, seed: int = 0
+) -> dict[str, Any]:
     """Streaming :class:`~polyrot_utils.core.procrustes.CrossCovariance` + solve vs scipy's in-memory
     ``orthogonal_procrustes`` (after centring) vs the floor (one float32 GEMM ``XᵀY`` over the
     data plus one ``d×d`` SVD), on the same float32 activations held in memory."""
     from scipy.linalg import orthogonal_procrustes
-
 
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d, generator=g)
@@ -81,7 +84,7 @@ def rotation_fit_timing(n: int = 131072, d: int = 512, batch: int = 16384, repea
     def streaming():
         acc = CrossCovariance(d)
         for s in range(0, n, batch):
-            acc.update(x[s:s + batch], y[s:s + batch])
+            acc.update(x[s : s + batch], y[s : s + batch])
         return acc.rotation(special=False)
 
     def scipy_fit():
@@ -96,7 +99,9 @@ def rotation_fit_timing(n: int = 131072, d: int = 512, batch: int = 16384, repea
     r_stream = np.asarray(streaming(), dtype=np.float64)
     r_scipy = scipy_fit()
     return {
-        "n": n, "d": d, "batch": batch,
+        "n": n,
+        "d": d,
+        "batch": batch,
         "seconds": t,
         "streaming_over_floor": t["streaming"] / t["floor"],
         "streaming_over_scipy": t["streaming"] / t["scipy"],
@@ -107,25 +112,44 @@ def rotation_fit_timing(n: int = 131072, d: int = 512, batch: int = 16384, repea
     }
 
 
-def activation_collection_timing(model, tokens: torch.Tensor, sites: list[str], batch_size: int = 128,
-                                 repeats: int = 3) -> dict[str, Any]:
+def activation_collection_timing(
+    model, tokens: torch.Tensor, sites: list[str], batch_size: int = 128, repeats: int = 3
+) -> dict[str, Any]:
     """Tokens/s of :func:`~polyrot_utils.models.activations.collect_activations` (hooks on the requested
     sites only) vs ``run_with_cache`` of every hook, keeping the same sites."""
 
     def naive():
         with torch.no_grad():
             for s in range(0, tokens.shape[0], batch_size):
-                _, cache = model.run_with_cache(tokens[s:s + batch_size])
+                _, cache = model.run_with_cache(tokens[s : s + batch_size])
                 [cache[k] for k in sites]
 
-    t = _best({"ours": lambda: collect_activations(model, tokens, sites, batch_size=batch_size), "run_with_cache": naive},
-              repeats)
+    t = _best(
+        {
+            "ours": lambda: collect_activations(model, tokens, sites, batch_size=batch_size),
+            "run_with_cache": naive,
+        },
+        repeats,
+    )
     n_tok = tokens.numel()
-    return {"tokens": n_tok, "tokens_per_second": {k: n_tok / v for k, v in t.items()},
-            "speedup": t["run_with_cache"] / t["ours"]}
+    return {
+        "tokens": n_tok,
+        "tokens_per_second": {k: n_tok / v for k, v in t.items()},
+        "speedup": t["run_with_cache"] / t["ours"],
+    }
 
 
-def run_saelens(x_train: torch.Tensor, x_eval: torch.Tensor, *, d_sae: int, k: int, n_tokens: int, batch_size: int, lr: float, seed: int) -> dict:
+def run_saelens(
+    x_train: torch.Tensor,
+    x_eval: torch.Tensor,
+    *,
+    d_sae: int,
+    k: int,
+    n_tokens: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+) -> dict:
     """Train SAELens's own TopK SAE with its own trainer on the same rows (the reference our
     trainer is compared with). Requires ``sae-lens``."""
     import sae_lens
@@ -159,7 +183,9 @@ def run_saelens(x_train: torch.Tensor, x_eval: torch.Tensor, *, d_sae: int, k: i
     secs = time.perf_counter() - t0
     sae.eval()
     with torch.no_grad():
-        rec = torch.cat([sae.decode(sae.encode(x_eval[i : i + 8192])) for i in range(0, x_eval.shape[0], 8192)])
+        rec = torch.cat(
+            [sae.decode(sae.encode(x_eval[i : i + 8192])) for i in range(0, x_eval.shape[0], 8192)]
+        )
         W_dec = sae.W_dec / sae.W_dec.norm(dim=1, keepdim=True)
     return {
         "name": f"sae_lens {sae_lens.__version__} TopKTrainingSAE + SAETrainer",
@@ -171,23 +197,47 @@ def run_saelens(x_train: torch.Tensor, x_eval: torch.Tensor, *, d_sae: int, k: i
     }
 
 
-def sae_training_timing(x: torch.Tensor, *, d_sae: int, k: int, n_tokens: int, batch_size: int = 1024,
-                        seed: int = 0, with_saelens: bool = True) -> dict[str, Any]:
+def sae_training_timing(
+    x: torch.Tensor,
+    *,
+    d_sae: int,
+    k: int,
+    n_tokens: int,
+    batch_size: int = 1024,
+    seed: int = 0,
+    with_saelens: bool = True,
+) -> dict[str, Any]:
     """Our TopK trainer vs SAELens's on the same activations, width, k and token budget:
     tokens/s and held-out EV (last 10% of rows). SAELens is skipped if it is not installed."""
 
     n_eval = max(1, x.shape[0] // 10)
     x_train, x_eval = x[:-n_eval], x[-n_eval:]
     out: dict[str, Any] = {"d_in": int(x.shape[1]), "d_sae": d_sae, "k": k, "n_tokens": n_tokens}
-    sae, hist = train_sae(x_train, d_sae=d_sae, k=k, n_tokens=n_tokens, batch_size=batch_size, seed=seed)
+    sae, hist = train_sae(
+        x_train, d_sae=d_sae, k=k, n_tokens=n_tokens, batch_size=batch_size, seed=seed
+    )
     # the training loop's own rate, as SAELens's is measured around trainer.fit()
-    out["ours"] = {"tokens_per_second": float(hist["tokens_per_second"]),
-                   "ev": float(explained_variance(x_eval, sae.reconstruct(x_eval)))}
+    out["ours"] = {
+        "tokens_per_second": float(hist["tokens_per_second"]),
+        "ev": float(explained_variance(x_eval, sae.reconstruct(x_eval))),
+    }
     if with_saelens:
         try:
-            res = run_saelens(x_train, x_eval, d_sae=d_sae, k=k, n_tokens=n_tokens, batch_size=batch_size,
-                              lr=float(hist["lr"]), seed=seed)
-            out["saelens"] = {"tokens_per_second": res["tokens_per_second"], "ev": res["eval_ev"], "name": res["name"]}
-        except Exception as err:  # noqa: BLE001 - report why it was skipped
+            res = run_saelens(
+                x_train,
+                x_eval,
+                d_sae=d_sae,
+                k=k,
+                n_tokens=n_tokens,
+                batch_size=batch_size,
+                lr=float(hist["lr"]),
+                seed=seed,
+            )
+            out["saelens"] = {
+                "tokens_per_second": res["tokens_per_second"],
+                "ev": res["eval_ev"],
+                "name": res["name"],
+            }
+        except Exception as err:
             out["saelens"] = {"skipped": f"{type(err).__name__}: {err}"}
     return out

@@ -15,7 +15,9 @@ from typing import Any
 
 __all__ = ["INJECTED_HEADER", "tidy_executed_file", "tidy_executed_notebook"]
 
-INJECTED_HEADER = "# --- the values this build used (injected by papermill; they override the defaults above) ---"
+INJECTED_HEADER = (
+    "# --- the values this build used (injected by papermill; they override the defaults above) ---"
+)
 
 
 def _tags(cell: Any) -> list[str]:
@@ -29,17 +31,27 @@ def tidy_executed_notebook(nb: Any) -> Any:
     cell is only folded. With an injected cell but no parameters cell, the injected cell itself is
     kept, folded. Cell outputs are untouched (parameter cells have none)."""
     cells = nb.cells
-    params = next((c for c in cells if c.get("cell_type") == "code" and "parameters" in _tags(c)), None)
-    injected = [c for c in cells if c.get("cell_type") == "code" and "injected-parameters" in _tags(c)]
+    params = next(
+        (c for c in cells if c.get("cell_type") == "code" and "parameters" in _tags(c)), None
+    )
+    injected = [
+        c for c in cells if c.get("cell_type") == "code" and "injected-parameters" in _tags(c)
+    ]
     if params is not None and injected:
         extra = "\n".join(str(c.get("source", "")).strip() for c in injected).strip()
         body = [ln for ln in extra.splitlines() if not ln.startswith("# Parameters")]
         if body:
-            params["source"] = str(params.get("source", "")).rstrip() + "\n\n" + INJECTED_HEADER + "\n" + "\n".join(body)
+            params["source"] = (
+                str(params.get("source", "")).rstrip()
+                + "\n\n"
+                + INJECTED_HEADER
+                + "\n"
+                + "\n".join(body)
+            )
         nb.cells = [c for c in cells if not any(c is i for i in injected)]
     for c in nb.cells:
         tags = _tags(c)
-        if ("parameters" in tags or "injected-parameters" in tags):
+        if "parameters" in tags or "injected-parameters" in tags:
             for t in ("hide-input",):
                 if t not in tags:
                     tags.append(t)

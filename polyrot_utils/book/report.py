@@ -34,13 +34,12 @@ name (:data:`TEST_OF_A_TEST_MARKERS`) or listed by their chapter in the ``claim_
 
 from __future__ import annotations
 
-import math
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from polyrot_utils.book.results import _check_complete, load_all_results, results_dir
-
 
 __all__ = [
     "CHECK_FAIL",
@@ -58,9 +57,9 @@ __all__ = [
     "TEST_DETECTS",
     "TEST_OF_A_TEST_MARKERS",
     "calibrated_p_rejects",
+    "chapter_link",
     "check_outcome",
     "checks_of",
-    "chapter_link",
     "claim_status",
     "claims_table",
     "compact_claims",

@@ -46,13 +46,13 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from polyrot_utils.core.cache import _json_default, atomic_write_json
-
 
 __all__ = [
     "ChapterResults",
@@ -117,15 +117,21 @@ def _plain(value: Any) -> Any:
     try:
         return _plain(_json_default(value))
     except TypeError:
-        raise TypeError(f"results values must be numbers, strings, lists or dicts; got {type(value).__name__}")
+        raise TypeError(
+            f"results values must be numbers, strings, lists or dicts; got {type(value).__name__}"
+        )
 
 
 class ChapterResults:
     """Collects a chapter's headline numbers and writes them to ``<chapter>.json``."""
 
-    def __init__(self, chapter: str, params: Mapping[str, Any] | None = None, profile: str | None = None):
+    def __init__(
+        self, chapter: str, params: Mapping[str, Any] | None = None, profile: str | None = None
+    ):
         if not chapter or "/" in chapter:
-            raise ValueError(f"chapter must be a notebook stem like '01_planted_rotations', got {chapter!r}")
+            raise ValueError(
+                f"chapter must be a notebook stem like '01_planted_rotations', got {chapter!r}"
+            )
         self.chapter = chapter
         self.path = results_write_dir() / f"{chapter}.json"
         self.data: dict[str, Any] = {
@@ -186,14 +192,24 @@ class ChapterResults:
             raise ValueError(f"kind must be 'paper' or 'check', got {kind!r}")
         if kind == "paper":
             if paper_value is None or (isinstance(paper_value, str) and not paper_value.strip()):
-                raise ValueError(f"claim {name!r}: a kind='paper' claim needs paper_value (what the paper reports)")
+                raise ValueError(
+                    f"claim {name!r}: a kind='paper' claim needs paper_value (what the paper reports)"
+                )
             if not isinstance(source, str) or not source.strip():
-                raise ValueError(f"claim {name!r}: a kind='paper' claim needs source (paper section and/or repo file:function)")
+                raise ValueError(
+                    f"claim {name!r}: a kind='paper' claim needs source (paper section and/or repo file:function)"
+                )
             if check_of is not None or why_stricter is not None:
-                raise ValueError(f"claim {name!r}: check_of/why_stricter belong to kind='check' claims")
+                raise ValueError(
+                    f"claim {name!r}: check_of/why_stricter belong to kind='check' claims"
+                )
         else:
-            if check_of is not None and (not isinstance(why_stricter, str) or not why_stricter.strip()):
-                raise ValueError(f"claim {name!r}: a check with check_of={check_of!r} needs why_stricter (one line)")
+            if check_of is not None and (
+                not isinstance(why_stricter, str) or not why_stricter.strip()
+            ):
+                raise ValueError(
+                    f"claim {name!r}: a check with check_of={check_of!r} needs why_stricter (one line)"
+                )
         if not isinstance(paper_verdict, (bool, np.bool_)):
             raise ValueError(f"paper_verdict must be a bool, got {paper_verdict!r}")
         if op not in _OPS:
@@ -212,8 +228,11 @@ class ChapterResults:
             "kind": kind,
         }
         if kind == "paper":
-            entry.update(source=source, paper_verdict=bool(paper_verdict),
-                         replicates=(passed == bool(paper_verdict)) if not math.isnan(v) else False)
+            entry.update(
+                source=source,
+                paper_verdict=bool(paper_verdict),
+                replicates=(passed == bool(paper_verdict)) if not math.isnan(v) else False,
+            )
         else:
             if check_of is not None:
                 entry["check_of"] = check_of
@@ -224,7 +243,9 @@ class ChapterResults:
             entry.update(
                 strict_threshold=strict_threshold,
                 strict_op=sop,
-                strict_passed=bool(_OPS[sop](v, float(strict_threshold))) if not math.isnan(v) else False,
+                strict_passed=bool(_OPS[sop](v, float(strict_threshold)))
+                if not math.isnan(v)
+                else False,
                 strict_description=strict_description,
             )
         if p_value is not None:
@@ -233,7 +254,9 @@ class ChapterResults:
             iv = interval.as_dict() if hasattr(interval, "as_dict") else dict(interval)
             missing = {"point", "lo", "hi", "n", "level", "method"} - set(iv)
             if missing:
-                raise ValueError(f"claim {name!r}: interval lacks {sorted(missing)} (use polyrot_utils.core.intervals)")
+                raise ValueError(
+                    f"claim {name!r}: interval lacks {sorted(missing)} (use polyrot_utils.core.intervals)"
+                )
             entry["interval"] = iv
         self.data["claims"][name] = _plain(entry)
         self._write()
@@ -263,7 +286,9 @@ def _check_complete(data: dict[str, Any], path: Path) -> None:
         )
 
 
-def load_results(chapter: str, directory: Path | str | None = None, *, require_complete: bool = False) -> dict[str, Any]:
+def load_results(
+    chapter: str, directory: Path | str | None = None, *, require_complete: bool = False
+) -> dict[str, Any]:
     """Read a chapter's results file; a clear error if that chapter has not run yet, and
     :class:`IncompleteResultsError` if ``require_complete`` and it did not finish."""
     base = Path(directory) if directory is not None else results_dir()
@@ -279,7 +304,9 @@ def load_results(chapter: str, directory: Path | str | None = None, *, require_c
     return data
 
 
-def load_all_results(directory: Path | str | None = None, *, require_complete: bool = False) -> dict[str, dict[str, Any]]:
+def load_all_results(
+    directory: Path | str | None = None, *, require_complete: bool = False
+) -> dict[str, dict[str, Any]]:
     """Every ``<chapter>.json`` in the folder; with ``require_complete``, an
     :class:`IncompleteResultsError` naming any that did not finish."""
     base = Path(directory) if directory is not None else results_dir()
@@ -288,7 +315,9 @@ def load_all_results(directory: Path | str | None = None, *, require_complete: b
         try:
             data = json.loads(p.read_text())
         except ValueError as exc:
-            raise IncompleteResultsError(f"{p} is not valid JSON ({exc}); rerun chapter {p.stem}") from None
+            raise IncompleteResultsError(
+                f"{p} is not valid JSON ({exc}); rerun chapter {p.stem}"
+            ) from None
         if require_complete:
             _check_complete(data, p)
         out[p.stem] = data

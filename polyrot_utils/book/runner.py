@@ -50,22 +50,22 @@ import subprocess
 import sys
 import time
 import tokenize
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
 
 from polyrot_utils.book import build_cache, presentation
 from polyrot_utils.core.cache import atomic_write_json, cache_root
 
-
 __all__ = [
+    "PROFILES",
+    "REPO_ROOT",
     "BookError",
     "ChapterInterrupted",
-    "PROFILES",
     "ParamSpec",
-    "REPO_ROOT",
     "RunRecord",
     "build_book",
     "check_parameters",
@@ -149,7 +149,9 @@ def load_profile(profile: str, root: Path = REPO_ROOT) -> dict[str, Any]:
     (letters, digits, ``_``, ``-``), never a path."""
     have = sorted(p.stem for p in (root / "params").glob("*.yaml"))
     if not isinstance(profile, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", profile):
-        raise BookError(f"profile must be a name like 'quick' (not a path), got {profile!r}; available profiles: {', '.join(have)}")
+        raise BookError(
+            f"profile must be a name like 'quick' (not a path), got {profile!r}; available profiles: {', '.join(have)}"
+        )
     path = root / "params" / f"{profile}.yaml"
     if not path.exists():
         have = sorted(p.stem for p in (root / "params").glob("*.yaml"))
@@ -159,7 +161,9 @@ def load_profile(profile: str, root: Path = REPO_ROOT) -> dict[str, Any]:
         raise BookError(f"{path} must hold a mapping with keys 'defaults' and 'notebooks'")
     unknown = set(data) - {"description", "defaults", "notebooks"}
     if unknown:
-        raise BookError(f"{path}: unknown top-level keys {sorted(unknown)} (expected description, defaults, notebooks)")
+        raise BookError(
+            f"{path}: unknown top-level keys {sorted(unknown)} (expected description, defaults, notebooks)"
+        )
     return {
         "description": data.get("description", ""),
         "defaults": dict(data.get("defaults") or {}),
@@ -196,7 +200,9 @@ def declared_parameters(stem: str, root: Path = REPO_ROOT) -> dict[str, Any]:
 # Without a spec the type is the default's (int, float — ints accepted —, bool, str, list);
 # a default of None accepts anything. Checked by the runner before a kernel starts.
 _SPEC_RE = re.compile(r"^\[((?:[^\[\]]|\[[^\]]*\])*)\]")
-_TYPE_RE = re.compile(r"^\s*(int|float|bool|str|list|dict|any)(?:\[(int|float|bool|str)\])?(\|None)?\s*")
+_TYPE_RE = re.compile(
+    r"^\s*(int|float|bool|str|list|dict|any)(?:\[(int|float|bool|str)\])?(\|None)?\s*"
+)
 _BOUND_RE = re.compile(r"^\s*,?\s*(>=|<=|>|<)\s*([-+0-9.eE_]+)\s*")
 _CHOICE_RE = re.compile(r"^\s*,?\s*in\s*\{([^}]*)\}\s*")
 
@@ -207,12 +213,12 @@ class ParamSpec:
 
     name: str
     default: Any
-    type: str = "any"            # int, float, bool, str, list, dict, any
+    type: str = "any"  # int, float, bool, str, list, dict, any
     item_type: str | None = None  # for list[...]
     nullable: bool = False
     bounds: list[tuple[str, float]] = field(default_factory=list)
     choices: list[str] | None = None
-    text: str = ""               # the declaration as written, for messages
+    text: str = ""  # the declaration as written, for messages
 
     def describe(self) -> str:
         if self.text:
@@ -263,7 +269,12 @@ class ParamSpec:
         return None
 
 
-_BOUND_OPS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
+_BOUND_OPS = {
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b,
+}
 
 
 def _parse_spec(name: str, default: Any, comment: str, where: str) -> ParamSpec:
@@ -271,29 +282,45 @@ def _parse_spec(name: str, default: Any, comment: str, where: str) -> ParamSpec:
     if m is None:
         if default is None:
             return ParamSpec(name, default)
-        typ = ("bool" if isinstance(default, bool) else "int" if isinstance(default, int)
-               else "float" if isinstance(default, float) else "str" if isinstance(default, str)
-               else "list" if isinstance(default, list) else "any")
+        typ = (
+            "bool"
+            if isinstance(default, bool)
+            else "int"
+            if isinstance(default, int)
+            else "float"
+            if isinstance(default, float)
+            else "str"
+            if isinstance(default, str)
+            else "list"
+            if isinstance(default, list)
+            else "any"
+        )
         return ParamSpec(name, default, typ)
     text = m.group(1).strip()
     t = _TYPE_RE.match(text)
     if t is None:
-        raise BookError(f"{where}: parameter {name}: cannot read the spec [{text}] (expected e.g. [int >= 2])")
+        raise BookError(
+            f"{where}: parameter {name}: cannot read the spec [{text}] (expected e.g. [int >= 2])"
+        )
     spec = ParamSpec(name, default, t.group(1), t.group(2), bool(t.group(3)), text=text)
-    rest = text[t.end():]
+    rest = text[t.end() :]
     while rest.strip():
         b = _BOUND_RE.match(rest)
         c = _CHOICE_RE.match(rest)
         if b:
             spec.bounds.append((b.group(1), float(b.group(2))))
-            rest = rest[b.end():]
+            rest = rest[b.end() :]
         elif c:
             spec.choices = [x.strip().strip("'\"") for x in c.group(1).split(",") if x.strip()]
-            rest = rest[c.end():]
+            rest = rest[c.end() :]
         else:
-            raise BookError(f"{where}: parameter {name}: cannot read {rest.strip()!r} in the spec [{text}]")
+            raise BookError(
+                f"{where}: parameter {name}: cannot read {rest.strip()!r} in the spec [{text}]"
+            )
     if spec.problem(default) is not None:
-        raise BookError(f"{where}: parameter {name}: its default {default!r} violates its own spec [{text}]")
+        raise BookError(
+            f"{where}: parameter {name}: its default {default!r} violates its own spec [{text}]"
+        )
     return spec
 
 
@@ -324,12 +351,17 @@ def parameter_specs(stem: str, root: Path = REPO_ROOT) -> dict[str, ParamSpec]:
             for target in targets:
                 if isinstance(target, ast.Name):
                     specs[target.id] = _parse_spec(
-                        target.id, default, comments.get(node.end_lineno or node.lineno, ""), f"notebooks/{stem}.py"
+                        target.id,
+                        default,
+                        comments.get(node.end_lineno or node.lineno, ""),
+                        f"notebooks/{stem}.py",
                     )
     return specs
 
 
-def check_parameters(stem: str, params: Mapping[str, Any], source: str, root: Path = REPO_ROOT) -> None:
+def check_parameters(
+    stem: str, params: Mapping[str, Any], source: str, root: Path = REPO_ROOT
+) -> None:
     """Raise :class:`BookError` (one line: notebook, parameter, value, what is accepted) for an
     unknown name or a value its spec refuses."""
     specs = parameter_specs(stem, root)
@@ -371,8 +403,10 @@ def resolve_parameters(
     declared = declared_parameters(stem, root)
     params = {k: v for k, v in prof["defaults"].items() if k in declared}
     check_parameters(stem, params, f"params/{profile}.yaml, defaults", root)
-    for source, values in ((f"params/{profile}.yaml, section {stem}", prof["notebooks"].get(stem, {})),
-                           ("command line", overrides or {})):
+    for source, values in (
+        (f"params/{profile}.yaml, section {stem}", prof["notebooks"].get(stem, {})),
+        ("command line", overrides or {}),
+    ):
         check_parameters(stem, values, source, root)
         params.update(values)
     if "profile" in declared:
@@ -388,7 +422,11 @@ def read_notebook(stem: str, root: Path = REPO_ROOT):
     if not src.exists():
         raise BookError(f"notebook source {src} does not exist")
     nb = jupytext.read(src)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata["kernelspec"] = {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
     nb.metadata.setdefault("language_info", {"name": "python"})
     return nb
 
@@ -415,7 +453,9 @@ def run_notebook(
     from papermill.exceptions import PapermillExecutionError
 
     build = Path(build_dir) if build_dir else root / "_build"
-    params = resolve_parameters(stem, profile, overrides, root)  # refuses bad values before any kernel
+    params = resolve_parameters(
+        stem, profile, overrides, root
+    )  # refuses bad values before any kernel
     nb = read_notebook(stem, root)
     out_dir = build / "executed" / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -435,15 +475,25 @@ def run_notebook(
     partial_output.unlink(missing_ok=True)
     kernel_log = partial / f"{stem}.kernel.log"
     kernel_log.unlink(missing_ok=True)
-    untouched = f"previous complete outputs ({output}, {results_final / (stem + '.json')}) are untouched"
+    untouched = (
+        f"previous complete outputs ({output}, {results_final / (stem + '.json')}) are untouched"
+    )
     key = build_cache.chapter_key(stem, profile, params, root, build)  # inputs, before execution
 
-    env_keys = ("POLYROT_RESULTS_DIR", "POLYROT_RESULTS_WRITE_DIR", "POLYROT_PROFILE", "PYTHONPATH", "TQDM_DISABLE")
+    env_keys = (
+        "POLYROT_RESULTS_DIR",
+        "POLYROT_RESULTS_WRITE_DIR",
+        "POLYROT_PROFILE",
+        "PYTHONPATH",
+        "TQDM_DISABLE",
+    )
     env_backup = {k: os.environ.get(k) for k in env_keys}
     # progress bars are noise in a rendered page (and a researcher reading a live kernel can unset it)
     os.environ.setdefault("TQDM_DISABLE", "1")
-    os.environ["POLYROT_RESULTS_DIR"] = str(results_final.resolve())          # where chapters read
-    os.environ["POLYROT_RESULTS_WRITE_DIR"] = str(partial_results.resolve())  # where this one writes
+    os.environ["POLYROT_RESULTS_DIR"] = str(results_final.resolve())  # where chapters read
+    os.environ["POLYROT_RESULTS_WRITE_DIR"] = str(
+        partial_results.resolve()
+    )  # where this one writes
     os.environ["POLYROT_PROFILE"] = profile
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env_backup["PYTHONPATH"]]))
     os.environ.pop("MPLBACKEND", None)  # papermill + MPLBACKEND=Agg silently drops inline figures
@@ -471,7 +521,9 @@ def run_notebook(
         ) from None
     except KeyboardInterrupt:
         raise ChapterInterrupted(f"interrupted while executing {stem}; {untouched}") from None
-    except Exception as err:  # the kernel died (killed, out of memory), timed out, or failed to start
+    except (
+        Exception
+    ) as err:  # the kernel died (killed, out of memory), timed out, or failed to start
         raise BookError(
             f"notebook {stem!r} did not finish under profile {profile!r}: the kernel stopped "
             f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}; the kernel's own log is "
@@ -505,7 +557,9 @@ class _DropPapermillParameterNoise(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
-        return not msg.startswith(("Unable to parse line", "Passed unknown parameter", "Kernel died while waiting"))
+        return not msg.startswith(
+            ("Unable to parse line", "Passed unknown parameter", "Kernel died while waiting")
+        )
 
 
 _PM_FILTER = _DropPapermillParameterNoise()
@@ -555,7 +609,9 @@ def _finish_notebook(path: Path, stem: str, profile: str) -> None:
     import nbformat
 
     _tag_parameter_cells(path)
-    nb = presentation.tidy_executed_notebook(nbformat.read(str(path), as_version=4))  # one parameters cell
+    nb = presentation.tidy_executed_notebook(
+        nbformat.read(str(path), as_version=4)
+    )  # one parameters cell
     nb.metadata["polyrot"] = {"complete": True, "chapter": stem, "profile": profile}
     nbformat.write(nb, str(path))
 
@@ -591,7 +647,9 @@ def stage_sources(build: Path, root: Path = REPO_ROOT) -> Path:
     for stem in toc_notebooks(root):
         executed = build / "executed" / "notebooks" / f"{stem}.ipynb"
         if not executed.exists():
-            raise BookError(f"notebook {stem!r} has not been executed (expected {executed}); run the build first")
+            raise BookError(
+                f"notebook {stem!r} has not been executed (expected {executed}); run the build first"
+            )
         if not notebook_is_complete(executed):
             raise BookError(
                 f"notebook {stem!r}: {executed} is not marked complete (an interrupted or older run); "
@@ -623,7 +681,9 @@ def _stage_mathjax(dest: Path) -> None:
 
     spec = importlib.util.find_spec("jupyter_server_mathjax")
     if spec is None or not spec.submodule_search_locations:
-        raise BookError("jupyter-server-mathjax is not installed (requirements-nodeps.txt); the book needs it for equations")
+        raise BookError(
+            "jupyter-server-mathjax is not installed (requirements-nodeps.txt); the book needs it for equations"
+        )
     static = Path(list(spec.submodule_search_locations)[0]) / "static"
     shutil.copytree(static, dest)
 
@@ -632,7 +692,16 @@ def render(build: Path, root: Path = REPO_ROOT, strict: bool = True) -> Path:
     """Render the staged book to ``<build>/html``; Sphinx warnings are errors when ``strict``."""
     src = stage_sources(build, root)
     out = build / "jb"
-    cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())", "build", str(src), "--path-output", str(out), "--all"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+        "build",
+        str(src),
+        "--path-output",
+        str(out),
+        "--all",
+    ]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     proc = subprocess.run(cmd, cwd=str(root), capture_output=True, text=True)
@@ -640,9 +709,13 @@ def render(build: Path, root: Path = REPO_ROOT, strict: bool = True) -> Path:
     log.write_text(proc.stdout + "\n" + proc.stderr)
     if proc.returncode != 0:
         lines = (proc.stdout + proc.stderr).splitlines()
-        problems = [ln for ln in lines if ("WARNING" in ln or "ERROR" in ln) and "IPKernelApp" not in ln]
+        problems = [
+            ln for ln in lines if ("WARNING" in ln or "ERROR" in ln) and "IPKernelApp" not in ln
+        ]
         tail = "\n".join(problems[-30:] or lines[-40:])
-        raise BookError(f"Jupyter Book failed (exit {proc.returncode}; Sphinx warnings are errors); full log at {log}\n{tail}")
+        raise BookError(
+            f"Jupyter Book failed (exit {proc.returncode}; Sphinx warnings are errors); full log at {log}\n{tail}"
+        )
     html = build / "html"
     tmp = build / "html.tmp"
     if tmp.exists():
@@ -658,7 +731,9 @@ def execution_order(stems: Sequence[str], root: Path = REPO_ROOT) -> list[str]:
     """The order chapters execute in: ``_toc.yml`` order, except that chapters reading other
     chapters' results (the findings page, the verdict, the conclusions, the performance page)
     come after every other chapter, in their own ``_toc.yml`` order."""
-    readers = [s for s in stems if build_cache.reads_other_results(notebook_source(s, root).read_text())]
+    readers = [
+        s for s in stems if build_cache.reads_other_results(notebook_source(s, root).read_text())
+    ]
     return [s for s in stems if s not in readers] + readers
 
 
@@ -727,11 +802,19 @@ def build_book(
         nb_over = plans[stem]
         if not force:
             params = resolve_parameters(stem, profile, nb_over, root)
-            stamp = build_cache.is_fresh(stem, build_cache.chapter_key(stem, profile, params, root, build), build)
+            stamp = build_cache.is_fresh(
+                stem, build_cache.chapter_key(stem, profile, params, root, build), build
+            )
             if stamp is not None:
-                timings["notebooks"][stem] = {"seconds": stamp["seconds"], "parameters": params, "cached": True}
-                print(f"[polyrot] {stem}: unchanged since its last execution, reused (--force re-executes)",
-                      flush=True)
+                timings["notebooks"][stem] = {
+                    "seconds": stamp["seconds"],
+                    "parameters": params,
+                    "cached": True,
+                }
+                print(
+                    f"[polyrot] {stem}: unchanged since its last execution, reused (--force re-executes)",
+                    flush=True,
+                )
                 continue
         print(f"[polyrot] executing {stem} (profile {profile}) ...", flush=True)
         try:
@@ -739,7 +822,10 @@ def build_book(
         finally:
             timings["total_seconds"] = round(time.perf_counter() - total_start, 2)
             atomic_write_json(build / "timings.json", timings)
-        timings["notebooks"][stem] = {"seconds": round(rec.seconds, 2), "parameters": rec.parameters}
+        timings["notebooks"][stem] = {
+            "seconds": round(rec.seconds, 2),
+            "parameters": rec.parameters,
+        }
         print(f"[polyrot]   done in {rec.seconds:.1f} s", flush=True)
         atomic_write_json(build / "timings.json", timings)
     timings["execute_seconds"] = round(time.perf_counter() - total_start, 2)
@@ -757,7 +843,11 @@ def _machine_summary() -> dict[str, Any]:
     """What the timings were measured on: CPU count, torch threads, GPU if any."""
     import platform
 
-    info: dict[str, Any] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    info: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
     try:
         import torch
 
@@ -775,32 +865,75 @@ def _parse_overrides(pairs: Iterable[Sequence[str]]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m polyrot_utils.book", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m polyrot_utils.book", description=__doc__.split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_build = sub.add_parser("build", help="execute every chapter with a profile, then render HTML")
-    p_build.add_argument("--profile", default="quick", help=f"parameter profile: {', '.join(PROFILES)} (default quick)")
-    p_build.add_argument("--only", nargs="+", metavar="STEM", help="execute only these notebooks (others must already be executed)")
-    p_build.add_argument("-p", "--parameter", nargs=3, action="append", default=[], metavar=("NOTEBOOK", "NAME", "VALUE"),
-                         help="override a parameter for one notebook ('*' = every notebook declaring it)")
-    p_build.add_argument("--build-dir", type=Path, default=None, help="output folder (default _build)")
-    p_build.add_argument("--no-render", action="store_true", help="execute only; do not render HTML")
-    p_build.add_argument("--no-strict", action="store_true", help="do not treat Sphinx warnings as errors")
-    p_build.add_argument("--force", action="store_true",
-                         help="re-execute every chapter, even those whose inputs are unchanged since their last run")
-    p_build.add_argument("--cache-dir", type=Path, default=None,
-                         help="artifact cache for this build (default $POLYROT_CACHE or .cache/polyrot); "
-                              "an empty folder measures a cold build")
+    p_build.add_argument(
+        "--profile",
+        default="quick",
+        help=f"parameter profile: {', '.join(PROFILES)} (default quick)",
+    )
+    p_build.add_argument(
+        "--only",
+        nargs="+",
+        metavar="STEM",
+        help="execute only these notebooks (others must already be executed)",
+    )
+    p_build.add_argument(
+        "-p",
+        "--parameter",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("NOTEBOOK", "NAME", "VALUE"),
+        help="override a parameter for one notebook ('*' = every notebook declaring it)",
+    )
+    p_build.add_argument(
+        "--build-dir", type=Path, default=None, help="output folder (default _build)"
+    )
+    p_build.add_argument(
+        "--no-render", action="store_true", help="execute only; do not render HTML"
+    )
+    p_build.add_argument(
+        "--no-strict", action="store_true", help="do not treat Sphinx warnings as errors"
+    )
+    p_build.add_argument(
+        "--force",
+        action="store_true",
+        help="re-execute every chapter, even those whose inputs are unchanged since their last run",
+    )
+    p_build.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="artifact cache for this build (default $POLYROT_CACHE or .cache/polyrot); "
+        "an empty folder measures a cold build",
+    )
 
     p_run = sub.add_parser("run", help="execute one chapter (no rendering)")
     p_run.add_argument("notebook")
     p_run.add_argument("--profile", default="quick")
-    p_run.add_argument("-p", "--parameter", nargs="+", action="append", default=[], metavar="NAME VALUE",
-                       help="override a parameter: -p NAME VALUE (the build form -p NOTEBOOK NAME VALUE also works "
-                            "when NOTEBOOK is this chapter)")
+    p_run.add_argument(
+        "-p",
+        "--parameter",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="NAME VALUE",
+        help="override a parameter: -p NAME VALUE (the build form -p NOTEBOOK NAME VALUE also works "
+        "when NOTEBOOK is this chapter)",
+    )
     p_run.add_argument("--build-dir", type=Path, default=None)
     p_run.add_argument("--log-output", action="store_true", help="stream the notebook's output")
-    p_run.add_argument("--cache-dir", type=Path, default=None, help="artifact cache (default $POLYROT_CACHE or .cache/polyrot)")
+    p_run.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="artifact cache (default $POLYROT_CACHE or .cache/polyrot)",
+    )
 
     p_render = sub.add_parser("render", help="render already executed notebooks")
     p_render.add_argument("--build-dir", type=Path, default=None)
@@ -809,7 +942,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("list", help="list the chapters in _toc.yml order")
     p_params = sub.add_parser("params", help="show a notebook's parameters and their defaults")
     p_params.add_argument("notebook")
-    p_params.add_argument("--specs", action="store_true", help="also show what each parameter accepts")
+    p_params.add_argument(
+        "--specs", action="store_true", help="also show what each parameter accepts"
+    )
 
     args = parser.parse_args(argv)
     if getattr(args, "cache_dir", None) is not None:
@@ -821,22 +956,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             for nb_name, name, value in args.parameter:
                 key = "*" if nb_name == "*" else resolve_notebook(nb_name)
                 over.setdefault(key, {})[name] = coerce_cli_value(value)
-            timings = build_book(args.profile, over, args.only, args.build_dir, render_html=not args.no_render, force=args.force,
-                                 strict=not args.no_strict)
-            print(f"[polyrot] total {timings['total_seconds']:.1f} s; timings in {(args.build_dir or REPO_ROOT / '_build') / 'timings.json'}")
+            timings = build_book(
+                args.profile,
+                over,
+                args.only,
+                args.build_dir,
+                render_html=not args.no_render,
+                force=args.force,
+                strict=not args.no_strict,
+            )
+            print(
+                f"[polyrot] total {timings['total_seconds']:.1f} s; timings in {(args.build_dir or REPO_ROOT / '_build') / 'timings.json'}"
+            )
         elif args.command == "run":
             stem = resolve_notebook(args.notebook)
             pairs = []
             for item in args.parameter:
                 if len(item) == 3:
                     if item[0] != "*" and resolve_notebook(item[0]) != stem:
-                        raise BookError(f"-p {' '.join(item)}: this command runs {stem}, not {item[0]}; use -p NAME VALUE")
+                        raise BookError(
+                            f"-p {' '.join(item)}: this command runs {stem}, not {item[0]}; use -p NAME VALUE"
+                        )
                     item = item[1:]
                 if len(item) != 2:
-                    raise BookError(f"-p takes NAME VALUE (or {stem} NAME VALUE), got -p {' '.join(item)}")
+                    raise BookError(
+                        f"-p takes NAME VALUE (or {stem} NAME VALUE), got -p {' '.join(item)}"
+                    )
                 pairs.append(item)
             load_profile(args.profile)
-            rec = run_notebook(stem, args.profile, _parse_overrides(pairs), args.build_dir, log_output=args.log_output)
+            rec = run_notebook(
+                stem,
+                args.profile,
+                _parse_overrides(pairs),
+                args.build_dir,
+                log_output=args.log_output,
+            )
             print(f"[polyrot] {stem}: {rec.seconds:.1f} s -> {rec.output}")
         elif args.command == "render":
             print(render(args.build_dir or REPO_ROOT / "_build", strict=not args.no_strict))
@@ -847,8 +1001,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             stem = resolve_notebook(args.notebook)
             if args.specs:
                 specs = parameter_specs(stem)
-                print(json.dumps({n: {"default": sp.default, "accepts": sp.describe()} for n, sp in specs.items()},
-                                 indent=2, default=str))
+                print(
+                    json.dumps(
+                        {
+                            n: {"default": sp.default, "accepts": sp.describe()}
+                            for n, sp in specs.items()
+                        },
+                        indent=2,
+                        default=str,
+                    )
+                )
             else:
                 print(json.dumps(declared_parameters(stem), indent=2, default=str))
     except ChapterInterrupted as err:

@@ -36,19 +36,19 @@ import re
 import shutil
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from polyrot_utils.book.runner import REPO_ROOT, toc_entries
-
 
 __all__ = [
     "CHATTER",
     "CHROMIUM_ARGS",
     "CHROMIUM_CANDIDATES",
-    "PageReport",
     "RAW_TEX",
+    "PageReport",
     "check_site",
     "find_chromium",
     "main",
@@ -58,8 +58,14 @@ __all__ = [
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -87,7 +93,7 @@ class PageReport:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # noqa: D401 - silence the access log
+    def log_message(self, *args) -> None:
         pass
 
 
@@ -151,7 +157,9 @@ _PAGE_PROBE = r"""
 """
 
 
-CHATTER = re.compile(r"Moving model to device|Loaded pretrained model|\b\w*Warning:|^\s*warnings\.warn\(|it/s\]")
+CHATTER = re.compile(
+    r"Moving model to device|Loaded pretrained model|\b\w*Warning:|^\s*warnings\.warn\(|it/s\]"
+)
 """Lines that are a library talking, not the chapter: TransformerLens's loading messages, Python
 warnings, progress bars."""
 
@@ -170,7 +178,9 @@ def path_pattern(root: Path = REPO_ROOT) -> re.Pattern[str]:
     return re.compile(r"(?<![\w:/.])(?:" + "|".join(alts) + r")")
 
 
-def reader_problems(probe: dict[str, Any], pattern: re.Pattern[str] | None = None, slack_px: int = 2) -> list[str]:
+def reader_problems(
+    probe: dict[str, Any], pattern: re.Pattern[str] | None = None, slack_px: int = 2
+) -> list[str]:
     """The reader-facing problems of one page, from :data:`_PAGE_PROBE`'s data.
 
     Each message names the element: ``cell N`` is the N-th notebook cell of the page (1-based,
@@ -180,17 +190,25 @@ def reader_problems(probe: dict[str, Any], pattern: re.Pattern[str] | None = Non
     col = int(probe.get("column") or 0)
     for t in probe.get("tables", []):
         if t["scroll"] > t["container"] + slack_px:
-            out.append(f"table {t['index']} (cell {t['cell']}, headers '{t['head']}') is clipped: "
-                       f"{t['scroll']} px wide in a {t['container']} px container")
+            out.append(
+                f"table {t['index']} (cell {t['cell']}, headers '{t['head']}') is clipped: "
+                f"{t['scroll']} px wide in a {t['container']} px container"
+            )
     for im in probe.get("images", []):
         name = im["alt"] or im["src"]
         if col and im["shown"] > col + slack_px:
-            out.append(f"image {im['index']} (cell {im['cell']}, '{name}') shows {im['shown']} px wide in a {col} px column")
+            out.append(
+                f"image {im['index']} (cell {im['cell']}, '{name}') shows {im['shown']} px wide in a {col} px column"
+            )
         elif col and im["natural"] > col + slack_px:
-            out.append(f"image {im['index']} (cell {im['cell']}, '{name}') is {im['natural']} px wide, shrunk to the "
-                       f"{col} px column (its text shrinks by {col / im['natural']:.2f})")
+            out.append(
+                f"image {im['index']} (cell {im['cell']}, '{name}') is {im['natural']} px wide, shrunk to the "
+                f"{col} px column (its text shrinks by {col / im['natural']:.2f})"
+            )
     for f in probe.get("captioned", []):
-        out.append(f"cell {f['cell']}: figure caption '{f['caption']}' is on an output that is not an image")
+        out.append(
+            f"cell {f['cell']}: figure caption '{f['caption']}' is on an output that is not an image"
+        )
     n_param_cells = 0
     for c in probe.get("cells", []):
         if "parameters" in c["tags"] or "injected-parameters" in c["tags"]:
@@ -200,32 +218,48 @@ def reader_problems(probe: dict[str, Any], pattern: re.Pattern[str] | None = Non
         if "injected-parameters" in c["tags"] and c["inputShown"]:
             out.append(f"cell {c['cell']}: papermill's injected-parameters cell is shown expanded")
         chatter = (c.get("stderr") or "").strip() or next(
-            (ln.strip() for ln in (c["output"] or "").splitlines() if CHATTER.search(ln)), "")
+            (ln.strip() for ln in (c["output"] or "").splitlines() if CHATTER.search(ln)), ""
+        )
         if chatter:
-            out.append(f"cell {c['cell']} output shows library chatter: {chatter.splitlines()[0][:100]!r}")
+            out.append(
+                f"cell {c['cell']} output shows library chatter: {chatter.splitlines()[0][:100]!r}"
+            )
         tex = RAW_TEX.search(c["output"] or "")
         if tex:
             out.append(f"cell {c['cell']} output shows unrendered maths: '{tex.group(0)[:60]}'")
         m = pattern.search(c["output"] or "")
         if m:
-            line = next((ln for ln in c["output"].splitlines() if m.group(0) in ln), m.group(0)).strip()
+            line = next(
+                (ln for ln in c["output"].splitlines() if m.group(0) in ln), m.group(0)
+            ).strip()
             out.append(f"cell {c['cell']} output shows a filesystem path: {line[:100]!r}")
     if n_param_cells > 1:
-        out.append(f"{n_param_cells} parameter cells on the page (papermill's injected cell not merged)")
+        out.append(
+            f"{n_param_cells} parameter cells on the page (papermill's injected cell not merged)"
+        )
     return out
 
 
-def check_site(html_dir: Path | str, screenshots: Path | str, pages: Sequence[str] | None = None,
-               root: Path = REPO_ROOT, width: int = 1280) -> list[PageReport]:
+def check_site(
+    html_dir: Path | str,
+    screenshots: Path | str,
+    pages: Sequence[str] | None = None,
+    root: Path = REPO_ROOT,
+    width: int = 1280,
+) -> list[PageReport]:
     """Visit every page (default: the ``_toc.yml`` entries) and return one report per page."""
     from playwright.sync_api import sync_playwright
 
     html_dir, shots = Path(html_dir), Path(screenshots)
     if not (html_dir / "index.html").exists():
-        raise FileNotFoundError(f"no built site at {html_dir} (expected index.html); build the book first")
+        raise FileNotFoundError(
+            f"no built site at {html_dir} (expected index.html); build the book first"
+        )
     exe = find_chromium()
     if exe is None:
-        raise FileNotFoundError("no Chromium found (install Debian's 'chromium' package or set POLYROT_CHROMIUM)")
+        raise FileNotFoundError(
+            "no Chromium found (install Debian's 'chromium' package or set POLYROT_CHROMIUM)"
+        )
     shots.mkdir(parents=True, exist_ok=True)
     pages = list(pages) if pages is not None else toc_entries(root)
     pattern = path_pattern(root)
@@ -246,7 +280,11 @@ def check_site(html_dir: Path | str, screenshots: Path | str, pages: Sequence[st
                 text = main.inner_text() if main.count() else page.inner_text("body")
                 imgs = page.locator("main img, article img")
                 n_img = imgs.count()
-                loaded = sum(1 for i in range(n_img) if imgs.nth(i).evaluate("el => el.complete && el.naturalWidth > 0"))
+                loaded = sum(
+                    1
+                    for i in range(n_img)
+                    if imgs.nth(i).evaluate("el => el.complete && el.naturalWidth > 0")
+                )
                 n_tables = page.locator("main table, article table").count()
                 tb = "Traceback (most recent call last)" in text
                 if tb:
@@ -258,7 +296,11 @@ def check_site(html_dir: Path | str, screenshots: Path | str, pages: Sequence[st
                 problems += reader_problems(page.evaluate(_PAGE_PROBE), pattern)
                 shot = shots / (entry.replace("/", "__") + ".png")
                 page.screenshot(path=str(shot), full_page=True)
-                reports.append(PageReport(entry, page.title(), n_img, loaded, n_tables, tb, str(shot), problems))
+                reports.append(
+                    PageReport(
+                        entry, page.title(), n_img, loaded, n_tables, tb, str(shot), problems
+                    )
+                )
             browser.close()
     finally:
         server.shutdown()

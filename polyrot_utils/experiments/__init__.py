@@ -5,5 +5,4 @@ Import rule: this layer may import from its own layer and core, sae, models, tas
 ``tests/test_layers.py`` checks it.
 """
 
-
 __all__ = ["alignment", "analysis", "checkpoints", "controls", "steering"]

@@ -15,7 +15,8 @@ and record in a results file).
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +24,6 @@ import torch
 from polyrot_utils.core import haar, metrics, procrustes
 from polyrot_utils.experiments import steering
 from polyrot_utils.sae.autoencoder import SAE, train_sae_cached, transfer_sae
-
 
 __all__ = [
     "ALIGNMENT_METHODS",
@@ -87,7 +87,9 @@ def _check_acts(acts: Acts, name: str, models: Iterable[str], sites: Iterable[st
                 raise KeyError(f"{name}[{m!r}] has no site {s!r}; it has {sorted(acts[m])}")
 
 
-def _check_pairs(acts: Acts, name: str, pairs: Sequence[tuple[str, str]], sites: Sequence[str]) -> None:
+def _check_pairs(
+    acts: Acts, name: str, pairs: Sequence[tuple[str, str]], sites: Sequence[str]
+) -> None:
     models = sorted({m for p in pairs for m in p})
     _check_acts(acts, name, models, sites)
     for s in sites:
@@ -99,7 +101,9 @@ def _check_pairs(acts: Acts, name: str, pairs: Sequence[tuple[str, str]], sites:
                     f"({xa.shape[0]} vs {xb.shape[0]}); rows must be the same token positions"
                 )
             if xa.shape[1] != xb.shape[1]:
-                raise ValueError(f"{name}: d_model mismatch at {s!r}: {a!r} has d={xa.shape[1]}, {b!r} has d={xb.shape[1]}")
+                raise ValueError(
+                    f"{name}: d_model mismatch at {s!r}: {a!r} has d={xa.shape[1]}, {b!r} has d={xb.shape[1]}"
+                )
 
 
 def all_pairs(models: Sequence[str], anchor: str | None = None) -> list[tuple[str, str]]:
@@ -157,12 +161,27 @@ def train_saes(
             m_seed = int(seed)
         for s in sites or list(acts_train[m]):
             sae, hist = train_sae_cached(
-                acts_train[m][s], d_sae=d_sae, k=k, n_tokens=n_tokens, batch_size=batch_size, seed=m_seed,
-                device=device, hook_name=s, model_name=m,
+                acts_train[m][s],
+                d_sae=d_sae,
+                k=k,
+                n_tokens=n_tokens,
+                batch_size=batch_size,
+                seed=m_seed,
+                device=device,
+                hook_name=s,
+                model_name=m,
             )
             saes[m][s] = sae
-            rows.append({"model": m, "site": s, "seed": m_seed, "train_ev": float(hist.get("final_ev", float("nan"))),
-                         "seconds": float(hist.get("train_seconds", 0.0)), "cache_hit": bool(hist.get("cache_hit"))})
+            rows.append(
+                {
+                    "model": m,
+                    "site": s,
+                    "seed": m_seed,
+                    "train_ev": float(hist.get("final_ev", float("nan"))),
+                    "seconds": float(hist.get("train_seconds", 0.0)),
+                    "cache_hit": bool(hist.get("cache_hit")),
+                }
+            )
     return saes, rows
 
 
@@ -176,7 +195,7 @@ def live_latents(sae: SAE, x: torch.Tensor, min_fires: int = 1) -> torch.Tensor:
     """``(d_sae,)`` bool: the latents that fire (activation > 0) on at least ``min_fires`` rows of ``x``."""
     fires = torch.zeros(sae.d_sae, dtype=torch.long)
     for start in range(0, x.shape[0], 8192):
-        fires += (sae.encode(x[start:start + 8192].to(sae.W_enc.device)) > 0).sum(0).cpu()
+        fires += (sae.encode(x[start : start + 8192].to(sae.W_enc.device)) > 0).sum(0).cpu()
     return fires >= int(min_fires)
 
 
@@ -184,9 +203,14 @@ def _sae_ev(sae: SAE, x: torch.Tensor) -> float:
     return float(metrics.explained_variance(x, sae.reconstruct(x)))
 
 
-def universality_table(saes: Saes, acts_eval: Acts, pairs: Sequence[tuple[str, str]], sites: Sequence[str],
-                       rotations: Mapping[tuple[str, str, str], np.ndarray] | None = None,
-                       live_only: bool = False) -> list[dict[str, Any]]:
+def universality_table(
+    saes: Saes,
+    acts_eval: Acts,
+    pairs: Sequence[tuple[str, str]],
+    sites: Sequence[str],
+    rotations: Mapping[tuple[str, str, str], np.ndarray] | None = None,
+    live_only: bool = False,
+) -> list[dict[str, Any]]:
     """The paradox in one table, per pair and site.
 
     Columns: ``mean_max_cosine`` and ``matched_cosine`` of the two decoders (rows = features),
@@ -204,20 +228,27 @@ def universality_table(saes: Saes, acts_eval: Acts, pairs: Sequence[tuple[str, s
             sa, sb = saes[a][s], saes[b][s]
             xa, xb = acts_eval[a][s], acts_eval[b][s]
             if sa.d_in != xb.shape[1]:
-                raise ValueError(f"SAE of {a!r} at {s!r} has d_in={sa.d_in} but {b!r}'s activations have d={xb.shape[1]}")
+                raise ValueError(
+                    f"SAE of {a!r} at {s!r} has d_in={sa.d_in} but {b!r}'s activations have d={xb.shape[1]}"
+                )
             la, lb = live_latents(sa, xa), live_latents(sb, xb)
             Da, Db = sa.W_dec.detach().cpu(), sb.W_dec.detach().cpu()
             if live_only:
                 if not (la.any() and lb.any()):
-                    raise ValueError(f"no live latents at {s!r} for {a!r} or {b!r}; cannot compare dictionaries")
+                    raise ValueError(
+                        f"no live latents at {s!r} for {a!r} or {b!r}; cannot compare dictionaries"
+                    )
                 Da, Db = Da[la], Db[lb]
             row = {
-                "site": s, "source": a, "target": b,
+                "site": s,
+                "source": a,
+                "target": b,
                 "mean_max_cosine": metrics.mean_max_cosine(Da, Db),
                 "matched_cosine": metrics.matched_cosine(Da, Db),
                 "ev_within": _sae_ev(sb, xb),
                 "ev_unaligned": _sae_ev(sa, xb),
-                "live_source": float(la.float().mean()), "live_target": float(lb.float().mean()),
+                "live_source": float(la.float().mean()),
+                "live_target": float(lb.float().mean()),
             }
             if rotations is not None and (a, b, s) in rotations:
                 R = torch.as_tensor(rotations[(a, b, s)], dtype=Da.dtype)
@@ -227,8 +258,14 @@ def universality_table(saes: Saes, acts_eval: Acts, pairs: Sequence[tuple[str, s
 
 
 # ----------------------------------------------------------------------------- alignment
-def fit_map(source: torch.Tensor, target: torch.Tensor, method: str, *, rcond: float | None = 1e-3,
-            allow_underdetermined: bool = False) -> procrustes.AlignmentMap:
+def fit_map(
+    source: torch.Tensor,
+    target: torch.Tensor,
+    method: str,
+    *,
+    rcond: float | None = 1e-3,
+    allow_underdetermined: bool = False,
+) -> procrustes.AlignmentMap:
     """:func:`polyrot_utils.core.procrustes.fit_alignment`, except that the least-squares methods
     (``linear``, ``affine``) drop the source's directions with singular value below ``rcond`` ×
     the largest (``np.linalg.lstsq``'s ``rcond``; ``None`` = procrustes's default, machine
@@ -240,21 +277,40 @@ def fit_map(source: torch.Tensor, target: torch.Tensor, method: str, *, rcond: f
     Directions below 1e-3 of the top singular value carry < 1e-6 of the variance, so dropping
     them costs no EV. Rotations are unaffected (an orthogonal map cannot amplify)."""
     if method == "rotation_scaled":
-        rot = procrustes.fit_alignment(source, target, method="rotation", allow_underdetermined=allow_underdetermined)
+        rot = procrustes.fit_alignment(
+            source, target, method="rotation", allow_underdetermined=allow_underdetermined
+        )
         x = source.detach().cpu().double().numpy() - rot.source_mean
         y = target.detach().cpu().double().numpy() - rot.target_mean
         scale = float(np.einsum("ij,ij->", x @ rot.matrix, y) / max(float((x * x).sum()), 1e-300))
-        return procrustes.AlignmentMap("rotation_scaled", scale * rot.matrix, rot.source_mean, rot.target_mean,
-                                       info={"scale": scale})
+        return procrustes.AlignmentMap(
+            "rotation_scaled",
+            scale * rot.matrix,
+            rot.source_mean,
+            rot.target_mean,
+            info={"scale": scale},
+        )
     if method not in ("linear", "affine"):
-        return procrustes.fit_alignment(source, target, method=method, allow_underdetermined=allow_underdetermined)
-    return procrustes.fit_alignment(source, target, method=method, rcond=rcond,
-                                    allow_underdetermined=allow_underdetermined or rcond is not None)
+        return procrustes.fit_alignment(
+            source, target, method=method, allow_underdetermined=allow_underdetermined
+        )
+    return procrustes.fit_alignment(
+        source,
+        target,
+        method=method,
+        rcond=rcond,
+        allow_underdetermined=allow_underdetermined or rcond is not None,
+    )
 
 
-def fit_maps(acts_fit: Acts, pairs: Sequence[tuple[str, str]], sites: Sequence[str],
-             methods: Sequence[str] = ALIGNMENT_METHODS, n_fit: int | None = None,
-             rcond: float | None = 1e-3) -> dict[tuple[str, str, str, str], procrustes.AlignmentMap]:
+def fit_maps(
+    acts_fit: Acts,
+    pairs: Sequence[tuple[str, str]],
+    sites: Sequence[str],
+    methods: Sequence[str] = ALIGNMENT_METHODS,
+    n_fit: int | None = None,
+    rcond: float | None = 1e-3,
+) -> dict[tuple[str, str, str, str], procrustes.AlignmentMap]:
     """Fit every method for every pair and site, in both directions.
 
     Keys ``(source, target, site, method)``; both ``(a, b, …)`` and ``(b, a, …)`` are fitted, so
@@ -264,7 +320,9 @@ def fit_maps(acts_fit: Acts, pairs: Sequence[tuple[str, str]], sites: Sequence[s
     _check_pairs(acts_fit, "acts_fit", pairs, sites)
     unknown = [m for m in methods if m not in ALIGNMENT_METHODS + EXTRA_METHODS]
     if unknown:
-        raise ValueError(f"methods {unknown} unknown; choose from {ALIGNMENT_METHODS + EXTRA_METHODS}")
+        raise ValueError(
+            f"methods {unknown} unknown; choose from {ALIGNMENT_METHODS + EXTRA_METHODS}"
+        )
     maps = {}
     for s in sites:
         for a, b in pairs:
@@ -277,8 +335,12 @@ def fit_maps(acts_fit: Acts, pairs: Sequence[tuple[str, str]], sites: Sequence[s
     return maps
 
 
-def sae_through_map(sae: SAE, to_source: procrustes.AlignmentMap, to_target: procrustes.AlignmentMap,
-                    x_target: torch.Tensor) -> float:
+def sae_through_map(
+    sae: SAE,
+    to_source: procrustes.AlignmentMap,
+    to_target: procrustes.AlignmentMap,
+    x_target: torch.Tensor,
+) -> float:
     """EV on target rows of a source SAE used through a pair of maps: pull the rows back to the
     source frame, reconstruct there, push the reconstruction forward. For rotations this equals
     the EV of :func:`polyrot_utils.sae.autoencoder.transfer_sae`'s new weights (a test checks it)."""
@@ -287,8 +349,15 @@ def sae_through_map(sae: SAE, to_source: procrustes.AlignmentMap, to_target: pro
     return float(metrics.explained_variance(x_target, recon))
 
 
-def alignment_table(acts_fit: Acts, acts_eval: Acts, saes: Saes, pairs: Sequence[tuple[str, str]], sites: Sequence[str],
-                    methods: Sequence[str] = ALIGNMENT_METHODS, maps: Mapping | None = None) -> list[dict[str, Any]]:
+def alignment_table(
+    acts_fit: Acts,
+    acts_eval: Acts,
+    saes: Saes,
+    pairs: Sequence[tuple[str, str]],
+    sites: Sequence[str],
+    methods: Sequence[str] = ALIGNMENT_METHODS,
+    maps: Mapping | None = None,
+) -> list[dict[str, Any]]:
     """Per site, pair and method, on held-out rows: ``map_ev`` (how much of the target's
     activations the mapped source explains) and ``sae_ev`` (the source's SAE used in the target
     frame through the map), beside ``ceiling`` (the target's own SAE) and ``gap = ceiling − sae_ev``.
@@ -304,17 +373,38 @@ def alignment_table(acts_fit: Acts, acts_eval: Acts, saes: Saes, pairs: Sequence
                 fwd, back = maps[(a, b, s, method)], maps[(b, a, s, method)]
                 map_ev = float(metrics.explained_variance(xb, fwd.apply(xa.double()).float()))
                 if method == "rotation":
-                    moved = transfer_sae(saes[a][s], fwd.matrix, source_mean=fwd.source_mean, target_mean=fwd.target_mean)
+                    moved = transfer_sae(
+                        saes[a][s],
+                        fwd.matrix,
+                        source_mean=fwd.source_mean,
+                        target_mean=fwd.target_mean,
+                    )
                     sae_ev = _sae_ev(moved, xb)
                 else:
                     sae_ev = sae_through_map(saes[a][s], back, fwd, xb)
-                rows.append({"site": s, "source": a, "target": b, "method": method, "map_ev": map_ev,
-                             "sae_ev": sae_ev, "ceiling": ceiling, "gap": ceiling - sae_ev})
+                rows.append(
+                    {
+                        "site": s,
+                        "source": a,
+                        "target": b,
+                        "method": method,
+                        "map_ev": map_ev,
+                        "sae_ev": sae_ev,
+                        "ceiling": ceiling,
+                        "gap": ceiling - sae_ev,
+                    }
+                )
     return rows
 
 
-def fit_size_curve(acts_fit: Acts, acts_eval: Acts, saes: Saes, pair: tuple[str, str], site: str,
-                   sizes: Sequence[int]) -> list[dict[str, Any]]:
+def fit_size_curve(
+    acts_fit: Acts,
+    acts_eval: Acts,
+    saes: Saes,
+    pair: tuple[str, str],
+    site: str,
+    sizes: Sequence[int],
+) -> list[dict[str, Any]]:
     """How many rows one rotation fit needs: SAE-transfer EV and map EV on held-out rows vs fit size."""
     a, b = pair
     _check_pairs(acts_fit, "acts_fit", [pair], [site])
@@ -325,24 +415,46 @@ def fit_size_curve(acts_fit: Acts, acts_eval: Acts, saes: Saes, pair: tuple[str,
     for n in sizes:
         if n > n_avail:
             raise ValueError(f"sizes asks for n={n} rows but acts_fit has {n_avail}")
-        fit = procrustes.fit_alignment(acts_fit[a][site][:n], acts_fit[b][site][:n], method="rotation",
-                                       allow_underdetermined=True)
-        moved = transfer_sae(saes[a][site], fit.matrix, source_mean=fit.source_mean, target_mean=fit.target_mean)
-        rows.append({"n_fit": int(n), "sae_ev": _sae_ev(moved, xb), "ceiling": ceiling,
-                     "map_ev": float(metrics.explained_variance(xb, fit.apply(acts_eval[a][site].double()).float()))})
+        fit = procrustes.fit_alignment(
+            acts_fit[a][site][:n],
+            acts_fit[b][site][:n],
+            method="rotation",
+            allow_underdetermined=True,
+        )
+        moved = transfer_sae(
+            saes[a][site], fit.matrix, source_mean=fit.source_mean, target_mean=fit.target_mean
+        )
+        rows.append(
+            {
+                "n_fit": int(n),
+                "sae_ev": _sae_ev(moved, xb),
+                "ceiling": ceiling,
+                "map_ev": float(
+                    metrics.explained_variance(xb, fit.apply(acts_eval[a][site].double()).float())
+                ),
+            }
+        )
     return rows
 
 
-def rotations_from_maps(maps: Mapping[tuple[str, str, str, str], procrustes.AlignmentMap], method: str = "rotation",
-                        pairs: Sequence[tuple[str, str]] | None = None) -> dict[tuple[str, str, str], np.ndarray]:
+def rotations_from_maps(
+    maps: Mapping[tuple[str, str, str, str], procrustes.AlignmentMap],
+    method: str = "rotation",
+    pairs: Sequence[tuple[str, str]] | None = None,
+) -> dict[tuple[str, str, str], np.ndarray]:
     """``{(source, target, site): R}`` for one method's fitted maps (both directions, as
     :func:`fit_maps` fits them, unless ``pairs`` keeps only those ordered pairs)."""
     keep = None if pairs is None else {tuple(p) for p in pairs}
-    return {(a, b, s): m.matrix for (a, b, s, meth), m in maps.items()
-            if meth == method and (keep is None or (a, b) in keep)}
+    return {
+        (a, b, s): m.matrix
+        for (a, b, s, meth), m in maps.items()
+        if meth == method and (keep is None or (a, b) in keep)
+    }
 
 
-def cycle_consistency(acts_fit: Acts, triple: tuple[str, str, str], sites: Sequence[str]) -> list[dict[str, Any]]:
+def cycle_consistency(
+    acts_fit: Acts, triple: tuple[str, str, str], sites: Sequence[str]
+) -> list[dict[str, Any]]:
     """Does R_AB R_BC ≈ R_AC? A pure rotation story says yes, up to fit noise.
 
     ``cycle_error`` = ‖R_AB R_BC − R_AC‖_F / √(2d); ``fit_noise`` = the same distance between two
@@ -358,12 +470,27 @@ def cycle_consistency(acts_fit: Acts, triple: tuple[str, str, str], sites: Seque
         r_bc = procrustes.fit_rotation(acts_fit[b][s].double(), acts_fit[c][s].double()).numpy()
         r_ac = procrustes.fit_rotation(acts_fit[a][s].double(), acts_fit[c][s].double()).numpy()
         half = acts_fit[a][s].shape[0] // 2
-        r1 = procrustes.fit_rotation(acts_fit[a][s][:half].double(), acts_fit[c][s][:half].double(), allow_underdetermined=True).numpy()
-        r2 = procrustes.fit_rotation(acts_fit[a][s][half:].double(), acts_fit[c][s][half:].double(), allow_underdetermined=True).numpy()
+        r1 = procrustes.fit_rotation(
+            acts_fit[a][s][:half].double(),
+            acts_fit[c][s][:half].double(),
+            allow_underdetermined=True,
+        ).numpy()
+        r2 = procrustes.fit_rotation(
+            acts_fit[a][s][half:].double(),
+            acts_fit[c][s][half:].double(),
+            allow_underdetermined=True,
+        ).numpy()
         err = float(np.linalg.norm(r_ab @ r_bc - r_ac) / norm)
         noise = float(np.linalg.norm(r1 - r2) / norm)
-        rows.append({"site": s, "triple": f"{a}->{b}->{c}", "cycle_error": err, "fit_noise": noise,
-                     "ratio": err / noise if noise > 0 else float("inf")})
+        rows.append(
+            {
+                "site": s,
+                "triple": f"{a}->{b}->{c}",
+                "cycle_error": err,
+                "fit_noise": noise,
+                "ratio": err / noise if noise > 0 else float("inf"),
+            }
+        )
     return rows
 
 
@@ -380,8 +507,15 @@ def distance_summary(R: np.ndarray) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- controls
-def with_unpaired(acts_fit: Acts, acts_eval: Acts, saes: Saes, model: str, *, seed: int = 0,
-                  name: str | None = None) -> tuple[dict, dict, dict, str]:
+def with_unpaired(
+    acts_fit: Acts,
+    acts_eval: Acts,
+    saes: Saes,
+    model: str,
+    *,
+    seed: int = 0,
+    name: str | None = None,
+) -> tuple[dict, dict, dict, str]:
     """A negative control that needs no new model: ``model``'s *fit* rows shuffled, so a map
     fitted on them sees the right marginal distribution but no pairing with any other model.
 
@@ -391,7 +525,9 @@ def with_unpaired(acts_fit: Acts, acts_eval: Acts, saes: Saes, model: str, *, se
     order). A rotation fitted on unpaired rows explains the target no better than a random one:
     whatever a real fit gains over this control came from the pairing."""
     if model not in acts_fit or model not in acts_eval:
-        raise KeyError(f"model {model!r} must be in acts_fit and acts_eval; acts_fit has {sorted(acts_fit)}")
+        raise KeyError(
+            f"model {model!r} must be in acts_fit and acts_eval; acts_fit has {sorted(acts_fit)}"
+        )
     name = name or f"{model} (unpaired)"
     if name in acts_fit:
         raise ValueError(f"a model named {name!r} exists already")
@@ -408,8 +544,9 @@ def with_unpaired(acts_fit: Acts, acts_eval: Acts, saes: Saes, model: str, *, se
 
 
 # ----------------------------------------------------------------------------- geometry
-def site_geometry(acts: Acts, sites: Sequence[str], models: Sequence[str] | None = None,
-                  rank_tol: float = 1e-3) -> list[dict[str, Any]]:
+def site_geometry(
+    acts: Acts, sites: Sequence[str], models: Sequence[str] | None = None, rank_tol: float = 1e-3
+) -> list[dict[str, Any]]:
     """How many dimensions each model's activations use, per site: ``rank`` (singular values of
     the centred rows above ``rank_tol`` × the largest) and ``participation_ratio``
     (Σλ)²/Σλ² of the covariance eigenvalues λ. A rotation is only identifiable on the span."""
@@ -420,10 +557,18 @@ def site_geometry(acts: Acts, sites: Sequence[str], models: Sequence[str] | None
         for s in sites:
             x = acts[m][s].double()
             sv = torch.linalg.svdvals(x - x.mean(0))
-            lam = sv ** 2
-            rows.append({"model": m, "site": s, "d": int(x.shape[1]),
-                         "rank": int((sv > sv[0] * rank_tol).sum()) if sv[0] > 0 else 0,
-                         "participation_ratio": float(lam.sum() ** 2 / (lam ** 2).sum()) if lam.sum() > 0 else 0.0})
+            lam = sv**2
+            rows.append(
+                {
+                    "model": m,
+                    "site": s,
+                    "d": int(x.shape[1]),
+                    "rank": int((sv > sv[0] * rank_tol).sum()) if sv[0] > 0 else 0,
+                    "participation_ratio": float(lam.sum() ** 2 / (lam**2).sum())
+                    if lam.sum() > 0
+                    else 0.0,
+                }
+            )
     return rows
 
 
@@ -479,14 +624,22 @@ def principal_angles(A: Any, B: Any) -> np.ndarray:
 
     a, b = np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
-        raise ValueError(f"A and B must be (d, p) and (d, q) with the same d, got {a.shape} and {b.shape}")
+        raise ValueError(
+            f"A and B must be (d, p) and (d, q) with the same d, got {a.shape} and {b.shape}"
+        )
     if a.shape[1] == 0 or b.shape[1] == 0:
         return np.zeros(0)
     return np.sort(subspace_angles(a, b))
 
 
-def haar_table(rotations: Mapping[tuple[str, str, str], Any], *, n_null: int = 200, seed: int = 0,
-               fixed_tol: float = 1e-5, perm_null: int = 200) -> list[dict[str, Any]]:
+def haar_table(
+    rotations: Mapping[tuple[str, str, str], Any],
+    *,
+    n_null: int = 200,
+    seed: int = 0,
+    fixed_tol: float = 1e-5,
+    perm_null: int = 200,
+) -> list[dict[str, Any]]:
     """The calibrated Haar tests of :func:`polyrot_utils.core.haar.haar_test` for every
     ``rotations[(source, target, site)]`` (SO(d)), beside the paper's numbers: per row the
     Frobenius ratio, the iid-KS p (the paper's per-matrix reading), the calibrated KS p, the
@@ -502,18 +655,30 @@ def haar_table(rotations: Mapping[tuple[str, str, str], Any], *, n_null: int = 2
         if d not in nulls:
             nulls[d] = signed_permutation_distance_null(d, perm_null, seed)
         dist = signed_permutation_distance(R)
-        rows.append({
-            "source": a, "target": b, "site": s, "d": d,
-            "frobenius_ratio": res.frobenius_ratio, "trace": res.trace,
-            "ks_statistic": res.ks_statistic, "ks_pvalue_iid": res.ks_pvalue_iid,
-            "ks_pvalue_calibrated": res.ks_pvalue_calibrated, "kurtosis": res.kurtosis,
-            "kurtosis_pvalue": res.kurtosis_pvalue, "max_entry": res.max_entry,
-            "max_entry_pvalue": res.max_entry_pvalue, "trace_pvalue": res.trace_pvalue,
-            "fixed_dim": res.fixed_dim, "fixed_dim_pvalue": res.fixed_dim_pvalue, "pvalue": res.pvalue,
-            "signed_perm_distance": dist,
-            "signed_perm_null_mean": float(nulls[d].mean()),
-            "signed_perm_pvalue": float((1 + (nulls[d] <= dist).sum()) / (1 + len(nulls[d]))),
-        })
+        rows.append(
+            {
+                "source": a,
+                "target": b,
+                "site": s,
+                "d": d,
+                "frobenius_ratio": res.frobenius_ratio,
+                "trace": res.trace,
+                "ks_statistic": res.ks_statistic,
+                "ks_pvalue_iid": res.ks_pvalue_iid,
+                "ks_pvalue_calibrated": res.ks_pvalue_calibrated,
+                "kurtosis": res.kurtosis,
+                "kurtosis_pvalue": res.kurtosis_pvalue,
+                "max_entry": res.max_entry,
+                "max_entry_pvalue": res.max_entry_pvalue,
+                "trace_pvalue": res.trace_pvalue,
+                "fixed_dim": res.fixed_dim,
+                "fixed_dim_pvalue": res.fixed_dim_pvalue,
+                "pvalue": res.pvalue,
+                "signed_perm_distance": dist,
+                "signed_perm_null_mean": float(nulls[d].mean()),
+                "signed_perm_pvalue": float((1 + (nulls[d] <= dist).sum()) / (1 + len(nulls[d]))),
+            }
+        )
     return rows
 
 
@@ -526,18 +691,30 @@ def random_dictionary_cosine(n_a: int, n_b: int, d: int, seed: int = 0) -> dict[
     g = torch.Generator().manual_seed(int(seed))
     a = torch.randn(int(n_a), int(d), generator=g, dtype=torch.float64)
     b = torch.randn(int(n_b), int(d), generator=g, dtype=torch.float64)
-    return {"mean_max_cosine": metrics.mean_max_cosine(a, b), "matched_cosine": metrics.matched_cosine(a, b)}
+    return {
+        "mean_max_cosine": metrics.mean_max_cosine(a, b),
+        "matched_cosine": metrics.matched_cosine(a, b),
+    }
 
 
 # =============================================================================================
 # steering transfer over given vectors and behaviours (appended by the Pythia-rung helper;
 # generic: any rung that supplies diff-of-means vectors and behaviours can use it)
 # =============================================================================================
-def steering_table(models: Mapping[str, Any], tokens: torch.Tensor, site: str,
-                   vectors: Mapping[tuple[str, str], torch.Tensor], behaviours: Mapping[str, Any],
-                   pairs: Sequence[tuple[str, str]], rotations: Mapping[tuple[str, str], Any], *,
-                   alpha: float = 1.0, fixed_tol: float = 0.5, random_seed: int = 0,
-                   **thresholds: float) -> list[dict[str, Any]]:
+def steering_table(
+    models: Mapping[str, Any],
+    tokens: torch.Tensor,
+    site: str,
+    vectors: Mapping[tuple[str, str], torch.Tensor],
+    behaviours: Mapping[str, Any],
+    pairs: Sequence[tuple[str, str]],
+    rotations: Mapping[tuple[str, str], Any],
+    *,
+    alpha: float = 1.0,
+    fixed_tol: float = 0.5,
+    random_seed: int = 0,
+    **thresholds: float,
+) -> list[dict[str, Any]]:
     """Cross-model steering transfer, one row per (source, target, contrast).
 
     ``vectors[(model, contrast)]``: the model's diff-of-means vector ``(d,)`` at ``site``;
@@ -565,7 +742,10 @@ def steering_table(models: Mapping[str, Any], tokens: torch.Tensor, site: str,
             for c in contrasts:
                 if (m, c) not in vectors:
                     raise KeyError(f"vectors has no entry {(m, c)!r}")
-    clean = {t: steering.run_with_steering(models[t], tokens, site, None, 0.0) for t in {t for _, t in pairs}}
+    clean = {
+        t: steering.run_with_steering(models[t], tokens, site, None, 0.0)
+        for t in {t for _, t in pairs}
+    }
     native: dict[tuple[str, str], float] = {}
     cos = torch.nn.functional.cosine_similarity
     rows = []
@@ -577,7 +757,9 @@ def steering_table(models: Mapping[str, Any], tokens: torch.Tensor, site: str,
             v_s, v_t = vectors[(src, c)].float(), vectors[(tgt, c)].float()
 
             def effect(u: torch.Tensor) -> float:
-                return steering.steering_effect(models[tgt], tokens, site, u, alpha, behaviours[c], clean_logits=clean[tgt])
+                return steering.steering_effect(
+                    models[tgt], tokens, site, u, alpha, behaviours[c], clean_logits=clean[tgt]
+                )
 
             if (tgt, c) not in native:
                 native[(tgt, c)] = effect(v_t)
@@ -585,26 +767,55 @@ def steering_table(models: Mapping[str, Any], tokens: torch.Tensor, site: str,
             scale = float(v_t.norm() / v_s.norm().clamp_min(1e-30))
             rnd = torch.randn(v_s.shape[0], generator=gen)
             rnd = rnd / rnd.norm() * v_s.norm()
-            eff = {"native": native[(tgt, c)], "unaligned": effect(v_s), "transferred": effect(v_r),
-                   "unaligned_normed": effect(v_s * scale), "transferred_normed": effect(v_r * scale),
-                   "random": effect(rnd)}
-            row = {"source": src, "target": tgt, "site": site, "contrast": c, "alpha": float(alpha),
-                   "v_norm": float(v_s.norm()), "norm_ratio": 1.0 / scale, "fixed_dim": int(basis.shape[0]),
-                   "overlap": steering.fixed_subspace_overlap(v_s, basis), "rotation_cosine": steering.rotation_cosine(v_s, R),
-                   "cos_native": float(cos(v_s.double(), v_t.double(), dim=0)),
-                   "cos_transferred": float(cos(v_r.double(), v_t.double(), dim=0)), **eff}
-            for k in ("unaligned", "transferred", "unaligned_normed", "transferred_normed", "random"):
+            eff = {
+                "native": native[(tgt, c)],
+                "unaligned": effect(v_s),
+                "transferred": effect(v_r),
+                "unaligned_normed": effect(v_s * scale),
+                "transferred_normed": effect(v_r * scale),
+                "random": effect(rnd),
+            }
+            row = {
+                "source": src,
+                "target": tgt,
+                "site": site,
+                "contrast": c,
+                "alpha": float(alpha),
+                "v_norm": float(v_s.norm()),
+                "norm_ratio": 1.0 / scale,
+                "fixed_dim": int(basis.shape[0]),
+                "overlap": steering.fixed_subspace_overlap(v_s, basis),
+                "rotation_cosine": steering.rotation_cosine(v_s, R),
+                "cos_native": float(cos(v_s.double(), v_t.double(), dim=0)),
+                "cos_transferred": float(cos(v_r.double(), v_t.double(), dim=0)),
+                **eff,
+            }
+            for k in (
+                "unaligned",
+                "transferred",
+                "unaligned_normed",
+                "transferred_normed",
+                "random",
+            ):
                 row[f"ratio_{k}"] = eff[k] / eff["native"] if eff["native"] != 0 else float("nan")
                 try:
-                    row[f"regime_{k}"] = steering.classify_transfer(eff["native"], eff[k], **thresholds)
+                    row[f"regime_{k}"] = steering.classify_transfer(
+                        eff["native"], eff[k], **thresholds
+                    )
                 except ValueError:
                     row[f"regime_{k}"] = "n/a"
             rows.append(row)
     return rows
 
 
-def map_ev_table(acts_fit: Acts, acts_eval: Acts, pairs: Sequence[tuple[Any, Any]], sites: Sequence[str],
-                 methods: Sequence[str] = ("identity", "rotation", "affine"), rcond: float | None = 1e-3) -> list[dict[str, Any]]:
+def map_ev_table(
+    acts_fit: Acts,
+    acts_eval: Acts,
+    pairs: Sequence[tuple[Any, Any]],
+    sites: Sequence[str],
+    methods: Sequence[str] = ("identity", "rotation", "affine"),
+    rcond: float | None = 1e-3,
+) -> list[dict[str, Any]]:
     """Held-out ``map_ev`` of each method's map (no SAE involved), one row per (pair, site, method):
     the fraction of the target's eval variance that the source's eval rows, mapped by the map
     fitted on the fit rows (:func:`fit_map`, source → target only), explain. Model keys may be
@@ -613,13 +824,19 @@ def map_ev_table(acts_fit: Acts, acts_eval: Acts, pairs: Sequence[tuple[Any, Any
     _check_pairs(acts_eval, "acts_eval", pairs, sites)
     unknown = [m for m in methods if m not in ALIGNMENT_METHODS + EXTRA_METHODS]
     if unknown:
-        raise ValueError(f"methods {unknown} unknown; choose from {ALIGNMENT_METHODS + EXTRA_METHODS}")
+        raise ValueError(
+            f"methods {unknown} unknown; choose from {ALIGNMENT_METHODS + EXTRA_METHODS}"
+        )
     rows = []
     for a, b in pairs:
         for s in sites:
             for method in methods:
                 fitted = fit_map(acts_fit[a][s], acts_fit[b][s], method, rcond=rcond)
-                ev = float(metrics.explained_variance(acts_eval[b][s], fitted.apply(acts_eval[a][s].double()).float()))
+                ev = float(
+                    metrics.explained_variance(
+                        acts_eval[b][s], fitted.apply(acts_eval[a][s].double()).float()
+                    )
+                )
                 row = {"source": a, "target": b, "site": s, "method": method, "map_ev": ev}
                 if "scale" in fitted.info:
                     row["scale"] = float(fitted.info["scale"])
@@ -639,8 +856,14 @@ def span_basis(M: Any, rank_tol: float = 1e-6) -> np.ndarray:
     return u[:, sv > rank_tol * sv[0]]
 
 
-def fixed_subspace_table(rotations: Mapping[tuple[str, str, str], Any], spans: Mapping[str, Any] | None = None, *,
-                         tol: float = 0.1, n_null: int = 200, seed: int = 0) -> list[dict[str, Any]]:
+def fixed_subspace_table(
+    rotations: Mapping[tuple[str, str, str], Any],
+    spans: Mapping[str, Any] | None = None,
+    *,
+    tol: float = 0.1,
+    n_null: int = 200,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
     """R's (near-)fixed subspace per ``rotations[(source, target, site)]``: its dimension at angle
     ``tol`` (:func:`fixed_subspace`) beside the Haar SO(d) mean of the same count
     (``haar_fixed_dim``, from ``n_null`` samples), and for every named span (``spans[name]`` an
@@ -657,8 +880,15 @@ def fixed_subspace_table(rotations: Mapping[tuple[str, str, str], Any], spans: M
             qs = haar.sample_haar(d, int(n_null), rng=np.random.default_rng([int(seed), d, 53]))
             cos = np.linalg.eigvalsh((qs + np.transpose(qs, (0, 2, 1))) / 2)
             null_mean[d] = float((cos >= np.cos(tol) - 1e-12).sum(1).mean())
-        row = {"source": a, "target": b, "site": s, "d": d, "tol": tol, "fixed_dim": int(F.shape[1]),
-               "haar_fixed_dim": null_mean[d]}
+        row = {
+            "source": a,
+            "target": b,
+            "site": s,
+            "d": d,
+            "tol": tol,
+            "fixed_dim": int(F.shape[1]),
+            "haar_fixed_dim": null_mean[d],
+        }
         for name, Q in spans.items():
             Q = np.asarray(Q, dtype=np.float64)
             if Q.ndim != 2 or Q.shape[0] != d:
@@ -674,10 +904,16 @@ def cosine_match_fraction(D1: Any, D2: Any, threshold: float = 0.5) -> float:
     """Fraction of the rows of ``D1 (n1, d)`` whose best cosine with any row of ``D2 (n2, d)``
     exceeds ``threshold``: the paper's "decoder cosine ≥ 98 %" statistic (its
     ``decoder_cosine_fraction_above_0.5``), beside :func:`polyrot_utils.core.metrics.mean_max_cosine`."""
-    a = torch.as_tensor(np.asarray(D1.detach().cpu() if isinstance(D1, torch.Tensor) else D1), dtype=torch.float64)
-    b = torch.as_tensor(np.asarray(D2.detach().cpu() if isinstance(D2, torch.Tensor) else D2), dtype=torch.float64)
+    a = torch.as_tensor(
+        np.asarray(D1.detach().cpu() if isinstance(D1, torch.Tensor) else D1), dtype=torch.float64
+    )
+    b = torch.as_tensor(
+        np.asarray(D2.detach().cpu() if isinstance(D2, torch.Tensor) else D2), dtype=torch.float64
+    )
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(a.shape[0], b.shape[0]) == 0:
-        raise ValueError(f"D1 and D2 must be non-empty (n, d) dictionaries with the same d, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"D1 and D2 must be non-empty (n, d) dictionaries with the same d, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     a = a / a.norm(dim=1, keepdim=True).clamp_min(1e-30)
     b = b / b.norm(dim=1, keepdim=True).clamp_min(1e-30)
     return float(((a @ b.T).max(dim=1).values > float(threshold)).double().mean())
@@ -690,12 +926,19 @@ def cosine_match_fraction(D1: Any, D2: Any, threshold: float = 0.5) -> float:
 # many-to-one decoder cosine. Our stricter versions (held-out rows, per-dimension EV, SO(d),
 # one-to-one matching, live latents) live in the functions above.
 
+
 def paper_rotation(source: torch.Tensor, target: torch.Tensor) -> np.ndarray:
     """The paper's ``best_orthogonal(source, target)``: centre both, SVD of ``srcᵀ tgt``, R = U Vᵀ
     in O(d) (no determinant fix), so that ``(x_src − μ_src) R ≈ x_tgt − μ_tgt``."""
-    return np.asarray(procrustes.fit_rotation(source.detach().cpu().double().numpy(),
-                                              target.detach().cpu().double().numpy(),
-                                              special=False, allow_underdetermined=True), dtype=np.float64)
+    return np.asarray(
+        procrustes.fit_rotation(
+            source.detach().cpu().double().numpy(),
+            target.detach().cpu().double().numpy(),
+            special=False,
+            allow_underdetermined=True,
+        ),
+        dtype=np.float64,
+    )
 
 
 def paper_toy_sites(sites: Sequence[str]) -> list[str]:
@@ -703,7 +946,12 @@ def paper_toy_sites(sites: Sequence[str]) -> list[str]:
     resid_post_0 (= resid_pre_1), resid_mid_1, resid_post_1 (= resid_pre_2)``. Our ``final``
     site (the final norm's output) is not one of them; ``resid_pre`` of block l ≥ 1 is the
     same tensor as ``resid_post`` of block l − 1 and is counted once."""
-    return [s for s in sites if s.startswith("blocks.") and not (s.endswith("hook_resid_pre") and not s.startswith("blocks.0."))]
+    return [
+        s
+        for s in sites
+        if s.startswith("blocks.")
+        and not (s.endswith("hook_resid_pre") and not s.startswith("blocks.0."))
+    ]
 
 
 def paper_pythia_sites(sites: Sequence[str]) -> list[str]:
@@ -715,12 +963,17 @@ def paper_pythia_sites(sites: Sequence[str]) -> list[str]:
     finals = [s for s in ("unembed.hook_in", "ln_final.hook_normalized") if s in sites]
     posts = [s for s in sites if s.endswith("hook_resid_post")]
     last_post = max(posts, key=lambda s: int(s.split(".")[1])) if posts else None
-    keep = [s for s in sites if s == "blocks.0.hook_resid_pre" or (s.endswith("hook_resid_post") and s != last_post)]
+    keep = [
+        s
+        for s in sites
+        if s == "blocks.0.hook_resid_pre" or (s.endswith("hook_resid_post") and s != last_post)
+    ]
     return keep + (finals[:1] if finals else ([last_post] if last_post else []))
 
 
-def paper_decoder_cosine_table(saes: Saes, pairs: Sequence[tuple[str, str]], sites: Sequence[str],
-                               threshold: float = 0.5) -> list[dict[str, Any]]:
+def paper_decoder_cosine_table(
+    saes: Saes, pairs: Sequence[tuple[str, str]], sites: Sequence[str], threshold: float = 0.5
+) -> list[dict[str, Any]]:
     """The paper's decoder-cosine universality (``cross_seed_feature_stability`` /
     ``decoder_cosine_histogram``): for every latent of the *first* model of a pair, its maximum
     **signed** decoder cosine with any latent of the second (many-to-one, no matching, all
@@ -730,9 +983,15 @@ def paper_decoder_cosine_table(saes: Saes, pairs: Sequence[tuple[str, str]], sit
     for s in sites:
         for a, b in pairs:
             Da, Db = saes[a][s].W_dec.detach().cpu(), saes[b][s].W_dec.detach().cpu()
-            rows.append({"site": s, "source": a, "target": b,
-                         "fraction": cosine_match_fraction(Da, Db, threshold),
-                         "mean_max_cosine": metrics.mean_max_cosine(Da, Db)})
+            rows.append(
+                {
+                    "site": s,
+                    "source": a,
+                    "target": b,
+                    "fraction": cosine_match_fraction(Da, Db, threshold),
+                    "mean_max_cosine": metrics.mean_max_cosine(Da, Db),
+                }
+            )
     return rows
 
 
@@ -740,8 +999,9 @@ def _paper_sae_ev(sae: SAE, x: torch.Tensor) -> float:
     return metrics.explained_variance_scalar(x, sae.reconstruct(x.float()).detach())
 
 
-def paper_transfer_table(acts: Acts, pairs: Sequence[tuple[str, str]], sites: Sequence[str],
-                         saes: Saes | None = None) -> list[dict[str, Any]]:
+def paper_transfer_table(
+    acts: Acts, pairs: Sequence[tuple[str, str]], sites: Sequence[str], saes: Saes | None = None
+) -> list[dict[str, Any]]:
     """The paper's rotation audit on one batch ``acts`` (in-sample), one row per (pair, site),
     ``pair = (anchor, other)``; R maps the other model onto the anchor (:func:`paper_rotation`).
 
@@ -760,13 +1020,20 @@ def paper_transfer_table(acts: Acts, pairs: Sequence[tuple[str, str]], sites: Se
             R = paper_rotation(xo, xa)
             Rt = torch.from_numpy(R)
             xa_c, xo_c = xa - xa.mean(0, keepdim=True), xo - xo.mean(0, keepdim=True)
-            var_t = float((xa_c ** 2).mean())
+            var_t = float((xa_c**2).mean())
             d = R.shape[0]
             frob = float(np.linalg.norm(R - np.eye(d)))
-            row = {"site": s, "anchor": anchor, "other": other, "d": d,
-                   "raw_map_ev": 1.0 - float(((xo_c - xa_c) ** 2).mean()) / max(var_t, 1e-12),
-                   "rot_map_ev": 1.0 - float(((xo_c @ Rt - xa_c) ** 2).mean()) / max(var_t, 1e-12),
-                   "frob": frob, "frob_ratio": frob / float(np.sqrt(2 * d)), "R": R}
+            row = {
+                "site": s,
+                "anchor": anchor,
+                "other": other,
+                "d": d,
+                "raw_map_ev": 1.0 - float(((xo_c - xa_c) ** 2).mean()) / max(var_t, 1e-12),
+                "rot_map_ev": 1.0 - float(((xo_c @ Rt - xa_c) ** 2).mean()) / max(var_t, 1e-12),
+                "frob": frob,
+                "frob_ratio": frob / float(np.sqrt(2 * d)),
+                "R": R,
+            }
             if saes is not None:
                 sae = saes[anchor][s]
                 moved = xo @ Rt + (xa.mean(0) - xo.mean(0) @ Rt)
@@ -778,7 +1045,9 @@ def paper_transfer_table(acts: Acts, pairs: Sequence[tuple[str, str]], sites: Se
     return rows
 
 
-def paper_checkpoint_transfer(sae_early: SAE, x_early: torch.Tensor, x_late: torch.Tensor) -> dict[str, float]:
+def paper_checkpoint_transfer(
+    sae_early: SAE, x_early: torch.Tensor, x_late: torch.Tensor
+) -> dict[str, float]:
     """The paper's cross-checkpoint SAE transfer (cross_ckpt.py variant a/b): an SAE trained on
     the *earlier* checkpoint's activations, scored (scalar-variance EV, one batch, in-sample R)
     on its own rows (``ev_self``), on the later checkpoint's rows unchanged (``ev_naive``) and
@@ -787,9 +1056,12 @@ def paper_checkpoint_transfer(sae_early: SAE, x_early: torch.Tensor, x_late: tor
     xe, xl = x_early.double(), x_late.double()
     R = torch.from_numpy(paper_rotation(xl, xe))
     moved = xl @ R + (xe.mean(0) - xl.mean(0) @ R)
-    return {"ev_self": _paper_sae_ev(sae_early, xe.float()), "ev_naive": _paper_sae_ev(sae_early, xl.float()),
-            "ev_rot": _paper_sae_ev(sae_early, moved.float()),
-            "frob": float(np.linalg.norm(R.numpy() - np.eye(R.shape[0])))}
+    return {
+        "ev_self": _paper_sae_ev(sae_early, xe.float()),
+        "ev_naive": _paper_sae_ev(sae_early, xl.float()),
+        "ev_rot": _paper_sae_ev(sae_early, moved.float()),
+        "frob": float(np.linalg.norm(R.numpy() - np.eye(R.shape[0]))),
+    }
 
 
 def paper_internal_sites(sites: Sequence[str]) -> list[str]:
@@ -807,7 +1079,9 @@ def last_block_resid_post(sites: Sequence[str]) -> str:
     return max(posts, key=lambda s: int(s.split(".")[1]))
 
 
-def site_means(rows: Sequence[Mapping[str, Any]], key: str, sites: Sequence[str] | None = None) -> dict[str, float]:
+def site_means(
+    rows: Sequence[Mapping[str, Any]], key: str, sites: Sequence[str] | None = None
+) -> dict[str, float]:
     """``{site: mean of row[key] over the pairs}`` for the rows of one of the tables above (the
     paper reports its numbers per site as means over pairs), restricted to ``sites`` if given,
     in the rows' site order."""

@@ -43,8 +43,9 @@ names on both rungs; each value is a mean over runs with its bootstrap interval 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,9 +59,9 @@ from polyrot_utils.experiments import analysis
 from polyrot_utils.models.activations import PairedActs, short_site
 
 __all__ = [
-    "CheckpointResult",
     "EXPERIMENT_PARAMETERS",
     "PAPER",
+    "CheckpointResult",
     "PaperCheckpoints",
     "affine_ev",
     "analog_step",
@@ -596,7 +597,7 @@ def _claim_inputs(res: CheckpointResult) -> tuple[pd.DataFrame, pd.DataFrame]:
                 else float("nan"),
                 "frob_ratio_to_final": float(ana.frob_ratio.mean()),
                 "haar_pmin": float(tested.haar_p.min()) if len(tested) else float("nan"),
-                "n_haar_sites": int(len(tested)),
+                "n_haar_sites": len(tested),
             }
         )
     cs = t[t.pair_kind == "cross_seed"]

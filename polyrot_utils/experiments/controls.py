@@ -26,13 +26,13 @@ Conventions: rows are samples, ``X_src @ R ≈ X_tgt``, R in SO(d) (Kabsch), cen
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from polyrot_utils.core import haar, metrics, procrustes
-
 
 __all__ = ["HaarControlResult", "controls_table", "fit_and_test", "haar_negative_controls"]
 
@@ -69,8 +69,17 @@ def _rows(x: Any, name: str) -> np.ndarray:
     return a
 
 
-def fit_and_test(source: Any, target: Any, *, name: str = "pair", eval_fraction: float = 0.5, alpha: float = 0.05,
-                 n_null: int = 500, seed: int = 0, null: Mapping[str, np.ndarray] | None = None) -> HaarControlResult:
+def fit_and_test(
+    source: Any,
+    target: Any,
+    *,
+    name: str = "pair",
+    eval_fraction: float = 0.5,
+    alpha: float = 0.05,
+    n_null: int = 500,
+    seed: int = 0,
+    null: Mapping[str, np.ndarray] | None = None,
+) -> HaarControlResult:
     """Fit R (SO(d), centred) on the first rows of ``source``/``target``, score it on the rest,
     and run the calibrated Haar test on it.
 
@@ -83,7 +92,9 @@ def fit_and_test(source: Any, target: Any, *, name: str = "pair", eval_fraction:
     """
     X, Y = _rows(source, "source"), _rows(target, "target")
     if X.shape != Y.shape:
-        raise ValueError(f"source and target must have the same shape (same tokens, same d), got {X.shape} and {Y.shape}")
+        raise ValueError(
+            f"source and target must have the same shape (same tokens, same d), got {X.shape} and {Y.shape}"
+        )
     if not 0 < eval_fraction < 1:
         raise ValueError(f"eval_fraction must be in (0, 1), got {eval_fraction!r}")
     if not 0 < alpha < 1:
@@ -92,20 +103,40 @@ def fit_and_test(source: Any, target: Any, *, name: str = "pair", eval_fraction:
     n_fit = int(round(n * (1 - eval_fraction)))
     need = procrustes.min_samples(d)
     if n_fit < need or n - n_fit < 2:
-        raise ValueError(f"source has {n} rows: {n_fit} to fit (need ≥ {need} for d = {d}) and {n - n_fit} to evaluate "
-                         "(need ≥ 2); pass more rows or change eval_fraction")
+        raise ValueError(
+            f"source has {n} rows: {n_fit} to fit (need ≥ {need} for d = {d}) and {n - n_fit} to evaluate "
+            "(need ≥ 2); pass more rows or change eval_fraction"
+        )
     fit = procrustes.fit_alignment(X[:n_fit], Y[:n_fit], method="rotation")
     R = np.asarray(fit.matrix, dtype=np.float64)
     ev = float(metrics.explained_variance(Y[n_fit:], fit.apply(X[n_fit:])))
     t = haar.haar_test(R, n_null=n_null, seed=seed, null=null)
-    return HaarControlResult(name=name, d=d, n_fit=n_fit, n_eval=n - n_fit, map_ev=ev,
-                             frobenius_ratio=t.frobenius_ratio, ks_pvalue_iid=t.ks_pvalue_iid, pvalue=t.pvalue,
-                             fixed_dim=t.fixed_dim, looks_haar=bool(t.pvalue > alpha), test=t)
+    return HaarControlResult(
+        name=name,
+        d=d,
+        n_fit=n_fit,
+        n_eval=n - n_fit,
+        map_ev=ev,
+        frobenius_ratio=t.frobenius_ratio,
+        ks_pvalue_iid=t.ks_pvalue_iid,
+        pvalue=t.pvalue,
+        fixed_dim=t.fixed_dim,
+        looks_haar=bool(t.pvalue > alpha),
+        test=t,
+    )
 
 
-def haar_negative_controls(source: Any, untrained: Any, target: Any | None = None, *, shuffle_seed: int = 0,
-                           eval_fraction: float = 0.5, alpha: float = 0.05, n_null: int = 500,
-                           seed: int = 0) -> dict[str, HaarControlResult]:
+def haar_negative_controls(
+    source: Any,
+    untrained: Any,
+    target: Any | None = None,
+    *,
+    shuffle_seed: int = 0,
+    eval_fraction: float = 0.5,
+    alpha: float = 0.05,
+    n_null: int = 500,
+    seed: int = 0,
+) -> dict[str, HaarControlResult]:
     """The real pair beside its two negative controls, each fitted and Haar-tested the same way.
 
     Args:
@@ -126,7 +157,9 @@ def haar_negative_controls(source: Any, untrained: Any, target: Any | None = Non
     X = _rows(source, "source")
     U = _rows(untrained, "untrained")
     if U.shape != X.shape:
-        raise ValueError(f"untrained must have the source's shape {X.shape} (same tokens), got {U.shape}")
+        raise ValueError(
+            f"untrained must have the source's shape {X.shape} (same tokens), got {U.shape}"
+        )
     d = X.shape[1]
     null = haar.null_features(d, n_null, seed)
     out: dict[str, HaarControlResult] = {}
@@ -134,7 +167,9 @@ def haar_negative_controls(source: Any, untrained: Any, target: Any | None = Non
     if target is not None:
         T = _rows(target, "target")
         if T.shape != X.shape:
-            raise ValueError(f"target must have the source's shape {X.shape} (same tokens), got {T.shape}")
+            raise ValueError(
+                f"target must have the source's shape {X.shape} (same tokens), got {T.shape}"
+            )
         out["pair"] = fit_and_test(X, T, name="pair", **kw)
     out["untrained"] = fit_and_test(X, U, name="untrained", **kw)
     perm = np.random.default_rng([int(shuffle_seed), 20260]).permutation(X.shape[0])
@@ -147,6 +182,14 @@ def controls_table(results: Mapping[str, HaarControlResult]):
     import pandas as pd
 
     return pd.DataFrame(
-        {name: {"map_ev": r.map_ev, "‖R−I‖/√(2d) (paper)": r.frobenius_ratio, "KS p, iid (paper)": r.ks_pvalue_iid,
-                "calibrated p": r.pvalue, "looks Haar": r.looks_haar} for name, r in results.items()}
+        {
+            name: {
+                "map_ev": r.map_ev,
+                "‖R−I‖/√(2d) (paper)": r.frobenius_ratio,
+                "KS p, iid (paper)": r.ks_pvalue_iid,
+                "calibrated p": r.pvalue,
+                "looks Haar": r.looks_haar,
+            }
+            for name, r in results.items()
+        }
     ).T

@@ -37,8 +37,9 @@ Conventions: rows are samples, ``X_src @ R ≈ X_tgt``; p-values are small when 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

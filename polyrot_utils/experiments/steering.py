@@ -24,8 +24,9 @@ paper's own statistic per rung is :func:`dyck_paper_inversion` / :func:`pythia_p
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,13 +49,12 @@ from polyrot_utils.tasks.dyck import language as dyck
 from polyrot_utils.tasks.dyck.suite import _pick_strings
 from polyrot_utils.tasks.dyck.toy import READOUT_SLICES
 from polyrot_utils.tasks.pythia.suite import (
+    TEXT_CONTRASTS,
     contrast_masks,
     distinctive_next_tokens,
     next_token_set_behaviour,
-    TEXT_CONTRASTS,
     token_classes,
 )
-
 
 Behaviour = Callable[[Tensor], Tensor | float]
 
@@ -284,7 +284,7 @@ def fixed_subspace(R: Tensor | np.ndarray, tol: float = 1e-5) -> Tensor:
         raise ValueError(f"tol must be >= 0, got {tol}")
     d = Rt.shape[0]
     U, S, _ = torch.linalg.svd(Rt - torch.eye(d, dtype=torch.float64))
-    return U[:, S <= tol].T.contiguous().float()
+    return U[:, tol >= S].T.contiguous().float()
 
 
 def fixed_subspace_overlap(v: Tensor | np.ndarray, basis: Tensor | np.ndarray) -> float:
@@ -314,14 +314,14 @@ def rotation_cosine(v: Tensor | np.ndarray, R: Tensor | np.ndarray) -> float:
 
 __all__ = [
     "TransferEffects",
-    "kl_steering_effect",
-    "paper_transfer_ratios",
     "class_prob_behaviour",
     "classify_transfer",
     "diff_of_means",
     "fixed_subspace",
     "fixed_subspace_overlap",
+    "kl_steering_effect",
     "logit_diff_behaviour",
+    "paper_transfer_ratios",
     "rotation_cosine",
     "run_with_steering",
     "steering_effect",
@@ -1059,11 +1059,11 @@ __all__ += [
     "SteeringResult",
     "SteeringSetup",
     "claims_frame",
-    "summary_table",
     "dyck_paper_inversion",
     "pythia_paper_inversion",
     "record_steering_claims",
     "steering_transfer",
+    "summary_table",
 ]
 
 

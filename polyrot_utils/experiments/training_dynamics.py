@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,11 +39,21 @@ from polyrot_utils.models.activations import PairedActs
 __all__ = ["COLUMNS", "claims_over_training"]
 
 #: the measured columns, in the order the chapter shows them
-COLUMNS = ("min_accuracy", "cross_seed_kl", "cross_seed_top1", "unaligned_ev", "aligned_ev",
-           "rotation_distance", "sae_gap", "haar_p")
+COLUMNS = (
+    "min_accuracy",
+    "cross_seed_kl",
+    "cross_seed_top1",
+    "unaligned_ev",
+    "aligned_ev",
+    "rotation_distance",
+    "sae_gap",
+    "haar_p",
+)
 
 
-def _check(checkpoints: Mapping[int, Mapping[str, Any]], tokens_seen: Mapping[int, int]) -> list[int]:
+def _check(
+    checkpoints: Mapping[int, Mapping[str, Any]], tokens_seen: Mapping[int, int]
+) -> list[int]:
     if not isinstance(checkpoints, Mapping) or not checkpoints:
         raise ValueError("checkpoints must be a non-empty {step: {seed_name: model}} mapping")
     steps = sorted(int(s) for s in checkpoints)
@@ -54,7 +65,9 @@ def _check(checkpoints: Mapping[int, Mapping[str, Any]], tokens_seen: Mapping[in
         if names is None:
             names = sorted(models)
         elif sorted(models) != names:
-            raise ValueError(f"checkpoints[{s}] has seeds {sorted(models)}, step {steps[0]} has {names}")
+            raise ValueError(
+                f"checkpoints[{s}] has seeds {sorted(models)}, step {steps[0]} has {names}"
+            )
     missing = [s for s in steps if s not in tokens_seen]
     if missing:
         raise ValueError(f"tokens_seen lacks steps {missing}")
@@ -82,8 +95,13 @@ def claims_over_training(
     ``site`` must be one of ``build_acts``' sites. ``ValueError`` naming the argument on bad
     input, before any work."""
     steps = _check(checkpoints, tokens_seen)
-    for name, v, lo in (("sae_expansion", sae_expansion, 1), ("sae_k", sae_k, 1), ("sae_n_tokens", sae_n_tokens, 1),
-                        ("sae_batch_size", sae_batch_size, 1), ("n_null", n_null, 10)):
+    for name, v, lo in (
+        ("sae_expansion", sae_expansion, 1),
+        ("sae_k", sae_k, 1),
+        ("sae_n_tokens", sae_n_tokens, 1),
+        ("sae_batch_size", sae_batch_size, 1),
+        ("n_null", n_null, 10),
+    ):
         if int(v) < lo:
             raise ValueError(f"{name} must be >= {lo}, got {v}")
     rows = []
@@ -94,12 +112,22 @@ def claims_over_training(
             raise ValueError(f"site {site!r} is not among the activations' sites {acts.sites}")
         members = list(acts.members)
         d = int(acts.fit[members[0]][site].shape[1])
-        saes, _ = analysis.train_saes(acts.fit, d_sae=int(sae_expansion) * d, k=int(sae_k),
-                                      n_tokens=int(sae_n_tokens), batch_size=int(sae_batch_size),
-                                      seed=analysis.model_seeds(members, base=seed), models=members, sites=[site])
+        saes, _ = analysis.train_saes(
+            acts.fit,
+            d_sae=int(sae_expansion) * d,
+            k=int(sae_k),
+            n_tokens=int(sae_n_tokens),
+            batch_size=int(sae_batch_size),
+            seed=analysis.model_seeds(members, base=seed),
+            models=members,
+            sites=[site],
+        )
         pairs = list(itertools.combinations(members, 2))
-        table = pd.DataFrame(analysis.alignment_table(acts.fit, acts.eval, saes, pairs, [site],
-                                                      methods=("identity", "rotation")))
+        table = pd.DataFrame(
+            analysis.alignment_table(
+                acts.fit, acts.eval, saes, pairs, [site], methods=("identity", "rotation")
+            )
+        )
         dist, pvals = [], []
         for a, b in pairs:
             fit = procrustes.fit_alignment(acts.fit[a][site], acts.fit[b][site], method="rotation")
@@ -110,12 +138,20 @@ def claims_over_training(
         kl, top1 = agreement(models)
         rot = table[table.method == "rotation"]
         ident = table[table.method == "identity"]
-        rows.append({
-            "step": int(step), "tokens": int(tokens_seen[step]),
-            "min_accuracy": float(min_accuracy[step]) if min_accuracy and step in min_accuracy else float("nan"),
-            "cross_seed_kl": float(kl), "cross_seed_top1": float(top1),
-            "unaligned_ev": float(ident.map_ev.mean()), "aligned_ev": float(rot.map_ev.mean()),
-            "rotation_distance": float(np.mean(dist)), "sae_gap": float(rot.gap.mean()),
-            "haar_p": float(min(pvals)) if pvals else float("nan"),
-        })
+        rows.append(
+            {
+                "step": int(step),
+                "tokens": int(tokens_seen[step]),
+                "min_accuracy": float(min_accuracy[step])
+                if min_accuracy and step in min_accuracy
+                else float("nan"),
+                "cross_seed_kl": float(kl),
+                "cross_seed_top1": float(top1),
+                "unaligned_ev": float(ident.map_ev.mean()),
+                "aligned_ev": float(rot.map_ev.mean()),
+                "rotation_distance": float(np.mean(dist)),
+                "sae_gap": float(rot.gap.mean()),
+                "haar_p": float(min(pvals)) if pvals else float("nan"),
+            }
+        )
     return pd.DataFrame(rows)

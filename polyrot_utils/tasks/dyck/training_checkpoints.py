@@ -37,9 +37,13 @@ def _reference_timeline(cohort: Any, folder: Path) -> CohortTimeline:
     man = ref.load_manifest(folder)
     seeds = [s for s in ref.CHECKPOINT_SEEDS if s in cohort.seeds]
     if cohort.config.kind != ref.CHECKPOINT_COHORT or len(seeds) < 2:
-        raise ValueError(f"the reference run kept checkpoints of cohort {ref.CHECKPOINT_COHORT!r} seeds "
-                         f"{ref.CHECKPOINT_SEEDS}; got cohort {cohort.config.kind!r} seeds {cohort.seeds}")
-    curve = {(r["seed"], r["step"]): r for r in man["curve"] if r["cohort"] == ref.CHECKPOINT_COHORT}
+        raise ValueError(
+            f"the reference run kept checkpoints of cohort {ref.CHECKPOINT_COHORT!r} seeds "
+            f"{ref.CHECKPOINT_SEEDS}; got cohort {cohort.config.kind!r} seeds {cohort.seeds}"
+        )
+    curve = {
+        (r["seed"], r["step"]): r for r in man["curve"] if r["cohort"] == ref.CHECKPOINT_COHORT
+    }
     models: dict[int, dict[str, Any]] = {}
     tokens: dict[int, int] = {}
     accuracy: dict[int, float] = {}
@@ -72,7 +76,10 @@ def _trained_timeline(cohort: Any) -> CohortTimeline:
     cfg = next(iter(members.values())).config
     pool = dyck.make_split(cfg.data, "train")
     per_string = float(pool.mask.sum()) / len(pool)
-    models = {s: {member_name(seed): t.load_checkpoint(s).eval() for seed, t in members.items()} for s in steps}
+    models = {
+        s: {member_name(seed): t.load_checkpoint(s).eval() for seed, t in members.items()}
+        for s in steps
+    }
     tokens = {s: int(round(s * cfg.batch_size * per_string)) for s in steps}
     accuracy: dict[int, float] = {}
     for s in steps:
