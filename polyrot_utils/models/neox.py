@@ -50,7 +50,6 @@ from polyrot_utils.models.tokenizer import (
 )
 
 __all__ = [
-    "PROFILES",
     "StandinConfig",
     "Suite",
     "SuiteConfig",
@@ -61,7 +60,6 @@ __all__ = [
     "pairwise_output_agreement",
     "sample_continuations",
     "standin_checkpoints",
-    "standin_config",
     "standin_suite",
     "train_standin",
 ]
@@ -71,7 +69,8 @@ __all__ = [
 class StandinConfig:
     """One stand-in training run. ``seed`` sets init and data order; nothing else differs by seed.
 
-    Sizes default to the ``quick`` profile (d_model 128, 2 layers); :data:`PROFILES` has
+    Sizes default to the ``quick`` profile (d_model 128, 2 layers);
+    :data:`polyrot_utils.tasks.pythia.suite.SUITE_PROFILES` has
     ``paper`` at Pythia-70m's dimensions (d_model 512, 6 layers, 8 heads, d_mlp 2048).
     ``device`` is not part of the cache key.
     """
@@ -129,52 +128,6 @@ class StandinConfig:
         d.pop("device")
         d["format"] = "standin_v1"
         return d
-
-
-#: Per-profile sizes (the papermill profiles pass the same numbers as notebook parameters).
-PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": dict(
-        d_model=32,
-        n_layers=2,
-        n_heads=2,
-        d_mlp=128,
-        n_ctx=64,
-        vocab_size=1024,
-        batch_size=8,
-        n_steps=16,
-        lr=4e-3,
-        train_fraction=0.05,
-    ),
-    "quick": dict(
-        d_model=128,
-        n_layers=2,
-        n_heads=4,
-        d_mlp=512,
-        n_ctx=128,
-        vocab_size=4096,
-        batch_size=16,
-        n_steps=150,
-        lr=4e-3,
-    ),
-    "paper": dict(
-        d_model=512,
-        n_layers=6,
-        n_heads=8,
-        d_mlp=2048,
-        n_ctx=256,
-        vocab_size=8192,
-        batch_size=32,
-        n_steps=800,
-        lr=1e-3,
-    ),
-}
-
-
-def standin_config(profile: str = "quick", seed: int = 1, **overrides: Any) -> StandinConfig:
-    """A :class:`StandinConfig` for a named profile (``smoke``, ``quick``, ``paper``)."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
-    return StandinConfig(seed=seed, **{**PROFILES[profile], **overrides})
 
 
 def _hf_config(cfg: StandinConfig):

@@ -283,9 +283,16 @@ def sample_strings(
 
 
 def label_tokens(
-    tokens: np.ndarray | torch.Tensor, depth_after_invalid: str = "freeze"
+    tokens: np.ndarray | torch.Tensor,
+    depth_after_invalid: str = "freeze",
+    *,
+    unclosed_eos_fails: bool = True,
 ) -> dict[str, np.ndarray]:
     """Per-position labels for a batch, vectorised over rows (one loop over positions).
+
+    ``unclosed_eos_fails``: an EOS with brackets still open raises the invalid flag (the
+    ``stack`` task); the paper's task (:func:`polyrot_utils.tasks.dyck.paper_task.label_paper`)
+    passes ``False``: there an unbalanced EOS is not a failure.
 
     ``tokens``: ``(n, T)`` integer ids. Returns ``{"type", "depth", "invalid"}`` each ``(n, T)``
     int64 and ``"mask"`` ``(n, T)`` bool (``tokens != PAD``); labels at PAD positions are 0;
@@ -324,7 +331,7 @@ def label_tokens(
         mismatch = cand & (top != family[:, t])
         pop = cand & ~mismatch
         depth[pop] -= 1
-        unclosed = (tok[:, t] == EOS) & live & (depth > 0)
+        unclosed = (tok[:, t] == EOS) & live & (depth > 0) & unclosed_eos_fails
         invalid |= overflow | empty | mismatch | unclosed
         out_depth[:, t] = depth
         out_inv[:, t] = invalid

@@ -55,6 +55,7 @@ from polyrot_utils.tasks.dyck.language import (
     RBRACE,
     READOUT_SIZES,
     DyckSplit,
+    label_tokens,
 )
 
 __all__ = [
@@ -218,42 +219,7 @@ def compositional_tokens(n: int, config: PaperTaskConfig, rng: np.random.Generat
 def label_paper(tokens: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:
     """The paper's labels for a batch ``(n, T)``: ``type``, ``depth``, ``invalid`` (int64) and
     ``mask`` (bool), vectorised over rows. Rules in the module docstring; PAD labels are 0."""
-    tok = tokens.detach().cpu().numpy() if isinstance(tokens, torch.Tensor) else np.asarray(tokens)
-    if tok.ndim != 2:
-        raise ValueError(f"tokens must be 2-D (n, T), got shape {tok.shape}")
-    tok = tok.astype(np.int64)
-    n, T = tok.shape
-    is_open = np.isin(tok, OPENERS)
-    is_close = np.isin(tok, CLOSERS)
-    family = np.where(is_open | is_close, (tok - LPAREN) // 2, -1)
-    stack = np.zeros((n, MAX_DEPTH + 1), dtype=np.int64)
-    depth = np.zeros(n, dtype=np.int64)
-    failed = np.zeros(n, dtype=bool)
-    out_depth = np.zeros((n, T), dtype=np.int64)
-    out_inv = np.zeros((n, T), dtype=np.int64)
-    rows = np.arange(n)
-    for t in range(T):
-        live = ~failed
-        op = is_open[:, t] & live
-        overflow = op & (depth >= MAX_DEPTH)
-        push = op & ~overflow
-        stack[rows[push], depth[push]] = family[push, t]
-        cl = is_close[:, t] & live
-        empty = cl & (depth == 0)
-        top = stack[rows, np.maximum(depth - 1, 0)]
-        mismatch = cl & ~empty & (top != family[:, t])
-        pop = cl & ~empty & ~mismatch
-        depth = depth + push - pop  # failing rows keep their depth (frozen)
-        failed |= overflow | empty | mismatch
-        out_depth[:, t] = depth
-        out_inv[:, t] = failed
-    mask = tok != PAD
-    return {
-        "type": np.where(mask, tok, 0),
-        "depth": np.where(mask, out_depth, 0),
-        "invalid": np.where(mask, out_inv, 0),
-        "mask": mask,
-    }
+    return label_tokens(tokens, "freeze", unclosed_eos_fails=False)
 
 
 def label_paper_reference(tokens: list[int]) -> dict[str, list[int]]:

@@ -52,7 +52,7 @@ def _reference_timeline(cohort: Any, folder: Path) -> CohortTimeline:
         if not all(r in man["files"] for r in rel) or not all((s, step) in curve for s in seeds):
             continue
         models[step] = {}
-        for s, r in zip(seeds, rel):
+        for s, r in zip(seeds, rel, strict=True):
             if ref.sha256(folder / r) != man["files"][r]:
                 raise ValueError(f"{folder / r}: SHA-256 does not match the manifest")
             m = build_toy(s)
@@ -80,7 +80,7 @@ def _trained_timeline(cohort: Any) -> CohortTimeline:
         s: {member_name(seed): t.load_checkpoint(s).eval() for seed, t in members.items()}
         for s in steps
     }
-    tokens = {s: int(round(s * cfg.batch_size * per_string)) for s in steps}
+    tokens = {s: round(s * cfg.batch_size * per_string) for s in steps}
     accuracy: dict[int, float] = {}
     for s in steps:
         vals = []
@@ -93,8 +93,9 @@ def _trained_timeline(cohort: Any) -> CohortTimeline:
 
 
 def cohort_timeline(cohort: Any, folder: Path | str = ref.REFERENCE_DIR) -> CohortTimeline:
-    """``(checkpoints {step: {seed_name: model}}, tokens_seen {step: int}, min_accuracy {step: float})``
-    for ``cohort`` (a :class:`polyrot_utils.tasks.dyck.cohorts.Cohort`); see the module docstring."""
+    """``(checkpoints, tokens_seen, min_accuracy)`` for ``cohort`` (a
+    :class:`polyrot_utils.tasks.dyck.cohorts.Cohort`): ``{step: {seed_name: model}}``,
+    ``{step: int}`` and ``{step: float}``; see the module docstring."""
     if getattr(cohort.config, "source", "train") == "reference":
         return _reference_timeline(cohort, Path(folder))
     return _trained_timeline(cohort)
