@@ -57,7 +57,7 @@ results = ChapterResults(
 # ## 1. The one-angle law, checked against samples
 # A rotation in $\mathrm{SO}(d)$ has eigenvalues $e^{\pm i\theta_j}$, $j = 1..\lfloor d/2 \rfloor$,
 # plus a forced $1$ when $d$ is odd. The density of one angle $\theta_j$ differs between even and
-# odd $d$ (DESIGN.md §4). Look for the histogram of angles from independent Haar samples lying on
+# odd $d$ (the docstring of `polyrot_utils.core.haar`). Look for the histogram of angles from independent Haar samples lying on
 # the curve, for both parities — including the dip at $\theta = 0$ for odd $d$, where the forced
 # eigenvalue repels the others.
 
@@ -121,40 +121,38 @@ paper_table = pd.DataFrame({n: {"KS statistic": r.statistic, "p": r.pvalue} for 
 results.record(f"paper_ks_test_d{d_big}", {n: {"statistic": r.statistic, "pvalue": r.pvalue} for n, r in paper_ks.items()})
 figures.format_table(paper_table, sig=3)
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "One matrix of each kind. Left: the paper's iid KS $p$ and our calibrated verdict $p$ (log scale, clipped at its floor; left of the red line = rejected at $\\alpha$). Right: how far the paper's Frobenius ratio is from 1, in per cent (log scale, clipped); left of the green line passes the paper's 0.1 % criterion. A signed permutation and a two-block rotation look like a Haar sample on both of the paper's checks; only the calibrated verdict separates them.", "name": "fig-02-paper-checks"}, "image": {"alt": "Two horizontal bar charts per kind of matrix: p-values against alpha, and Frobenius deviation against the 0.1 percent band."}}
+# %% tags=["hide-input"]
 names = list(tests_one)
 y = np.arange(len(names))
 p_floor = 10.0 ** np.floor(np.log10(min(0.2 / (n_null + 1), alpha / 10)))  # below the smallest calibrated p
-fig, (ax1, ax2) = figures.column_figure(1, 2, height=0.42 * len(names) + 1.5, sharey=True)
 p_iid = np.clip([tests_one[n].ks_pvalue_iid for n in names], p_floor, 1)
 p_cal = np.clip([tests_one[n].pvalue for n in names], p_floor, 1)
+dev_floor = 1e-3
+dev = np.clip([100 * abs(tests_one[n].frobenius_ratio - 1) for n in names], dev_floor, None)
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "One matrix of each kind. Left: the paper's iid KS $p$ and our calibrated verdict $p$ (log scale, clipped at its floor; left of the red line = rejected at $\\alpha$). Right: how far the paper's Frobenius ratio is from 1, in per cent (log scale, clipped); left of the green line passes the paper's 0.1 % criterion. A signed permutation and a two-block rotation look like a Haar sample on both of the paper's checks; only the calibrated verdict separates them.", "name": "fig-02-paper-checks"}, "image": {"alt": "Two horizontal bar charts per kind of matrix: p-values against alpha, and Frobenius deviation against the 0.1 percent band."}}
+fig, (ax1, ax2) = figures.column_figure(1, 2, height=0.42 * len(names) + 1.5, sharey=True)
 for off, p, lab, col in ((-0.17, p_iid, "iid KS (paper)", "#757575"), (0.17, p_cal, "calibrated verdict", "#1565c0")):
     ax1.hlines(y + off, p_floor, p, color=col, lw=2)
     ax1.plot(p, y + off, "o", color=col, label=lab)
 ax1.axvline(alpha, color="r", ls="--", lw=1, label=f"α = {alpha}")
-ax1.set_xscale("log")
-ax1.set_xlim(p_floor, 1.5)
+ax1.set(xscale="log", xlim=(p_floor, 1.5))
 ax1.set_yticks(y, names)
 ax1.invert_yaxis()
 ax1.set_xlabel(f"p-value (clipped at {p_floor:.0e})")
 ax1.set_title(f"p-values, d = {d_big}")
-dev_floor = 1e-3
-dev = np.clip([100 * abs(tests_one[n].frobenius_ratio - 1) for n in names], dev_floor, None)
 ax2.hlines(y, dev_floor, dev, color="#546e7a", lw=2)
 ax2.plot(dev, y, "o", color="#546e7a", label="|ratio − 1|")
 ax2.axvline(0.1, color="g", ls="--", lw=1.2, label="paper's 0.1 % bound")
-ax2.set_xscale("log")
-ax2.set_xlim(dev_floor, 200)
-ax2.set_xlabel("|‖R−I‖/√(2d) − 1| (%)")
-ax2.set_title("Frobenius check")
+ax2.set(xscale="log", xlim=(dev_floor, 200), xlabel="|‖R−I‖/√(2d) − 1| (%)", title="Frobenius check")
 handles = [h for ax in (ax1, ax2) for h in ax.get_legend_handles_labels()[0]]
 fig.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncols=3)
 figures.show(fig)
 
 # %% [markdown]
 # A rotation that fixes half the space *pointwise* (`half_fixed`) is not one of the invisible
-# alternatives: it fails both of the paper's checks — ratio ≈ $1/\sqrt 2$ — so DESIGN.md's
-# "half-fixed" example must be read as "two invariant halves".
+# alternatives: it fails both of the paper's checks — ratio ≈ $1/\sqrt 2$ — so a "half-fixed"
+# rotation that hides from them must be read as one with "two invariant halves".
 
 # %% [markdown]
 # ## 3. Size and power, measured
@@ -232,6 +230,8 @@ results.claim(
     description="The paper's iid KS of eigenangles does not reject a signed permutation",
     kind="check",
 )
+
+# %% tags=["hide-input"]
 results.claim(
     f"iid_ks_accepts_two_haar_blocks_d{d_big}",
     value=blocks_big.ks_pvalue_iid, threshold=alpha, op=">", paper_value=1.0,
@@ -244,6 +244,8 @@ results.claim(
     description="The paper's pooled two-sample KS does not reject four signed permutations",
     kind="check",
 )
+
+# %% tags=["hide-input"]
 for d in dims:
     t = tables[d].set_index("alternative")
     slack = 2 * np.sqrt(alpha * (1 - alpha) * (1 / n_trials + 1 / n_null))
@@ -261,6 +263,9 @@ for d in dims:
     )
     results.record(f"iid_ks_power_signed_permutation_d{d}", t.loc["signed_permutation", "ks_iid"])
     results.record(f"frobenius_rejects_haar_d{d}", t.loc["haar", "frobenius_0.1pct"])
+
+
+# %% tags=["hide-input"]
 def _meaning(name: str, holds: bool) -> str:
     if name.startswith(("frobenius_within", "iid_ks_accepts", "paper_pooled_ks_accepts")):
         return "✗ paper's test blind: accepts a non-Haar matrix" if holds else "paper's test rejects it"
@@ -269,7 +274,7 @@ def _meaning(name: str, holds: bool) -> str:
     return "our test has the power" if holds else "✗ our test lacks power here"
 
 
-claims = pd.DataFrame(results.data["claims"]).T
+claims = pd.DataFrame(results.claims()).T
 claim_table = pd.DataFrame({
     "claim": claims["description"],
     "value": [figures.format_number(v, 3) for v in claims["value"]],

@@ -71,6 +71,7 @@ from polyrot_utils.tasks.dyck.suite import dyck_activations
 from polyrot_utils.tasks.dyck.toy import READOUT_SLICES, build_toy, count_parameters, planted_rotation_check
 from polyrot_utils.tasks.dyck.training_checkpoints import cohort_timeline
 
+# %% tags=["hide-input"]
 figures.use_book_style()
 results = ChapterResults("10_dyck_model_and_cohorts", params=dict(
     seed=seed, toy_profile=toy_profile, cohorts=cohorts, n_seeds=n_seeds, steps=steps, batch_size=batch_size,
@@ -317,6 +318,8 @@ results.claim("cross_seed_top1_min", value=top1_min, threshold=0.99, op=">=", ki
 results.claim("all_seeds_converged", value=float(conv_df.min_accuracy.min()), threshold=0.9999, op=">=",
               description="every seed of both cohorts meets the paper's criterion (min accuracy over the three "
                           "evaluation sets × three readouts >= 0.9999)", kind="check")
+
+# %% tags=["hide-input"]
 lp_err = float(planted.logprob_err.max())
 results.claim("planted_same_logprobs", value=lp_err, threshold=1e-9, op="<=",
               description="rotate_residual with a Haar R leaves every log-probability unchanged (float64)", kind="check")

@@ -57,6 +57,7 @@ from polyrot_utils.models.neox import (
 from polyrot_utils.tasks.pythia.suite import suite_from_parameters
 from polyrot_utils.book.results import ChapterResults
 
+# %% tags=["hide-input"]
 figures.use_book_style()
 suite_cfg = suite_from_parameters(suite_profile, suite_overrides, seed=seed, device=device)
 params = dict(suite_profile=suite_profile, suite_overrides=suite_overrides, seed=seed, device=device,
@@ -236,6 +237,8 @@ results.record("cross_seed_kl_mean", cross_kl)
 results.record("cross_seed_kl_max", float(agreement["kl"][:k, :k][off].max()))
 results.record("cross_seed_top1_mean", cross_top1)
 results.record("kl_matrix", {"names": names, "kl": agreement["kl"].tolist(), "top1": agreement["top1"].tolist()})
+
+# %% tags=["hide-input"]
 control_kl = {}
 for c in suite.controls:
     j = names.index(f"control:{c}")
