@@ -210,8 +210,19 @@ def format_number(x: Any, sig: int = 3, zero_below: float = 0.0) -> str:
         return f"{v:,.0f}"
     if a < 1e-3:
         return f"{v:.{sig - 1}e}"
-    digits = max(0, sig - 1 - int(math.floor(math.log10(a))))
+    digits = max(0, sig - 1 - math.floor(math.log10(a)))
     return f"{v:.{digits}f}"
+
+
+def _format_cell(v: Any, fmt: Any, sig: int, zero_below: float) -> Any:
+    """One table cell for a reader: ``fmt`` is None (a number), a callable or a format string."""
+    if fmt is None:
+        return format_number(v, sig, zero_below)
+    if callable(fmt):
+        return fmt(v)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return fmt.format(v)
 
 
 def format_table(
@@ -251,13 +262,5 @@ def format_table(
     formats = dict(formats or {})
     for col in out.columns:
         fmt = formats.get(col)
-        if fmt is None:
-            f = lambda v: format_number(v, sig, zero_below)  # noqa: E731
-        elif callable(fmt):
-            f = fmt
-        else:
-            f = lambda v, fmt=fmt: (
-                "–" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
-            )
-        out[col] = [f(v) for v in out[col].tolist()]
+        out[col] = [_format_cell(v, fmt, sig, zero_below) for v in out[col].tolist()]
     return out

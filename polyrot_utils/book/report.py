@@ -512,7 +512,8 @@ def _row_cells(r: dict[str, Any], premise_cell: str, with_paper: bool) -> list[s
                 f"{r['paper']} ({'meets' if r.get('paper_verdict', True) else 'misses'} its bar)"
             )
         cells.append(paper)
-    return cells + [
+    return [
+        *cells,
         md_escape(_ours_cell(r)),
         md_escape(interval_text(r.get("interval"))),
         md_escape(premise_cell),
@@ -556,8 +557,10 @@ def verdict_tables(
                         attached.add((c["chapter"], c["claim"]))
             if body:
                 groups.append(("paper", f"the paper's claims: {status}", body))
-        for outcome in (TEST_BLIND, TEST_DETECTS) + tuple(
-            o for o in CHECK_ORDER if o not in (TEST_BLIND, TEST_DETECTS)
+        for outcome in (
+            TEST_BLIND,
+            TEST_DETECTS,
+            *(o for o in CHECK_ORDER if o not in (TEST_BLIND, TEST_DETECTS)),
         ):
             body = [
                 r

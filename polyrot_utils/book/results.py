@@ -116,10 +116,10 @@ def _plain(value: Any) -> Any:
         return value
     try:
         return _plain(_json_default(value))
-    except TypeError:
+    except TypeError as err:
         raise TypeError(
             f"results values must be numbers, strings, lists or dicts; got {type(value).__name__}"
-        )
+        ) from err
 
 
 class ChapterResults:

@@ -682,9 +682,10 @@ def _stage_mathjax(dest: Path) -> None:
     spec = importlib.util.find_spec("jupyter_server_mathjax")
     if spec is None or not spec.submodule_search_locations:
         raise BookError(
-            "jupyter-server-mathjax is not installed (requirements-nodeps.txt); the book needs it for equations"
+            "jupyter-server-mathjax is not installed (requirements-nodeps.txt); "
+            "the book needs it for equations"
         )
-    static = Path(list(spec.submodule_search_locations)[0]) / "static"
+    static = Path(next(iter(spec.submodule_search_locations))) / "static"
     shutil.copytree(static, dest)
 
 

@@ -28,6 +28,7 @@ downloads a browser of its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import http.server
 import json
@@ -107,14 +108,13 @@ def _serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 def _wait_for_mathjax(page, timeout_ms: int = 15000) -> None:
     """Let MathJax typeset before reading or screenshotting the page (no-op without MathJax)."""
-    try:
+    # a slow typeset is not a broken page; the screenshot shows what is there
+    with contextlib.suppress(Exception):
         page.wait_for_function(
             "() => !window.MathJax || (window.MathJax.Hub && window.MathJax.Hub.queue"
             " && window.MathJax.Hub.queue.pending === 0 && window.MathJax.isReady)",
             timeout=timeout_ms,
         )
-    except Exception:  # a slow typeset is not a broken page; the screenshot shows what is there
-        pass
 
 
 # One pass over the page in the browser: everything the reader-facing checks need, as plain data.

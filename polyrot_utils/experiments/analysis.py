@@ -123,7 +123,7 @@ def split_rows(acts: Acts, fraction: float = 0.5) -> tuple[dict, dict]:
     for m, sites in acts.items():
         first[m], second[m] = {}, {}
         for s, x in sites.items():
-            k = int(round(x.shape[0] * fraction))
+            k = round(x.shape[0] * fraction)
             first[m][s], second[m][s] = x[:k], x[k:]
     return first, second
 
@@ -756,7 +756,7 @@ def steering_table(
         for c in contrasts:
             v_s, v_t = vectors[(src, c)].float(), vectors[(tgt, c)].float()
 
-            def effect(u: torch.Tensor) -> float:
+            def effect(u: torch.Tensor, tgt: str = tgt, c: str = c) -> float:
                 return steering.steering_effect(
                     models[tgt], tokens, site, u, alpha, behaviours[c], clean_logits=clean[tgt]
                 )

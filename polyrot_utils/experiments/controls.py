@@ -100,7 +100,7 @@ def fit_and_test(
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     n, d = X.shape
-    n_fit = int(round(n * (1 - eval_fraction)))
+    n_fit = round(n * (1 - eval_fraction))
     need = procrustes.min_samples(d)
     if n_fit < need or n - n_fit < 2:
         raise ValueError(

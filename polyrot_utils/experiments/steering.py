@@ -786,15 +786,16 @@ def steering_transfer(
                 }
                 for a in alphas:
 
-                    def effect(u: Tensor, a: float = float(a)) -> float:
+                    def effect(
+                        u: Tensor,
+                        a: float = float(a),
+                        model: Any = acts.models[tgt],
+                        site: str = site,
+                        behaviour: Behaviour = c.behaviour,
+                        clean_logits: Tensor = clean[tgt],
+                    ) -> float:
                         return steering_effect(
-                            acts.models[tgt],
-                            tokens,
-                            site,
-                            u,
-                            a,
-                            c.behaviour,
-                            clean_logits=clean[tgt],
+                            model, tokens, site, u, a, behaviour, clean_logits=clean_logits
                         )
 
                     if (tgt, c.name, float(a)) not in native:
@@ -1203,7 +1204,7 @@ def plot_transfer_ratios(
         raise ValueError(
             f"need one axes per result, got {len(axes)} axes for {len(measured)} results"
         )
-    for ax, res in zip(axes, measured):
+    for ax, res in zip(axes, measured, strict=True):
         read = res.read
         for i, k in enumerate(kinds):
             y = (
@@ -1245,7 +1246,7 @@ def plot_predictors(measured: Sequence[SteeringResult], axes: Sequence[Any]) -> 
             if len(read)
             else []
         )
-        for ax, pred in zip(axes, ("overlap", "rotation_cosine")):
+        for ax, pred in zip(axes, ("overlap", "rotation_cosine"), strict=True):
             ax.scatter(
                 read[pred] if len(read) else [],
                 y,
@@ -1254,7 +1255,7 @@ def plot_predictors(measured: Sequence[SteeringResult], axes: Sequence[Any]) -> 
                 color=f"C{i}",
                 label=_label(res.cohort),
             )
-    for ax, xl in zip(axes, ("overlap with R's fixed subspace", "cos(v, v R)")):
+    for ax, xl in zip(axes, ("overlap with R's fixed subspace", "cos(v, v R)"), strict=True):
         ax.axhline(0.0, color="k", lw=0.6)
         ax.set_xlabel(xl)
     axes[0].set_ylabel("unaligned effect / native")

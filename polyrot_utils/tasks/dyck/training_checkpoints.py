@@ -52,7 +52,7 @@ def _reference_timeline(cohort: Any, folder: Path) -> CohortTimeline:
         if not all(r in man["files"] for r in rel) or not all((s, step) in curve for s in seeds):
             continue
         models[step] = {}
-        for s, r in zip(seeds, rel):
+        for s, r in zip(seeds, rel, strict=True):
             if ref.sha256(folder / r) != man["files"][r]:
                 raise ValueError(f"{folder / r}: SHA-256 does not match the manifest")
             m = build_toy(s)
@@ -80,7 +80,7 @@ def _trained_timeline(cohort: Any) -> CohortTimeline:
         s: {member_name(seed): t.load_checkpoint(s).eval() for seed, t in members.items()}
         for s in steps
     }
-    tokens = {s: int(round(s * cfg.batch_size * per_string)) for s in steps}
+    tokens = {s: round(s * cfg.batch_size * per_string) for s in steps}
     accuracy: dict[int, float] = {}
     for s in steps:
         vals = []
