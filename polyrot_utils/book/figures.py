@@ -145,7 +145,8 @@ def legibility_problems(
     out: list[str] = []
     if w_in > column_in * 1.01:
         out.append(
-            f"figure is {w_in:.1f} in wide at {DPI} dpi; the column is {column_in} in (shrunk ×{scale:.2f})"
+            f"figure is {w_in:.1f} in wide at {DPI} dpi; the column is {column_in} in (shrunk "
+            f"×{scale:.2f})"
         )
     smallest: dict[str, float] = {}
     for kind, t in _texts(fig):
@@ -162,7 +163,8 @@ def legibility_problems(
         labelled = ax.get_legend_handles_labels()[1]  # what a legend of this axes would name
         if len(labelled) >= 2 and ax.get_legend() is None and not has_fig_legend:
             out.append(
-                f"axes {i + 1} ('{ax.get_title()}') has {len(labelled)} labelled artists and no legend"
+                f"axes {i + 1} ('{ax.get_title()}') has {len(labelled)} labelled artists and no "
+                "legend"
             )
     return out
 

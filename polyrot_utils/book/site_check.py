@@ -198,16 +198,19 @@ def reader_problems(
         name = im["alt"] or im["src"]
         if col and im["shown"] > col + slack_px:
             out.append(
-                f"image {im['index']} (cell {im['cell']}, '{name}') shows {im['shown']} px wide in a {col} px column"
+                f"image {im['index']} (cell {im['cell']}, '{name}') shows {im['shown']} px wide "
+                f"in a {col} px column"
             )
         elif col and im["natural"] > col + slack_px:
             out.append(
-                f"image {im['index']} (cell {im['cell']}, '{name}') is {im['natural']} px wide, shrunk to the "
+                f"image {im['index']} (cell {im['cell']}, '{name}') is {im['natural']} px wide, "
+                "shrunk to the "
                 f"{col} px column (its text shrinks by {col / im['natural']:.2f})"
             )
     for f in probe.get("captioned", []):
         out.append(
-            f"cell {f['cell']}: figure caption '{f['caption']}' is on an output that is not an image"
+            f"cell {f['cell']}: figure caption '{f['caption']}' is on an output that is not an "
+            "image"
         )
     n_param_cells = 0
     for c in probe.get("cells", []):

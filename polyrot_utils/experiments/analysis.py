@@ -102,7 +102,8 @@ def _check_pairs(
                 )
             if xa.shape[1] != xb.shape[1]:
                 raise ValueError(
-                    f"{name}: d_model mismatch at {s!r}: {a!r} has d={xa.shape[1]}, {b!r} has d={xb.shape[1]}"
+                    f"{name}: d_model mismatch at {s!r}: {a!r} has d={xa.shape[1]}, {b!r} has "
+                    f"d={xb.shape[1]}"
                 )
 
 
@@ -229,7 +230,8 @@ def universality_table(
             xa, xb = acts_eval[a][s], acts_eval[b][s]
             if sa.d_in != xb.shape[1]:
                 raise ValueError(
-                    f"SAE of {a!r} at {s!r} has d_in={sa.d_in} but {b!r}'s activations have d={xb.shape[1]}"
+                    f"SAE of {a!r} at {s!r} has d_in={sa.d_in} but {b!r}'s activations have "
+                    f"d={xb.shape[1]}"
                 )
             la, lb = live_latents(sa, xa), live_latents(sb, xb)
             Da, Db = sa.W_dec.detach().cpu(), sb.W_dec.detach().cpu()
@@ -912,7 +914,8 @@ def cosine_match_fraction(D1: Any, D2: Any, threshold: float = 0.5) -> float:
     )
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(a.shape[0], b.shape[0]) == 0:
         raise ValueError(
-            f"D1 and D2 must be non-empty (n, d) dictionaries with the same d, got {tuple(a.shape)} and {tuple(b.shape)}"
+            "D1 and D2 must be non-empty (n, d) dictionaries with the same d, got "
+            f"{tuple(a.shape)} and {tuple(b.shape)}"
         )
     a = a / a.norm(dim=1, keepdim=True).clamp_min(1e-30)
     b = b / b.norm(dim=1, keepdim=True).clamp_min(1e-30)

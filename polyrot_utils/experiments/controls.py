@@ -93,7 +93,8 @@ def fit_and_test(
     X, Y = _rows(source, "source"), _rows(target, "target")
     if X.shape != Y.shape:
         raise ValueError(
-            f"source and target must have the same shape (same tokens, same d), got {X.shape} and {Y.shape}"
+            f"source and target must have the same shape (same tokens, same d), got {X.shape} and "
+            f"{Y.shape}"
         )
     if not 0 < eval_fraction < 1:
         raise ValueError(f"eval_fraction must be in (0, 1), got {eval_fraction!r}")
@@ -104,7 +105,8 @@ def fit_and_test(
     need = procrustes.min_samples(d)
     if n_fit < need or n - n_fit < 2:
         raise ValueError(
-            f"source has {n} rows: {n_fit} to fit (need ≥ {need} for d = {d}) and {n - n_fit} to evaluate "
+            f"source has {n} rows: {n_fit} to fit (need ≥ {need} for d = {d}) and {n - n_fit} to "
+            "evaluate "
             "(need ≥ 2); pass more rows or change eval_fraction"
         )
     fit = procrustes.fit_alignment(X[:n_fit], Y[:n_fit], method="rotation")

@@ -246,7 +246,8 @@ def classify_transfer(
     """
     if not 0 < none_ratio < clean_ratio:
         raise ValueError(
-            f"need 0 < none_ratio < clean_ratio, got none_ratio={none_ratio}, clean_ratio={clean_ratio}"
+            f"need 0 < none_ratio < clean_ratio, got none_ratio={none_ratio}, "
+            f"clean_ratio={clean_ratio}"
         )
     native_effect, transferred_effect = float(native_effect), float(transferred_effect)
     if not np.isfinite(native_effect) or not np.isfinite(transferred_effect):
@@ -255,7 +256,8 @@ def classify_transfer(
         )
     if abs(native_effect) < min_native:
         raise ValueError(
-            f"|native_effect| = {abs(native_effect):.3g} < min_native = {min_native}: nothing to transfer"
+            f"|native_effect| = {abs(native_effect):.3g} < min_native = {min_native}: nothing to "
+            "transfer"
         )
     r = transferred_effect / native_effect
     if r >= clean_ratio:
@@ -344,7 +346,8 @@ DYCK_CONTRASTS: dict[str, dict[str, Any]] = {
         readout="type",
         classes_a=(4, 6, 8),
         classes_b=(3, 5, 7),
-        description="closing vs opening bracket token; type readout: closer − opener logits at openers",
+        description="closing vs opening bracket token; type readout: closer − opener logits at "
+        "openers",
     ),
     "depth": dict(
         readout="depth",
@@ -356,7 +359,8 @@ DYCK_CONTRASTS: dict[str, dict[str, Any]] = {
         readout="invalid",
         classes_a=(1,),
         classes_b=(0,),
-        description="invalid vs valid prefix; invalid readout: logit[1] − logit[0] at valid prefixes",
+        description="invalid vs valid prefix; invalid readout: logit[1] − logit[0] at valid "
+        "prefixes",
     ),
 }
 
@@ -853,7 +857,8 @@ def dyck_paper_inversion(
     α = 1 (8.43 in the paper: inverted). ``alphas`` must contain 1.0."""
     if 1.0 not in [float(a) for a in alphas]:
         raise ValueError(
-            f"alphas must contain 1.0 (the paper's reported closer-signal ratio), got {list(alphas)}"
+            "alphas must contain 1.0 (the paper's reported closer-signal ratio), got "
+            f"{list(alphas)}"
         )
     fit_split, _ = dyck_splits(acts, data_config)
     models = {m: acts.models[m] for m in acts.members}
@@ -867,8 +872,10 @@ def dyck_paper_inversion(
         cohort=cohort,
         source="§8.7 'three regimes (toy)'; experiments/cross_seed/exp2_steering.py:run",
         paper_value="cross/within = 8.43 for the closer signal at α = 1: inverted",
-        description=f"{cohort} cohort: the first seed's closer-vs-opener vector at {short_site(site)}, α = 1, applied "
-        "unchanged: mean cross-seed / within-seed drop of the token-type readout's accuracy at closers "
+        description=f"{cohort} cohort: the first seed's closer-vs-opener vector at "
+        f"{short_site(site)}, α = 1, applied "
+        "unchanged: mean cross-seed / within-seed drop of the token-type readout's accuracy at "
+        "closers "
         "(> 1: 'inverted' in the paper's sense)",
     )
 
@@ -906,9 +913,12 @@ def pythia_paper_inversion(
         cohort=cohort,
         source="§8.7 'Pythia: three regimes collapse to inverted universally'; "
         "experiments/scale/pythia_rotation.py:panel_d_steering",
-        paper_value="transfer ratios 1.8–10.0 across all three vectors and α ∈ {0.5, 1, 2, 4}: all inverted",
-        description=f"smallest cross-seed / within-seed KL effect of the first seed's vectors at {short_site(site)} "
-        "over vectors and α (KL(clean ‖ steered) over all logits, mean over the other seeds): > 1 means "
+        paper_value="transfer ratios 1.8–10.0 across all three vectors and α ∈ {0.5, 1, 2, 4}: "
+        "all inverted",
+        description="smallest cross-seed / within-seed KL effect of the first seed's vectors at "
+        f"{short_site(site)} "
+        "over vectors and α (KL(clean ‖ steered) over all logits, mean over the other seeds): > 1 "
+        "means "
         "every transfer is 'inverted' in the paper's sense",
     )
 
@@ -961,7 +971,8 @@ def record_steering_claims(
                 threshold=3,
                 op=">=",
                 kind="check",
-                description="ours, not the paper's protocol (its ratio: cross / within of the first seed's "
+                description="ours, not the paper's protocol (its ratio: cross / within of the "
+                "first seed's "
                 "vector): distinct regimes among clean / partial / inverted of the unaligned "
                 "(same-vector) transfers, shared-I/O cohort (paper: all three)",
             )
@@ -983,7 +994,8 @@ def record_steering_claims(
                 "behaviour, not a larger KL effect"
                 if universal
                 else None,
-                description="ours: fraction of unaligned transfers (the source's vector as is) between "
+                description="ours: fraction of unaligned transfers (the source's vector as is) "
+                "between "
                 "independent seeds that flip sign (regime inverted); the paper: with no "
                 "shared I/O every transfer inverts",
             )
@@ -995,7 +1007,8 @@ def record_steering_claims(
             op=">=",
             kind="check",
             interval=iv,
-            description=f"ours (the paper does not move steering vectors through R), {c}: effect of v R on "
+            description=f"ours (the paper does not move steering vectors through R), {c}: effect "
+            "of v R on "
             "the target / effect of its own vector, median per seed pair, mean over pairs "
             "(≥ 0.7: clean)",
         )
