@@ -2,7 +2,8 @@
 
 The rendered book (sphinx-book-theme, window 1280 px) gives a chapter's content a column of
 about 690 px. Figures are drawn at :data:`DPI` = 100, so a figure :data:`COLUMN_WIDTH_IN` = 6.6 in
-wide (plus the 0.1 in padding of the inline backend's tight bounding box, ~680 px) is shown at its own pixel size: a 9-pt tick label stays 9 pt. A wider figure is shrunk by
+wide (plus the 0.1 in padding of the inline backend's tight bounding box, ~680 px) is shown at
+its own pixel size: a 9-pt tick label stays 9 pt. A wider figure is shrunk by
 the browser, and its text with it; :func:`legibility_problems` computes the text size *after*
 that shrinking, and :func:`show` refuses a figure whose smallest text would fall below
 :data:`MIN_FONT_PT`, or whose axes hold several labelled lines but no legend naming them.
@@ -186,7 +187,8 @@ def format_number(x: Any, sig: int = 3, zero_below: float = 0.0) -> str:
     scientific notation below 1e-3, ``–`` for NaN/None. Integers are written in full. Values with
     ``|x| < zero_below`` are written ``0`` (for quantities that are zero up to round-off).
 
-    >>> format_number(104630.799103), format_number(0.0066123), format_number(3.0e-5), format_number(12)
+    >>> (format_number(104630.799103), format_number(0.0066123), format_number(3.0e-5),
+    ...  format_number(12))
     ('104,631', '0.00661', '3.00e-05', '12')
     """
     if sig < 1:

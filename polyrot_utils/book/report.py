@@ -623,7 +623,10 @@ def _sentence(
             f"{md_escape(r['ours'])}, "
             f"{r['verdict']}{p}{seeds}{strict}. Source: {md_escape(r['source'])}.{prem}"
         )
-    return f"**{desc}** ({link}; {md_escape(provenance(r))}) — {md_escape(_ours_cell(r))}{seeds}.{prem}"
+    return (
+        f"**{desc}** ({link}; {md_escape(provenance(r))}) — "
+        f"{md_escape(_ours_cell(r))}{seeds}.{prem}"
+    )
 
 
 def conclusion_groups(

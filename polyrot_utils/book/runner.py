@@ -384,7 +384,8 @@ def check_parameters(
 
 
 def coerce_cli_value(text: str) -> Any:
-    """``-p name value`` values are parsed as YAML scalars/lists (``3``, ``0.5``, ``[1, 2]``, ``true``)."""
+    """``-p name value`` values are parsed as YAML scalars/lists (``3``, ``0.5``, ``[1, 2]``,
+    ``true``)."""
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
@@ -492,7 +493,8 @@ def run_notebook(
         "TQDM_DISABLE",
     )
     env_backup = {k: os.environ.get(k) for k in env_keys}
-    # progress bars are noise in a rendered page (and a researcher reading a live kernel can unset it)
+    # progress bars are noise in a rendered page (and a researcher reading a live kernel can
+    # unset it)
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ["POLYROT_RESULTS_DIR"] = str(results_final.resolve())  # where chapters read
     os.environ["POLYROT_RESULTS_WRITE_DIR"] = str(

@@ -15,11 +15,11 @@ orthogonal polar factor is exactly Haar.)
   (row *i* of the source with row *i* of the target) is destroyed while both marginals are
   exactly the seed's own.
 
-Each fit uses the first ``1 − eval_fraction`` of the rows; ``map_ev`` is the explained variance
-of the held-out target rows by the rotated held-out source rows (a control should be near or
-below 0: there is nothing to align). The fitted R goes through :func:`polyrot_utils.core.haar.haar_test`
-unchanged (calibrated p-values against ``n_null`` Haar SO(d) samples; the paper's own
-Frobenius ratio and iid-KS p alongside).
+Each fit uses the first ``1 − eval_fraction`` of the rows; ``map_ev`` is the explained variance of
+the held-out target rows by the rotated held-out source rows (a control should be near or below 0:
+there is nothing to align). The fitted R goes through :func:`polyrot_utils.core.haar.haar_test`
+unchanged (calibrated p-values against ``n_null`` Haar SO(d) samples; the paper's own Frobenius
+ratio and iid-KS p alongside).
 
 Conventions: rows are samples, ``X_src @ R ≈ X_tgt``, R in SO(d) (Kabsch), centred fits.
 """
@@ -54,7 +54,8 @@ class HaarControlResult:
     test: haar.HaarTestResult
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (the full :class:`~polyrot_utils.core.haar.HaarTestResult` under ``test``)."""
+        """JSON-ready dict (the full :class:`~polyrot_utils.core.haar.HaarTestResult` under
+        ``test``)."""
         return asdict(self)
 
 

@@ -307,8 +307,8 @@ def fixed_subspace_overlap(v: Tensor | np.ndarray, basis: Tensor | np.ndarray) -
 
 
 def rotation_cosine(v: Tensor | np.ndarray, R: Tensor | np.ndarray) -> float:
-    """``cos(v, v @ R)``: how much R moves v. 1 for v in the fixed subspace; the unaligned transfer's
-    ratio for a purely linear readout of v's direction."""
+    """``cos(v, v @ R)``: how much R moves v. 1 for v in the fixed subspace; the unaligned
+    transfer's ratio for a purely linear readout of v's direction."""
     vt = _as_tensor(v, "v").detach().cpu().to(torch.float64).reshape(-1)
     w = transfer_vector(vt, _as_tensor(R, "R").detach().cpu().to(torch.float64))
     return float(vt @ w / (vt.norm() * w.norm()))
@@ -445,8 +445,8 @@ def _capture(model: Any, tokens: Tensor, site: str) -> Tensor:
 
 def paper_toy_masks(split: Any) -> dict[str, tuple[Tensor, Tensor, Tensor, str, float]]:
     """For each of :data:`PAPER_TOY_VECTORS`: ``(pos_mask, neg_mask, cond_mask, readout, sign)``
-    over ``split`` (a :class:`polyrot_utils.tasks.dyck.language.DyckSplit`): sticky-invalid at depth 4
-    (invalid = 1 vs 0 at depth 4; subtracted; read on the invalid readout where invalid = 1 at
+    over ``split`` (a :class:`polyrot_utils.tasks.dyck.language.DyckSplit`): sticky-invalid at depth
+    4 (invalid = 1 vs 0 at depth 4; subtracted; read on the invalid readout where invalid = 1 at
     depth 4), depth 5 vs depth 4 (read on the depth readout at depth 4), closer vs opener tokens
     (read on the token-type readout at closers)."""
 
@@ -1149,7 +1149,8 @@ def pythia_steering_setup(
     k_next: int = 10,
     min_count: int = 20,
 ) -> SteeringSetup:
-    """The Pythia rung's :class:`SteeringSetup` (as :func:`polyrot_utils.tasks.pythia.suite.steering_setup`):
+    """The Pythia rung's :class:`SteeringSetup` (as
+    :func:`polyrot_utils.tasks.pythia.suite.steering_setup`):
     contrasts on the current token (:data:`~polyrot_utils.tasks.pythia.suite.TEXT_CONTRASTS`);
     the behaviour (:func:`~polyrot_utils.tasks.pythia.suite.next_token_set_behaviour`) is
     log p(next ∈ S_A) − log p(next ∈ S_B) at the B positions of the eval windows, S_A / S_B the

@@ -93,8 +93,9 @@ def _trained_timeline(cohort: Any) -> CohortTimeline:
 
 
 def cohort_timeline(cohort: Any, folder: Path | str = ref.REFERENCE_DIR) -> CohortTimeline:
-    """``(checkpoints {step: {seed_name: model}}, tokens_seen {step: int}, min_accuracy {step: float})``
-    for ``cohort`` (a :class:`polyrot_utils.tasks.dyck.cohorts.Cohort`); see the module docstring."""
+    """``(checkpoints, tokens_seen, min_accuracy)``: ``{step: {seed_name: model}}``,
+    ``{step: int}`` and ``{step: float}``, for ``cohort`` (a
+    :class:`polyrot_utils.tasks.dyck.cohorts.Cohort`); see the module docstring."""
     if getattr(cohort.config, "source", "train") == "reference":
         return _reference_timeline(cohort, Path(folder))
     return _trained_timeline(cohort)
