@@ -117,12 +117,15 @@ def all_pairs(models: Sequence[str], anchor: str | None = None) -> list[tuple[st
     return list(itertools.combinations(models, 2))
 
 
-def split_rows(acts: Acts, fraction: float = 0.5) -> tuple[dict, dict]:
+def split_rows(
+    acts: Acts, fraction: float = 0.5
+) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, dict[str, torch.Tensor]]]:
     """Split every ``(n, d)`` tensor into its first ``fraction`` of rows and the rest (the same
     split for all)."""
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    first, second = {}, {}
+    first: dict[str, dict[str, torch.Tensor]] = {}
+    second: dict[str, dict[str, torch.Tensor]] = {}
     for m, sites in acts.items():
         first[m], second[m] = {}, {}
         for s, x in sites.items():

@@ -166,17 +166,29 @@ def haar_negative_controls(
     d = X.shape[1]
     null = haar.null_features(d, n_null, seed)
     out: dict[str, HaarControlResult] = {}
-    kw = dict(eval_fraction=eval_fraction, alpha=alpha, n_null=n_null, seed=seed, null=null)
+
+    def fit(src: np.ndarray, tgt: np.ndarray, name: str) -> HaarControlResult:
+        return fit_and_test(
+            src,
+            tgt,
+            name=name,
+            eval_fraction=eval_fraction,
+            alpha=alpha,
+            n_null=n_null,
+            seed=seed,
+            null=null,
+        )
+
     if target is not None:
         T = _rows(target, "target")
         if T.shape != X.shape:
             raise ValueError(
                 f"target must have the source's shape {X.shape} (same tokens), got {T.shape}"
             )
-        out["pair"] = fit_and_test(X, T, name="pair", **kw)
-    out["untrained"] = fit_and_test(X, U, name="untrained", **kw)
+        out["pair"] = fit(X, T, "pair")
+    out["untrained"] = fit(X, U, "untrained")
     perm = np.random.default_rng([int(shuffle_seed), 20260]).permutation(X.shape[0])
-    out["shuffled"] = fit_and_test(X, X[perm], name="shuffled", **kw)
+    out["shuffled"] = fit(X, X[perm], "shuffled")
     return out
 
 

@@ -804,7 +804,11 @@ def steering_transfer(
 
                     if (tgt, c.name, float(a)) not in native:
                         native[(tgt, c.name, float(a))] = effect(v_t)
-                    row = {**base, "alpha": float(a), "native": native[(tgt, c.name, float(a))]}
+                    row: dict[str, Any] = {
+                        **base,
+                        "alpha": float(a),
+                        "native": native[(tgt, c.name, float(a))],
+                    }
                     for k, u in us.items():
                         row[k] = effect(u)
                         row[f"ratio_{k}"] = (
