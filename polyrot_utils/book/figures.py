@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 __all__ = [
     "BOOK_RC",
@@ -51,7 +54,7 @@ DPI: int = 100
 MIN_FONT_PT: float = 9.0
 """Smallest text size, in points at the column width, that :func:`show` accepts."""
 
-BOOK_RC: dict[str, Any] = {
+BOOK_RC: dict[RcKeyType, Any] = {
     "figure.dpi": DPI,
     "savefig.dpi": "figure",
     "font.size": 10,

@@ -540,6 +540,14 @@ class AlignmentMap:
     def centered(self) -> bool:
         return self.source_mean is not None or self.target_mean is not None
 
+    # Tensor and ndarray are Any without torch and numpy installed (see nearest_orthogonal).
+    @overload
+    def apply(self, x: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def apply(self, x: np.ndarray) -> np.ndarray: ...  # type: ignore[overload-cannot-match, unused-ignore]
+    @overload
+    def apply(self, x: ArrayLike) -> ArrayLike: ...  # type: ignore[overload-cannot-match, unused-ignore]
+
     def apply(self, x: ArrayLike) -> ArrayLike:
         """Map ``x`` ``(n, d_src)`` (numpy or torch) to ``(n, d_tgt)``,
         same kind/device/dtype as ``x``.

@@ -210,12 +210,15 @@ def transfer_effects(
     ``R`` maps source onto target. ``thresholds`` go to :func:`classify_transfer`.
     """
     clean = run_with_steering(target_model, tokens, site, None, 0.0)
-    kw = dict(positions=positions, clean_logits=clean)
-    native = steering_effect(target_model, tokens, site, v_native, alpha, behaviour, **kw)
-    unaligned = steering_effect(target_model, tokens, site, v_source, alpha, behaviour, **kw)
-    transferred = steering_effect(
-        target_model, tokens, site, transfer_vector(v_source, R), alpha, behaviour, **kw
-    )
+
+    def effect(v: Tensor) -> float:
+        return steering_effect(
+            target_model, tokens, site, v, alpha, behaviour, positions=positions, clean_logits=clean
+        )
+
+    native = effect(v_native)
+    unaligned = effect(v_source)
+    transferred = effect(transfer_vector(v_source, R))
     ru = unaligned / native if native != 0 else float("nan")
     rt = transferred / native if native != 0 else float("nan")
     return TransferEffects(
