@@ -2,7 +2,8 @@
 
 The rendered book (sphinx-book-theme, window 1280 px) gives a chapter's content a column of
 about 690 px. Figures are drawn at :data:`DPI` = 100, so a figure :data:`COLUMN_WIDTH_IN` = 6.6 in
-wide (plus the 0.1 in padding of the inline backend's tight bounding box, ~680 px) is shown at its own pixel size: a 9-pt tick label stays 9 pt. A wider figure is shrunk by
+wide (plus the 0.1 in padding of the inline backend's tight bounding box, ~680 px) is shown at
+its own pixel size: a 9-pt tick label stays 9 pt. A wider figure is shrunk by
 the browser, and its text with it; :func:`legibility_problems` computes the text size *after*
 that shrinking, and :func:`show` refuses a figure whose smallest text would fall below
 :data:`MIN_FONT_PT`, or whose axes hold several labelled lines but no legend naming them.
@@ -26,9 +27,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 __all__ = [
     "BOOK_RC",
@@ -50,7 +54,7 @@ DPI: int = 100
 MIN_FONT_PT: float = 9.0
 """Smallest text size, in points at the column width, that :func:`show` accepts."""
 
-BOOK_RC: dict[str, Any] = {
+BOOK_RC: dict[RcKeyType, Any] = {
     "figure.dpi": DPI,
     "savefig.dpi": "figure",
     "font.size": 10,
@@ -145,7 +149,8 @@ def legibility_problems(
     out: list[str] = []
     if w_in > column_in * 1.01:
         out.append(
-            f"figure is {w_in:.1f} in wide at {DPI} dpi; the column is {column_in} in (shrunk ×{scale:.2f})"
+            f"figure is {w_in:.1f} in wide at {DPI} dpi; the column is {column_in} in (shrunk "
+            f"×{scale:.2f})"
         )
     smallest: dict[str, float] = {}
     for kind, t in _texts(fig):
@@ -162,7 +167,8 @@ def legibility_problems(
         labelled = ax.get_legend_handles_labels()[1]  # what a legend of this axes would name
         if len(labelled) >= 2 and ax.get_legend() is None and not has_fig_legend:
             out.append(
-                f"axes {i + 1} ('{ax.get_title()}') has {len(labelled)} labelled artists and no legend"
+                f"axes {i + 1} ('{ax.get_title()}') has {len(labelled)} labelled artists and no "
+                "legend"
             )
     return out
 
@@ -184,7 +190,8 @@ def format_number(x: Any, sig: int = 3, zero_below: float = 0.0) -> str:
     scientific notation below 1e-3, ``–`` for NaN/None. Integers are written in full. Values with
     ``|x| < zero_below`` are written ``0`` (for quantities that are zero up to round-off).
 
-    >>> format_number(104630.799103), format_number(0.0066123), format_number(3.0e-5), format_number(12)
+    >>> (format_number(104630.799103), format_number(0.0066123), format_number(3.0e-5),
+    ...  format_number(12))
     ('104,631', '0.00661', '3.00e-05', '12')
     """
     if sig < 1:
@@ -210,8 +217,19 @@ def format_number(x: Any, sig: int = 3, zero_below: float = 0.0) -> str:
         return f"{v:,.0f}"
     if a < 1e-3:
         return f"{v:.{sig - 1}e}"
-    digits = max(0, sig - 1 - int(math.floor(math.log10(a))))
+    digits = max(0, sig - 1 - math.floor(math.log10(a)))
     return f"{v:.{digits}f}"
+
+
+def _format_cell(v: Any, fmt: Any, sig: int, zero_below: float) -> Any:
+    """One table cell for a reader: ``fmt`` is None (a number), a callable or a format string."""
+    if fmt is None:
+        return format_number(v, sig, zero_below)
+    if callable(fmt):
+        return fmt(v)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return fmt.format(v)
 
 
 def format_table(
@@ -251,13 +269,5 @@ def format_table(
     formats = dict(formats or {})
     for col in out.columns:
         fmt = formats.get(col)
-        if fmt is None:
-            f = lambda v: format_number(v, sig, zero_below)  # noqa: E731
-        elif callable(fmt):
-            f = fmt
-        else:
-            f = lambda v, fmt=fmt: (
-                "–" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
-            )
-        out[col] = [f(v) for v in out[col].tolist()]
+        out[col] = [_format_cell(v, fmt, sig, zero_below) for v in out[col].tolist()]
     return out

@@ -170,8 +170,10 @@ def premise_note(p: Mapping[str, Any], rung: str) -> str:
             "meets the premise" if p.get("dyck_meets_premise") else "does NOT meet the premise"
         )
         return (
-            f"{p['dyck_n_converged']}/{p['dyck_n_seeds']} seeds at the paper's criterion (worst accuracy "
-            f"{fmt(p.get('dyck_min_accuracy'), 5)}); cross-seed KL ≤ {fmt(p.get('dyck_cross_seed_kl_max'))}: {verdict}"
+            f"{p['dyck_n_converged']}/{p['dyck_n_seeds']} seeds at the paper's criterion (worst "
+            "accuracy "
+            f"{fmt(p.get('dyck_min_accuracy'), 5)}); cross-seed KL ≤ "
+            f"{fmt(p.get('dyck_cross_seed_kl_max'))}: {verdict}"
         )
     if rung.startswith("Pythia"):
         if p.get("pythia_cross_seed_kl") is None:
@@ -180,8 +182,10 @@ def premise_note(p: Mapping[str, Any], rung: str) -> str:
             "meets the premise" if p.get("pythia_meets_premise") else "does NOT meet the premise"
         )
         return (
-            f"stand-ins of {fmt(p.get('pythia_n_params'))} parameters, loss {fmt(p.get('pythia_loss_nats'))} nats; "
-            f"cross-seed KL {fmt(p.get('pythia_cross_seed_kl'))}, top-1 {fmt(p.get('pythia_cross_seed_top1'))}: {verdict}"
+            f"stand-ins of {fmt(p.get('pythia_n_params'))} parameters, loss "
+            f"{fmt(p.get('pythia_loss_nats'))} nats; "
+            f"cross-seed KL {fmt(p.get('pythia_cross_seed_kl'))}, top-1 "
+            f"{fmt(p.get('pythia_cross_seed_top1'))}: {verdict}"
         )
     return "planted answers: the premise holds by construction"
 

@@ -70,9 +70,9 @@ def matmul_gflops(
 def rotation_fit_timing(
     n: int = 131072, d: int = 512, batch: int = 16384, repeats: int = 3, seed: int = 0
 ) -> dict[str, Any]:
-    """Streaming :class:`~polyrot_utils.core.procrustes.CrossCovariance` + solve vs scipy's in-memory
-    ``orthogonal_procrustes`` (after centring) vs the floor (one float32 GEMM ``XᵀY`` over the
-    data plus one ``d×d`` SVD), on the same float32 activations held in memory."""
+    """Streaming :class:`~polyrot_utils.core.procrustes.CrossCovariance` + solve vs scipy's
+    in-memory ``orthogonal_procrustes`` (after centring) vs the floor (one float32 GEMM ``XᵀY`` over
+    the data plus one ``d×d`` SVD), on the same float32 activations held in memory."""
     from scipy.linalg import orthogonal_procrustes
 
     g = torch.Generator().manual_seed(seed)
@@ -115,8 +115,8 @@ def rotation_fit_timing(
 def activation_collection_timing(
     model, tokens: torch.Tensor, sites: list[str], batch_size: int = 128, repeats: int = 3
 ) -> dict[str, Any]:
-    """Tokens/s of :func:`~polyrot_utils.models.activations.collect_activations` (hooks on the requested
-    sites only) vs ``run_with_cache`` of every hook, keeping the same sites."""
+    """Tokens/s of :func:`~polyrot_utils.models.activations.collect_activations` (hooks on the
+    requested sites only) vs ``run_with_cache`` of every hook, keeping the same sites."""
 
     def naive():
         with torch.no_grad():

@@ -512,7 +512,8 @@ def _row_cells(r: dict[str, Any], premise_cell: str, with_paper: bool) -> list[s
                 f"{r['paper']} ({'meets' if r.get('paper_verdict', True) else 'misses'} its bar)"
             )
         cells.append(paper)
-    return cells + [
+    return [
+        *cells,
         md_escape(_ours_cell(r)),
         md_escape(interval_text(r.get("interval"))),
         md_escape(premise_cell),
@@ -556,8 +557,10 @@ def verdict_tables(
                         attached.add((c["chapter"], c["claim"]))
             if body:
                 groups.append(("paper", f"the paper's claims: {status}", body))
-        for outcome in (TEST_BLIND, TEST_DETECTS) + tuple(
-            o for o in CHECK_ORDER if o not in (TEST_BLIND, TEST_DETECTS)
+        for outcome in (
+            TEST_BLIND,
+            TEST_DETECTS,
+            *(o for o in CHECK_ORDER if o not in (TEST_BLIND, TEST_DETECTS)),
         ):
             body = [
                 r
@@ -614,11 +617,16 @@ def _sentence(
             )
         own = "meets" if r.get("paper_verdict", True) else "misses"
         return (
-            f"**{desc}** ({link}; the paper's claim) — the paper reports {md_escape(r['paper'])} ({own} its bar "
-            f"{md_escape(r['criterion'])}); this book, with the paper's statistic: {md_escape(r['ours'])}, "
+            f"**{desc}** ({link}; the paper's claim) — the paper reports {md_escape(r['paper'])} "
+            f"({own} its bar "
+            f"{md_escape(r['criterion'])}); this book, with the paper's statistic: "
+            f"{md_escape(r['ours'])}, "
             f"{r['verdict']}{p}{seeds}{strict}. Source: {md_escape(r['source'])}.{prem}"
         )
-    return f"**{desc}** ({link}; {md_escape(provenance(r))}) — {md_escape(_ours_cell(r))}{seeds}.{prem}"
+    return (
+        f"**{desc}** ({link}; {md_escape(provenance(r))}) — "
+        f"{md_escape(_ours_cell(r))}{seeds}.{prem}"
+    )
 
 
 def conclusion_groups(
@@ -678,7 +686,8 @@ def open_questions(rows: list[dict[str, Any]], profile: str | None) -> list[str]
     if profile != "paper":
         out.append(
             f"This build ran the `{profile}` profile: small models and budgets on a CPU. "
-            "The `paper` profile (the paper's training budgets, d_model 512 stand-ins, GPU) may change "
+            "The `paper` profile (the paper's training budgets, d_model 512 stand-ins, GPU) may "
+            "change "
             "numbers that depend on how well the models are trained."
         )
     if not any(c.startswith("2") for c in chapters):
@@ -686,12 +695,15 @@ def open_questions(rows: list[dict[str, Any]], profile: str | None) -> list[str]
     n_nc = sum(1 for r in rows if r.get("value") is None)
     if n_nc:
         out.append(
-            f"{n_nc} recorded claim(s) could not be computed in this build (NaN); they are listed as "
+            f"{n_nc} recorded claim(s) could not be computed in this build (NaN); they are listed "
+            "as "
             "not computed, never as failures."
         )
     out.append(
-        "The real PolyPythias need a Hugging Face cache or network (`use_hub: true`); the offline default "
-        "analyses locally trained GPT-NeoX stand-ins with Pythia-70m's architecture choices, which are "
+        "The real PolyPythias need a Hugging Face cache or network (`use_hub: true`); the offline "
+        "default "
+        "analyses locally trained GPT-NeoX stand-ins with Pythia-70m's architecture choices, "
+        "which are "
         "much weaker language models than Pythia-70m."
     )
     out.append("Frontier-scale (10B+) replication remains open, as the paper itself says.")

@@ -116,10 +116,10 @@ def _plain(value: Any) -> Any:
         return value
     try:
         return _plain(_json_default(value))
-    except TypeError:
+    except TypeError as err:
         raise TypeError(
             f"results values must be numbers, strings, lists or dicts; got {type(value).__name__}"
-        )
+        ) from err
 
 
 class ChapterResults:
@@ -193,11 +193,13 @@ class ChapterResults:
         if kind == "paper":
             if paper_value is None or (isinstance(paper_value, str) and not paper_value.strip()):
                 raise ValueError(
-                    f"claim {name!r}: a kind='paper' claim needs paper_value (what the paper reports)"
+                    f"claim {name!r}: a kind='paper' claim needs paper_value (what the paper "
+                    "reports)"
                 )
             if not isinstance(source, str) or not source.strip():
                 raise ValueError(
-                    f"claim {name!r}: a kind='paper' claim needs source (paper section and/or repo file:function)"
+                    f"claim {name!r}: a kind='paper' claim needs source (paper section and/or "
+                    "repo file:function)"
                 )
             if check_of is not None or why_stricter is not None:
                 raise ValueError(
@@ -208,7 +210,8 @@ class ChapterResults:
                 not isinstance(why_stricter, str) or not why_stricter.strip()
             ):
                 raise ValueError(
-                    f"claim {name!r}: a check with check_of={check_of!r} needs why_stricter (one line)"
+                    f"claim {name!r}: a check with check_of={check_of!r} needs why_stricter (one "
+                    "line)"
                 )
         if not isinstance(paper_verdict, (bool, np.bool_)):
             raise ValueError(f"paper_verdict must be a bool, got {paper_verdict!r}")
@@ -255,7 +258,8 @@ class ChapterResults:
             missing = {"point", "lo", "hi", "n", "level", "method"} - set(iv)
             if missing:
                 raise ValueError(
-                    f"claim {name!r}: interval lacks {sorted(missing)} (use polyrot_utils.core.intervals)"
+                    f"claim {name!r}: interval lacks {sorted(missing)} (use "
+                    "polyrot_utils.core.intervals)"
                 )
             entry["interval"] = iv
         self.data["claims"][name] = _plain(entry)
@@ -281,8 +285,10 @@ def _check_complete(data: dict[str, Any], path: Path) -> None:
     if data.get("complete") is not True:
         chapter = data.get("chapter", path.stem)
         raise IncompleteResultsError(
-            f"{path} is not marked complete (chapter {chapter} was interrupted, failed, or ran outside the book "
-            f"runner); rerun it with: python -m polyrot_utils.book run {chapter} --profile <profile>"
+            f"{path} is not marked complete (chapter {chapter} was interrupted, failed, or ran "
+            "outside the book "
+            f"runner); rerun it with: python -m polyrot_utils.book run {chapter} --profile "
+            "<profile>"
         )
 
 
@@ -296,7 +302,8 @@ def load_results(
     if not path.exists():
         have = sorted(p.stem for p in base.glob("*.json"))
         raise FileNotFoundError(
-            f"no results for chapter {chapter!r} in {base} (run that chapter first); results present: {have}"
+            f"no results for chapter {chapter!r} in {base} (run that chapter first); results "
+            f"present: {have}"
         )
     data = json.loads(path.read_text())
     if require_complete:

@@ -150,7 +150,8 @@ def load_profile(profile: str, root: Path = REPO_ROOT) -> dict[str, Any]:
     have = sorted(p.stem for p in (root / "params").glob("*.yaml"))
     if not isinstance(profile, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", profile):
         raise BookError(
-            f"profile must be a name like 'quick' (not a path), got {profile!r}; available profiles: {', '.join(have)}"
+            f"profile must be a name like 'quick' (not a path), got {profile!r}; available "
+            f"profiles: {', '.join(have)}"
         )
     path = root / "params" / f"{profile}.yaml"
     if not path.exists():
@@ -162,7 +163,8 @@ def load_profile(profile: str, root: Path = REPO_ROOT) -> dict[str, Any]:
     unknown = set(data) - {"description", "defaults", "notebooks"}
     if unknown:
         raise BookError(
-            f"{path}: unknown top-level keys {sorted(unknown)} (expected description, defaults, notebooks)"
+            f"{path}: unknown top-level keys {sorted(unknown)} (expected description, defaults, "
+            "notebooks)"
         )
     return {
         "description": data.get("description", ""),
@@ -370,17 +372,20 @@ def check_parameters(
             close = difflib.get_close_matches(name, list(specs), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise BookError(
-                f"{source}: notebook {stem} has no parameter {name!r}{hint}; its parameters are: {', '.join(sorted(specs))}"
+                f"{source}: notebook {stem} has no parameter {name!r}{hint}; its parameters are: "
+                f"{', '.join(sorted(specs))}"
             )
         why = specs[name].problem(value)
         if why is not None:
             raise BookError(
-                f"{source}: notebook {stem}, parameter {name} = {value!r} is refused ({why}); accepted: {specs[name].describe()}"
+                f"{source}: notebook {stem}, parameter {name} = {value!r} is refused ({why}); "
+                f"accepted: {specs[name].describe()}"
             )
 
 
 def coerce_cli_value(text: str) -> Any:
-    """``-p name value`` values are parsed as YAML scalars/lists (``3``, ``0.5``, ``[1, 2]``, ``true``)."""
+    """``-p name value`` values are parsed as YAML scalars/lists (``3``, ``0.5``, ``[1, 2]``,
+    ``true``)."""
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
@@ -488,7 +493,8 @@ def run_notebook(
         "TQDM_DISABLE",
     )
     env_backup = {k: os.environ.get(k) for k in env_keys}
-    # progress bars are noise in a rendered page (and a researcher reading a live kernel can unset it)
+    # progress bars are noise in a rendered page (and a researcher reading a live kernel can
+    # unset it)
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ["POLYROT_RESULTS_DIR"] = str(results_final.resolve())  # where chapters read
     os.environ["POLYROT_RESULTS_WRITE_DIR"] = str(
@@ -526,7 +532,9 @@ def run_notebook(
     ) as err:  # the kernel died (killed, out of memory), timed out, or failed to start
         raise BookError(
             f"notebook {stem!r} did not finish under profile {profile!r}: the kernel stopped "
-            f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}; the kernel's own log is "
+            f"({type(err).__name__}: "
+            f"{str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}; the "
+            "kernel's own log is "
             f"{kernel_log}); {untouched}"
         ) from None
     finally:
@@ -648,11 +656,13 @@ def stage_sources(build: Path, root: Path = REPO_ROOT) -> Path:
         executed = build / "executed" / "notebooks" / f"{stem}.ipynb"
         if not executed.exists():
             raise BookError(
-                f"notebook {stem!r} has not been executed (expected {executed}); run the build first"
+                f"notebook {stem!r} has not been executed (expected {executed}); run the build "
+                "first"
             )
         if not notebook_is_complete(executed):
             raise BookError(
-                f"notebook {stem!r}: {executed} is not marked complete (an interrupted or older run); "
+                f"notebook {stem!r}: {executed} is not marked complete (an interrupted or older "
+                "run); "
                 f"rerun it: python -m polyrot_utils.book run {stem} --profile <profile>"
             )
         res = build / "results" / f"{stem}.json"
@@ -663,7 +673,8 @@ def stage_sources(build: Path, root: Path = REPO_ROOT) -> Path:
                 ok = False
             if not ok:
                 raise BookError(
-                    f"chapter {stem!r}: results file {res} is not marked complete (an interrupted or older run); "
+                    f"chapter {stem!r}: results file {res} is not marked complete (an interrupted "
+                    "or older run); "
                     f"rerun it: python -m polyrot_utils.book run {stem} --profile <profile>"
                 )
         shutil.copy2(executed, nb_dir / f"{stem}.ipynb")
@@ -682,9 +693,10 @@ def _stage_mathjax(dest: Path) -> None:
     spec = importlib.util.find_spec("jupyter_server_mathjax")
     if spec is None or not spec.submodule_search_locations:
         raise BookError(
-            "jupyter-server-mathjax is not installed (requirements-nodeps.txt); the book needs it for equations"
+            "jupyter-server-mathjax is not installed (requirements-nodeps.txt); "
+            "the book needs it for equations"
         )
-    static = Path(list(spec.submodule_search_locations)[0]) / "static"
+    static = Path(next(iter(spec.submodule_search_locations))) / "static"
     shutil.copytree(static, dest)
 
 
@@ -714,7 +726,8 @@ def render(build: Path, root: Path = REPO_ROOT, strict: bool = True) -> Path:
         ]
         tail = "\n".join(problems[-30:] or lines[-40:])
         raise BookError(
-            f"Jupyter Book failed (exit {proc.returncode}; Sphinx warnings are errors); full log at {log}\n{tail}"
+            f"Jupyter Book failed (exit {proc.returncode}; Sphinx warnings are errors); full log "
+            f"at {log}\n{tail}"
         )
     html = build / "html"
     tmp = build / "html.tmp"
@@ -779,7 +792,8 @@ def build_book(
                 close = difflib.get_close_matches(name, every, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise BookError(
-                    f"command line: -p '*' {name}: no notebook of this build has a parameter {name!r}{hint}"
+                    f"command line: -p '*' {name}: no notebook of this build has a parameter "
+                    f"{name!r}{hint}"
                 )
     plans: dict[str, dict[str, Any]] = {}
     for stem in stems:
@@ -812,7 +826,8 @@ def build_book(
                     "cached": True,
                 }
                 print(
-                    f"[polyrot] {stem}: unchanged since its last execution, reused (--force re-executes)",
+                    f"[polyrot] {stem}: unchanged since its last execution, reused (--force "
+                    "re-executes)",
                     flush=True,
                 )
                 continue
@@ -923,7 +938,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME VALUE",
-        help="override a parameter: -p NAME VALUE (the build form -p NOTEBOOK NAME VALUE also works "
+        help="override a parameter: -p NAME VALUE (the build form -p NOTEBOOK NAME VALUE also "
+        "works "
         "when NOTEBOOK is this chapter)",
     )
     p_run.add_argument("--build-dir", type=Path, default=None)
@@ -966,7 +982,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 strict=not args.no_strict,
             )
             print(
-                f"[polyrot] total {timings['total_seconds']:.1f} s; timings in {(args.build_dir or REPO_ROOT / '_build') / 'timings.json'}"
+                f"[polyrot] total {timings['total_seconds']:.1f} s; timings in "
+                f"{(args.build_dir or REPO_ROOT / '_build') / 'timings.json'}"
             )
         elif args.command == "run":
             stem = resolve_notebook(args.notebook)
@@ -975,7 +992,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if len(item) == 3:
                     if item[0] != "*" and resolve_notebook(item[0]) != stem:
                         raise BookError(
-                            f"-p {' '.join(item)}: this command runs {stem}, not {item[0]}; use -p NAME VALUE"
+                            f"-p {' '.join(item)}: this command runs {stem}, not {item[0]}; use "
+                            "-p NAME VALUE"
                         )
                     item = item[1:]
                 if len(item) != 2:

@@ -28,6 +28,7 @@ downloads a browser of its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import http.server
 import json
@@ -107,14 +108,13 @@ def _serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 def _wait_for_mathjax(page, timeout_ms: int = 15000) -> None:
     """Let MathJax typeset before reading or screenshotting the page (no-op without MathJax)."""
-    try:
+    # a slow typeset is not a broken page; the screenshot shows what is there
+    with contextlib.suppress(Exception):
         page.wait_for_function(
             "() => !window.MathJax || (window.MathJax.Hub && window.MathJax.Hub.queue"
             " && window.MathJax.Hub.queue.pending === 0 && window.MathJax.isReady)",
             timeout=timeout_ms,
         )
-    except Exception:  # a slow typeset is not a broken page; the screenshot shows what is there
-        pass
 
 
 # One pass over the page in the browser: everything the reader-facing checks need, as plain data.
@@ -124,21 +124,27 @@ _PAGE_PROBE = r"""
   // the content column: the article's content box (sphinx-book-theme: article.bd-article, padded)
   const column = document.querySelector('article.bd-article') || main;
   const cs = getComputedStyle(column);
-  const colW = Math.round(column.clientWidth - parseFloat(cs.paddingLeft || 0) - parseFloat(cs.paddingRight || 0));
+  const colW = Math.round(
+    column.clientWidth - parseFloat(cs.paddingLeft || 0) - parseFloat(cs.paddingRight || 0));
   const cells = Array.from(main.querySelectorAll('div.cell'));
   const cellNo = el => { const c = el.closest('div.cell'); return c ? cells.indexOf(c) + 1 : 0; };
   const tables = Array.from(main.querySelectorAll('table')).map((t, i) => {
     const box = t.parentElement;
-    const head = Array.from(t.querySelectorAll('th')).slice(0, 4).map(th => th.innerText.trim()).filter(Boolean);
-    return {index: i + 1, cell: cellNo(t), scroll: t.scrollWidth, width: Math.round(t.getBoundingClientRect().width),
+    const head = Array.from(t.querySelectorAll('th')).slice(0, 4)
+      .map(th => th.innerText.trim()).filter(Boolean);
+    return {index: i + 1, cell: cellNo(t), scroll: t.scrollWidth,
+            width: Math.round(t.getBoundingClientRect().width),
             container: box ? box.clientWidth : colW, head: head.join(' | ').slice(0, 60)};
   });
   const images = Array.from(main.querySelectorAll('img')).map((im, i) => ({
-    index: i + 1, cell: cellNo(im), natural: im.naturalWidth, shown: Math.round(im.getBoundingClientRect().width),
-    alt: (im.getAttribute('alt') || '').slice(0, 60), src: (im.getAttribute('src') || '').split('/').pop()}));
+    index: i + 1, cell: cellNo(im), natural: im.naturalWidth,
+    shown: Math.round(im.getBoundingClientRect().width),
+    alt: (im.getAttribute('alt') || '').slice(0, 60),
+    src: (im.getAttribute('src') || '').split('/').pop()}));
   const cellInfo = cells.map((c, i) => {
     const tags = Array.from(c.classList).filter(k => k.startsWith('tag_')).map(k => k.slice(4));
-    const toggles = c.querySelectorAll('details.hide, details.above-input, details.below-input, button.toggle-button').length;
+    const toggles = c.querySelectorAll(
+      'details.hide, details.above-input, details.below-input, button.toggle-button').length;
     const input = c.querySelector('.cell_input');
     let inputShown = false;
     if (input) {
@@ -146,12 +152,16 @@ _PAGE_PROBE = r"""
       inputShown = input.offsetParent !== null && !(det && !det.open);
     }
     const outs = Array.from(c.querySelectorAll('.cell_output')).map(o => o.innerText).join('\n');
-    const stderr = Array.from(c.querySelectorAll('.cell_output .stderr, .cell_output .output.stderr')).map(o => o.innerText).join('\n');
+    const stderr = Array.from(
+      c.querySelectorAll('.cell_output .stderr, .cell_output .output.stderr'))
+      .map(o => o.innerText).join('\n');
     return {cell: i + 1, tags, toggles, inputShown, output: outs, stderr};
   });
   // a MyST-NB figure caption wraps every output of its cell: a captioned figure without an image
-  const captioned = Array.from(main.querySelectorAll('figure')).filter(f => !f.querySelector('img, svg')).map(f => ({
-    cell: cellNo(f), caption: ((f.querySelector('figcaption') || {}).innerText || '').trim().slice(0, 60)}));
+  const captioned = Array.from(main.querySelectorAll('figure'))
+    .filter(f => !f.querySelector('img, svg')).map(f => ({
+      cell: cellNo(f),
+      caption: ((f.querySelector('figcaption') || {}).innerText || '').trim().slice(0, 60)}));
   return {column: colW, tables, images, cells: cellInfo, captioned};
 }
 """
@@ -171,7 +181,8 @@ which MyST-NB renders as CommonMark, without dollar maths)."""
 
 def path_pattern(root: Path = REPO_ROOT) -> re.Pattern[str]:
     """The filesystem paths no output may show: absolute paths under the usual roots, the
-    repository root and the user's home (word-boundary anchored, so ``a/b`` or URLs do not match)."""
+    repository root and the user's home (word-boundary anchored, so ``a/b`` or URLs do not
+    match)."""
     roots = ["root", "work", "tmp", "home", "Users", "mnt", "var", "opt", "scratch", "data"]
     literal = sorted({str(root), str(Path.home())} - {"/", ""}, key=len, reverse=True)
     alts = [re.escape(x) for x in literal] + [rf"/{r}/[\w.~-]+" for r in roots]
@@ -198,16 +209,19 @@ def reader_problems(
         name = im["alt"] or im["src"]
         if col and im["shown"] > col + slack_px:
             out.append(
-                f"image {im['index']} (cell {im['cell']}, '{name}') shows {im['shown']} px wide in a {col} px column"
+                f"image {im['index']} (cell {im['cell']}, '{name}') shows {im['shown']} px wide "
+                f"in a {col} px column"
             )
         elif col and im["natural"] > col + slack_px:
             out.append(
-                f"image {im['index']} (cell {im['cell']}, '{name}') is {im['natural']} px wide, shrunk to the "
+                f"image {im['index']} (cell {im['cell']}, '{name}') is {im['natural']} px wide, "
+                "shrunk to the "
                 f"{col} px column (its text shrinks by {col / im['natural']:.2f})"
             )
     for f in probe.get("captioned", []):
         out.append(
-            f"cell {f['cell']}: figure caption '{f['caption']}' is on an output that is not an image"
+            f"cell {f['cell']}: figure caption '{f['caption']}' is on an output that is not an "
+            "image"
         )
     n_param_cells = 0
     for c in probe.get("cells", []):

@@ -26,11 +26,15 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 __all__ = ["Interval", "pair_interval", "seed_interval"]
+
+
+# a pair's seed label (any hashable: an int seed, a member name); both of a pair's are one type
+SeedT = TypeVar("SeedT", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ def seed_interval(
 
 
 def pair_interval(
-    values: Mapping[tuple[Hashable, Hashable], float],
+    values: Mapping[tuple[SeedT, SeedT], float],
     *,
     level: float = 0.9,
     n_boot: int = 4000,

@@ -131,12 +131,15 @@ def _polar(m: torch.Tensor, special: bool) -> torch.Tensor:
     return r
 
 
+# Without torch and numpy installed (a lint-only environment, ignore_missing_imports) Tensor
+# and ndarray are Any and these overloads look overlapping; with them installed they are
+# distinct, hence `unused-ignore` alongside (see pyproject's [tool.mypy]).
 @overload
 def nearest_orthogonal(m: torch.Tensor, *, special: bool = False) -> torch.Tensor: ...
 @overload
-def nearest_orthogonal(m: np.ndarray, *, special: bool = False) -> np.ndarray: ...
+def nearest_orthogonal(m: np.ndarray, *, special: bool = False) -> np.ndarray: ...  # type: ignore[overload-cannot-match, unused-ignore]
 @overload
-def nearest_orthogonal(m: Any, *, special: bool = False) -> ArrayLike: ...
+def nearest_orthogonal(m: Any, *, special: bool = False) -> ArrayLike: ...  # type: ignore[overload-cannot-match, unused-ignore]
 
 
 def nearest_orthogonal(m: Any, *, special: bool = False) -> ArrayLike:
@@ -177,6 +180,8 @@ def nearest_orthogonal(m: Any, *, special: bool = False) -> ArrayLike:
 # --------------------------------------------------------------------------------------------
 
 
+# Without torch and numpy installed (a lint-only environment, ignore_missing_imports) Tensor
+# and ndarray are Any and these overloads look overlapping (see nearest_orthogonal).
 @overload
 def fit_rotation(
     source: torch.Tensor,
@@ -187,7 +192,7 @@ def fit_rotation(
     allow_underdetermined: bool = False,
 ) -> torch.Tensor: ...
 @overload
-def fit_rotation(
+def fit_rotation(  # type: ignore[overload-cannot-match, unused-ignore]
     source: np.ndarray,
     target: Any,
     *,
@@ -196,7 +201,7 @@ def fit_rotation(
     allow_underdetermined: bool = False,
 ) -> np.ndarray: ...
 @overload
-def fit_rotation(
+def fit_rotation(  # type: ignore[overload-cannot-match, unused-ignore]
     source: Any,
     target: Any,
     *,
@@ -534,6 +539,14 @@ class AlignmentMap:
     @property
     def centered(self) -> bool:
         return self.source_mean is not None or self.target_mean is not None
+
+    # Tensor and ndarray are Any without torch and numpy installed (see nearest_orthogonal).
+    @overload
+    def apply(self, x: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def apply(self, x: np.ndarray) -> np.ndarray: ...  # type: ignore[overload-cannot-match, unused-ignore]
+    @overload
+    def apply(self, x: ArrayLike) -> ArrayLike: ...  # type: ignore[overload-cannot-match, unused-ignore]
 
     def apply(self, x: ArrayLike) -> ArrayLike:
         """Map ``x`` ``(n, d_src)`` (numpy or torch) to ``(n, d_tgt)``,

@@ -672,7 +672,7 @@ def _bars(
     beyond ``[low, top]`` are cut at the axis and marked with a white triangle."""
     x = np.arange(len(values.index))
     w = 0.84 / len(values.columns)
-    for i, (col, color) in enumerate(zip(values.columns, colors)):
+    for i, (col, color) in enumerate(zip(values.columns, colors, strict=True)):
         v = values[col].to_numpy(dtype=float)
         xs = x - 0.42 + w * (i + 0.5)
         ax.bar(
@@ -769,7 +769,7 @@ def plot_gaps(
     n = len(res.groups)
     fig, axes = new_figure(n, 1, height=2.4 * n + 0.7, sharex=True)
     axes = np.atleast_1d(axes)
-    for i, (ax, g) in enumerate(zip(axes, res.groups)):
+    for i, (ax, g) in enumerate(zip(axes, res.groups, strict=True)):
         n_pairs = res.table[res.table.group == g].groupby(["source", "target"]).ngroups
         _bars(
             ax,
@@ -821,7 +821,7 @@ def plot_fit_size(res: AlignmentResult, new_figure: Callable[..., Any]) -> Any:
     d = res.info["d_model"]
     fig, axes = new_figure(len(res.groups), 1, height=2.6 * len(res.groups) + 0.8, sharex=True)
     axes = np.atleast_1d(axes)
-    for ax, g in zip(axes, res.groups):
+    for ax, g in zip(axes, res.groups, strict=True):
         cur = res.curve[res.curve.group == g]
         stable = res.stable[res.stable.group == g].set_index("site")["n_stable"]
         tail = cur[cur.n_fit >= cur.site.map(stable)]

@@ -4,7 +4,8 @@ Both the Dyck-3 rung and the Pythia rung reduce to the same objects:
 
 - ``acts[model][site]``: a ``(n, d)`` float tensor of residual-stream activations, rows paired
   across models (the same token positions of the same inputs, in the same order);
-- ``saes[model][site]``: an :class:`polyrot_utils.sae.autoencoder.SAE` trained on that model's activations.
+- ``saes[model][site]``: an :class:`polyrot_utils.sae.autoencoder.SAE` trained on that model's
+  activations.
 
 A *pair* ``(source, target)`` names two models; every map goes source → target in the row
 convention ``x_src @ R ≈ x_tgt`` (DESIGN.md §3). Fits always use a *fit* batch and are scored on
@@ -102,7 +103,8 @@ def _check_pairs(
                 )
             if xa.shape[1] != xb.shape[1]:
                 raise ValueError(
-                    f"{name}: d_model mismatch at {s!r}: {a!r} has d={xa.shape[1]}, {b!r} has d={xb.shape[1]}"
+                    f"{name}: d_model mismatch at {s!r}: {a!r} has d={xa.shape[1]}, {b!r} has "
+                    f"d={xb.shape[1]}"
                 )
 
 
@@ -115,15 +117,19 @@ def all_pairs(models: Sequence[str], anchor: str | None = None) -> list[tuple[st
     return list(itertools.combinations(models, 2))
 
 
-def split_rows(acts: Acts, fraction: float = 0.5) -> tuple[dict, dict]:
-    """Split every ``(n, d)`` tensor into its first ``fraction`` of rows and the rest (same split for all)."""
+def split_rows(
+    acts: Acts, fraction: float = 0.5
+) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, dict[str, torch.Tensor]]]:
+    """Split every ``(n, d)`` tensor into its first ``fraction`` of rows and the rest (the same
+    split for all)."""
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    first, second = {}, {}
+    first: dict[str, dict[str, torch.Tensor]] = {}
+    second: dict[str, dict[str, torch.Tensor]] = {}
     for m, sites in acts.items():
         first[m], second[m] = {}, {}
         for s, x in sites.items():
-            k = int(round(x.shape[0] * fraction))
+            k = round(x.shape[0] * fraction)
             first[m][s], second[m][s] = x[:k], x[k:]
     return first, second
 
@@ -192,7 +198,8 @@ def model_seeds(models: Sequence[str], base: int = 0) -> dict[str, int]:
 
 @torch.no_grad()
 def live_latents(sae: SAE, x: torch.Tensor, min_fires: int = 1) -> torch.Tensor:
-    """``(d_sae,)`` bool: the latents that fire (activation > 0) on at least ``min_fires`` rows of ``x``."""
+    """``(d_sae,)`` bool: the latents that fire (activation > 0) on at least ``min_fires`` rows
+    of ``x``."""
     fires = torch.zeros(sae.d_sae, dtype=torch.long)
     for start in range(0, x.shape[0], 8192):
         fires += (sae.encode(x[start : start + 8192].to(sae.W_enc.device)) > 0).sum(0).cpu()
@@ -229,7 +236,8 @@ def universality_table(
             xa, xb = acts_eval[a][s], acts_eval[b][s]
             if sa.d_in != xb.shape[1]:
                 raise ValueError(
-                    f"SAE of {a!r} at {s!r} has d_in={sa.d_in} but {b!r}'s activations have d={xb.shape[1]}"
+                    f"SAE of {a!r} at {s!r} has d_in={sa.d_in} but {b!r}'s activations have "
+                    f"d={xb.shape[1]}"
                 )
             la, lb = live_latents(sa, xa), live_latents(sb, xb)
             Da, Db = sa.W_dec.detach().cpu(), sb.W_dec.detach().cpu()
@@ -343,7 +351,8 @@ def sae_through_map(
 ) -> float:
     """EV on target rows of a source SAE used through a pair of maps: pull the rows back to the
     source frame, reconstruct there, push the reconstruction forward. For rotations this equals
-    the EV of :func:`polyrot_utils.sae.autoencoder.transfer_sae`'s new weights (a test checks it)."""
+    the EV of :func:`polyrot_utils.sae.autoencoder.transfer_sae`'s new weights (a test checks
+    it)."""
     pulled = to_source.apply(x_target.double()).float()
     recon = to_target.apply(sae.reconstruct(pulled).double()).float()
     return float(metrics.explained_variance(x_target, recon))
@@ -358,10 +367,10 @@ def alignment_table(
     methods: Sequence[str] = ALIGNMENT_METHODS,
     maps: Mapping | None = None,
 ) -> list[dict[str, Any]]:
-    """Per site, pair and method, on held-out rows: ``map_ev`` (how much of the target's
-    activations the mapped source explains) and ``sae_ev`` (the source's SAE used in the target
-    frame through the map), beside ``ceiling`` (the target's own SAE) and ``gap = ceiling − sae_ev``.
-    For ``rotation`` the SAE is moved as new weights with :func:`transfer_sae`."""
+    """Per site, pair and method, on held-out rows: ``map_ev`` (how much of the target's activations
+    the mapped source explains) and ``sae_ev`` (the source's SAE used in the target frame through
+    the map), beside ``ceiling`` (the target's own SAE) and ``gap = ceiling − sae_ev``. For
+    ``rotation`` the SAE is moved as new weights with :func:`transfer_sae`."""
     _check_pairs(acts_eval, "acts_eval", pairs, sites)
     maps = maps if maps is not None else fit_maps(acts_fit, pairs, sites, methods)
     rows = []
@@ -405,7 +414,8 @@ def fit_size_curve(
     site: str,
     sizes: Sequence[int],
 ) -> list[dict[str, Any]]:
-    """How many rows one rotation fit needs: SAE-transfer EV and map EV on held-out rows vs fit size."""
+    """How many rows one rotation fit needs: SAE-transfer EV and map EV on held-out rows vs fit
+    size."""
     a, b = pair
     _check_pairs(acts_fit, "acts_fit", [pair], [site])
     n_avail = acts_fit[a][site].shape[0]
@@ -495,7 +505,8 @@ def cycle_consistency(
 
 
 def distance_summary(R: np.ndarray) -> dict[str, float]:
-    """Plain geometry of one fitted matrix: ‖R − I‖_F / √(2d), trace / d, det, largest |entry|·√d."""
+    """Plain geometry of one fitted matrix: ‖R − I‖_F / √(2d), trace / d, det, largest
+    |entry|·√d."""
     R = np.asarray(R, dtype=np.float64)
     d = R.shape[0]
     return {
@@ -618,8 +629,8 @@ def fixed_subspace(R: Any, tol: float = 0.1) -> np.ndarray:
 
 
 def principal_angles(A: Any, B: Any) -> np.ndarray:
-    """Principal angles (radians, ascending) between the column spans of ``A (d, p)`` and ``B (d, q)``;
-    ``min(rank)`` of them. 0 = a shared direction, π/2 = orthogonal."""
+    """Principal angles (radians, ascending) between the column spans of ``A (d, p)`` and
+    ``B (d, q)``; ``min(rank)`` of them. 0 = a shared direction, π/2 = orthogonal."""
     from scipy.linalg import subspace_angles
 
     a, b = np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64)
@@ -719,15 +730,16 @@ def steering_table(
 
     ``vectors[(model, contrast)]``: the model's diff-of-means vector ``(d,)`` at ``site``;
     ``behaviours[contrast]``: ``logits -> tensor | float`` (what the vector should move, e.g.
-    :func:`polyrot_utils.experiments.steering.group_logit_diff_behaviour`); ``rotations[(source, target)]``: R
-    with ``x_src @ R ≈ x_tgt``. On ``tokens`` the behaviour change of the *target* caused by adding
-    ``alpha · u`` at ``site`` at every position (:func:`polyrot_utils.experiments.steering.steering_effect`) for
-    ``native`` (u = v_tgt), ``unaligned`` (u = v_src as is: the same coordinates), ``transferred``
-    (u = v_src R), and ``unaligned_normed`` / ``transferred_normed`` (those directions rescaled to
-    ‖v_tgt‖: wrong direction vs wrong dose), and ``random`` (a random direction of length ‖v_src‖,
-    seeded by ``random_seed``: what any push of that size does). ``ratio_<x> = <x> / native``; ``regime_<x>`` from
-    :func:`polyrot_utils.experiments.steering.classify_transfer` (``thresholds``; "n/a" when the native effect
-    is ~0). Predictors: ``overlap`` of v_src with R's fixed subspace
+    :func:`polyrot_utils.experiments.steering.group_logit_diff_behaviour`);
+    ``rotations[(source, target)]``: R with ``x_src @ R ≈ x_tgt``. On ``tokens`` the behaviour
+    change of the *target* caused by adding ``alpha · u`` at ``site`` at every position
+    (:func:`polyrot_utils.experiments.steering.steering_effect`) for ``native`` (u = v_tgt),
+    ``unaligned`` (u = v_src as is: the same coordinates), ``transferred`` (u = v_src R), and
+    ``unaligned_normed`` / ``transferred_normed`` (those directions rescaled to ‖v_tgt‖: wrong
+    direction vs wrong dose), and ``random`` (a random direction of length ‖v_src‖, seeded by
+    ``random_seed``: what any push of that size does). ``ratio_<x> = <x> / native``; ``regime_<x>``
+    from :func:`polyrot_utils.experiments.steering.classify_transfer` (``thresholds``; "n/a" when
+    the native effect is ~0). Predictors: ``overlap`` of v_src with R's fixed subspace
     (:func:`polyrot_utils.experiments.steering.fixed_subspace` with ``fixed_tol``; ``fixed_dim``),
     ``rotation_cosine`` = cos(v_src, v_src R), ``cos_native`` = cos(v_src, v_tgt),
     ``cos_transferred`` = cos(v_src R, v_tgt), ``norm_ratio`` = ‖v_src‖ / ‖v_tgt‖."""
@@ -756,7 +768,7 @@ def steering_table(
         for c in contrasts:
             v_s, v_t = vectors[(src, c)].float(), vectors[(tgt, c)].float()
 
-            def effect(u: torch.Tensor) -> float:
+            def effect(u: torch.Tensor, tgt: str = tgt, c: str = c) -> float:
                 return steering.steering_effect(
                     models[tgt], tokens, site, u, alpha, behaviours[c], clean_logits=clean[tgt]
                 )
@@ -903,7 +915,8 @@ def fixed_subspace_table(
 def cosine_match_fraction(D1: Any, D2: Any, threshold: float = 0.5) -> float:
     """Fraction of the rows of ``D1 (n1, d)`` whose best cosine with any row of ``D2 (n2, d)``
     exceeds ``threshold``: the paper's "decoder cosine ≥ 98 %" statistic (its
-    ``decoder_cosine_fraction_above_0.5``), beside :func:`polyrot_utils.core.metrics.mean_max_cosine`."""
+    ``decoder_cosine_fraction_above_0.5``), beside
+    :func:`polyrot_utils.core.metrics.mean_max_cosine`."""
     a = torch.as_tensor(
         np.asarray(D1.detach().cpu() if isinstance(D1, torch.Tensor) else D1), dtype=torch.float64
     )
@@ -912,14 +925,15 @@ def cosine_match_fraction(D1: Any, D2: Any, threshold: float = 0.5) -> float:
     )
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(a.shape[0], b.shape[0]) == 0:
         raise ValueError(
-            f"D1 and D2 must be non-empty (n, d) dictionaries with the same d, got {tuple(a.shape)} and {tuple(b.shape)}"
+            "D1 and D2 must be non-empty (n, d) dictionaries with the same d, got "
+            f"{tuple(a.shape)} and {tuple(b.shape)}"
         )
     a = a / a.norm(dim=1, keepdim=True).clamp_min(1e-30)
     b = b / b.norm(dim=1, keepdim=True).clamp_min(1e-30)
     return float(((a @ b.T).max(dim=1).values > float(threshold)).double().mean())
 
 
-# ----------------------------------------------------------------------------- the paper's statistics
+# ------------------------------------------------------------------------- the paper's statistics
 # The statistics below are the paper's own, computed as its repository computes them
 # (github.com/JordanMcCann/polymorphism-is-rotation): one batch, in-sample (R fitted and scored on
 # the same rows), O(d) Procrustes (U Vᵀ, no determinant fix), scalar-variance EV, signed

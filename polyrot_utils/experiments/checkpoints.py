@@ -42,6 +42,7 @@ names on both rungs; each value is a mean over runs with its bootstrap interval 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -197,7 +198,7 @@ def checkpoint_pairs(steps: Sequence[int], kind: str = "successive") -> list[tup
     if len(steps) < 2:
         raise ValueError(f"need at least 2 checkpoint steps, got {list(steps)}")
     if kind == "successive":
-        return list(zip(steps[:-1], steps[1:]))
+        return list(itertools.pairwise(steps))
     if kind == "to_final":
         return [(s, steps[-1]) for s in steps[:-1]]
     raise ValueError(f"kind must be 'successive' or 'to_final', got {kind!r}")

@@ -15,11 +15,11 @@ orthogonal polar factor is exactly Haar.)
   (row *i* of the source with row *i* of the target) is destroyed while both marginals are
   exactly the seed's own.
 
-Each fit uses the first ``1 − eval_fraction`` of the rows; ``map_ev`` is the explained variance
-of the held-out target rows by the rotated held-out source rows (a control should be near or
-below 0: there is nothing to align). The fitted R goes through :func:`polyrot_utils.core.haar.haar_test`
-unchanged (calibrated p-values against ``n_null`` Haar SO(d) samples; the paper's own
-Frobenius ratio and iid-KS p alongside).
+Each fit uses the first ``1 − eval_fraction`` of the rows; ``map_ev`` is the explained variance of
+the held-out target rows by the rotated held-out source rows (a control should be near or below 0:
+there is nothing to align). The fitted R goes through :func:`polyrot_utils.core.haar.haar_test`
+unchanged (calibrated p-values against ``n_null`` Haar SO(d) samples; the paper's own Frobenius
+ratio and iid-KS p alongside).
 
 Conventions: rows are samples, ``X_src @ R ≈ X_tgt``, R in SO(d) (Kabsch), centred fits.
 """
@@ -54,7 +54,8 @@ class HaarControlResult:
     test: haar.HaarTestResult
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (the full :class:`~polyrot_utils.core.haar.HaarTestResult` under ``test``)."""
+        """JSON-ready dict (the full :class:`~polyrot_utils.core.haar.HaarTestResult` under
+        ``test``)."""
         return asdict(self)
 
 
@@ -93,18 +94,20 @@ def fit_and_test(
     X, Y = _rows(source, "source"), _rows(target, "target")
     if X.shape != Y.shape:
         raise ValueError(
-            f"source and target must have the same shape (same tokens, same d), got {X.shape} and {Y.shape}"
+            f"source and target must have the same shape (same tokens, same d), got {X.shape} and "
+            f"{Y.shape}"
         )
     if not 0 < eval_fraction < 1:
         raise ValueError(f"eval_fraction must be in (0, 1), got {eval_fraction!r}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     n, d = X.shape
-    n_fit = int(round(n * (1 - eval_fraction)))
+    n_fit = round(n * (1 - eval_fraction))
     need = procrustes.min_samples(d)
     if n_fit < need or n - n_fit < 2:
         raise ValueError(
-            f"source has {n} rows: {n_fit} to fit (need ≥ {need} for d = {d}) and {n - n_fit} to evaluate "
+            f"source has {n} rows: {n_fit} to fit (need ≥ {need} for d = {d}) and {n - n_fit} to "
+            "evaluate "
             "(need ≥ 2); pass more rows or change eval_fraction"
         )
     fit = procrustes.fit_alignment(X[:n_fit], Y[:n_fit], method="rotation")
@@ -163,17 +166,29 @@ def haar_negative_controls(
     d = X.shape[1]
     null = haar.null_features(d, n_null, seed)
     out: dict[str, HaarControlResult] = {}
-    kw = dict(eval_fraction=eval_fraction, alpha=alpha, n_null=n_null, seed=seed, null=null)
+
+    def fit(src: np.ndarray, tgt: np.ndarray, name: str) -> HaarControlResult:
+        return fit_and_test(
+            src,
+            tgt,
+            name=name,
+            eval_fraction=eval_fraction,
+            alpha=alpha,
+            n_null=n_null,
+            seed=seed,
+            null=null,
+        )
+
     if target is not None:
         T = _rows(target, "target")
         if T.shape != X.shape:
             raise ValueError(
                 f"target must have the source's shape {X.shape} (same tokens), got {T.shape}"
             )
-        out["pair"] = fit_and_test(X, T, name="pair", **kw)
-    out["untrained"] = fit_and_test(X, U, name="untrained", **kw)
+        out["pair"] = fit(X, T, "pair")
+    out["untrained"] = fit(X, U, "untrained")
     perm = np.random.default_rng([int(shuffle_seed), 20260]).permutation(X.shape[0])
-    out["shuffled"] = fit_and_test(X, X[perm], name="shuffled", **kw)
+    out["shuffled"] = fit(X, X[perm], "shuffled")
     return out
 
 

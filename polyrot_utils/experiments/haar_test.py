@@ -317,7 +317,11 @@ def _group(
         else None
     )
     crow = _control_rows(name, a, ident, n_null=n_null, alpha=alpha, seed=seed)
-    cyc = analysis.cycle_consistency(a.fit, tuple(members[:3]), sites) if len(members) >= 3 else []
+    cyc = (
+        analysis.cycle_consistency(a.fit, (members[0], members[1], members[2]), sites)
+        if len(members) >= 3
+        else []
+    )
     fixed = _fixed_row(name, a, table, rots, fixed_tol, d)
     ctrl = pd.DataFrame(crow)
     ctrl_id = ctrl[ctrl.identified] if len(ctrl) and ctrl.identified.any() else ctrl

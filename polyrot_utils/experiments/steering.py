@@ -210,12 +210,15 @@ def transfer_effects(
     ``R`` maps source onto target. ``thresholds`` go to :func:`classify_transfer`.
     """
     clean = run_with_steering(target_model, tokens, site, None, 0.0)
-    kw = dict(positions=positions, clean_logits=clean)
-    native = steering_effect(target_model, tokens, site, v_native, alpha, behaviour, **kw)
-    unaligned = steering_effect(target_model, tokens, site, v_source, alpha, behaviour, **kw)
-    transferred = steering_effect(
-        target_model, tokens, site, transfer_vector(v_source, R), alpha, behaviour, **kw
-    )
+
+    def effect(v: Tensor) -> float:
+        return steering_effect(
+            target_model, tokens, site, v, alpha, behaviour, positions=positions, clean_logits=clean
+        )
+
+    native = effect(v_native)
+    unaligned = effect(v_source)
+    transferred = effect(transfer_vector(v_source, R))
     ru = unaligned / native if native != 0 else float("nan")
     rt = transferred / native if native != 0 else float("nan")
     return TransferEffects(
@@ -246,7 +249,8 @@ def classify_transfer(
     """
     if not 0 < none_ratio < clean_ratio:
         raise ValueError(
-            f"need 0 < none_ratio < clean_ratio, got none_ratio={none_ratio}, clean_ratio={clean_ratio}"
+            f"need 0 < none_ratio < clean_ratio, got none_ratio={none_ratio}, "
+            f"clean_ratio={clean_ratio}"
         )
     native_effect, transferred_effect = float(native_effect), float(transferred_effect)
     if not np.isfinite(native_effect) or not np.isfinite(transferred_effect):
@@ -255,7 +259,8 @@ def classify_transfer(
         )
     if abs(native_effect) < min_native:
         raise ValueError(
-            f"|native_effect| = {abs(native_effect):.3g} < min_native = {min_native}: nothing to transfer"
+            f"|native_effect| = {abs(native_effect):.3g} < min_native = {min_native}: nothing to "
+            "transfer"
         )
     r = transferred_effect / native_effect
     if r >= clean_ratio:
@@ -305,8 +310,8 @@ def fixed_subspace_overlap(v: Tensor | np.ndarray, basis: Tensor | np.ndarray) -
 
 
 def rotation_cosine(v: Tensor | np.ndarray, R: Tensor | np.ndarray) -> float:
-    """``cos(v, v @ R)``: how much R moves v. 1 for v in the fixed subspace; the unaligned transfer's
-    ratio for a purely linear readout of v's direction."""
+    """``cos(v, v @ R)``: how much R moves v. 1 for v in the fixed subspace; the unaligned
+    transfer's ratio for a purely linear readout of v's direction."""
     vt = _as_tensor(v, "v").detach().cpu().to(torch.float64).reshape(-1)
     w = transfer_vector(vt, _as_tensor(R, "R").detach().cpu().to(torch.float64))
     return float(vt @ w / (vt.norm() * w.norm()))
@@ -344,7 +349,8 @@ DYCK_CONTRASTS: dict[str, dict[str, Any]] = {
         readout="type",
         classes_a=(4, 6, 8),
         classes_b=(3, 5, 7),
-        description="closing vs opening bracket token; type readout: closer − opener logits at openers",
+        description="closing vs opening bracket token; type readout: closer − opener logits at "
+        "openers",
     ),
     "depth": dict(
         readout="depth",
@@ -356,7 +362,8 @@ DYCK_CONTRASTS: dict[str, dict[str, Any]] = {
         readout="invalid",
         classes_a=(1,),
         classes_b=(0,),
-        description="invalid vs valid prefix; invalid readout: logit[1] − logit[0] at valid prefixes",
+        description="invalid vs valid prefix; invalid readout: logit[1] − logit[0] at valid "
+        "prefixes",
     ),
 }
 
@@ -441,8 +448,8 @@ def _capture(model: Any, tokens: Tensor, site: str) -> Tensor:
 
 def paper_toy_masks(split: Any) -> dict[str, tuple[Tensor, Tensor, Tensor, str, float]]:
     """For each of :data:`PAPER_TOY_VECTORS`: ``(pos_mask, neg_mask, cond_mask, readout, sign)``
-    over ``split`` (a :class:`polyrot_utils.tasks.dyck.language.DyckSplit`): sticky-invalid at depth 4
-    (invalid = 1 vs 0 at depth 4; subtracted; read on the invalid readout where invalid = 1 at
+    over ``split`` (a :class:`polyrot_utils.tasks.dyck.language.DyckSplit`): sticky-invalid at depth
+    4 (invalid = 1 vs 0 at depth 4; subtracted; read on the invalid readout where invalid = 1 at
     depth 4), depth 5 vs depth 4 (read on the depth readout at depth 4), closer vs opener tokens
     (read on the token-type readout at closers)."""
 
@@ -786,20 +793,25 @@ def steering_transfer(
                 }
                 for a in alphas:
 
-                    def effect(u: Tensor, a: float = float(a)) -> float:
+                    def effect(
+                        u: Tensor,
+                        a: float = float(a),
+                        model: Any = acts.models[tgt],
+                        site: str = site,
+                        behaviour: Behaviour = c.behaviour,
+                        clean_logits: Tensor = clean[tgt],
+                    ) -> float:
                         return steering_effect(
-                            acts.models[tgt],
-                            tokens,
-                            site,
-                            u,
-                            a,
-                            c.behaviour,
-                            clean_logits=clean[tgt],
+                            model, tokens, site, u, a, behaviour, clean_logits=clean_logits
                         )
 
                     if (tgt, c.name, float(a)) not in native:
                         native[(tgt, c.name, float(a))] = effect(v_t)
-                    row = {**base, "alpha": float(a), "native": native[(tgt, c.name, float(a))]}
+                    row: dict[str, Any] = {
+                        **base,
+                        "alpha": float(a),
+                        "native": native[(tgt, c.name, float(a))],
+                    }
                     for k, u in us.items():
                         row[k] = effect(u)
                         row[f"ratio_{k}"] = (
@@ -852,7 +864,8 @@ def dyck_paper_inversion(
     α = 1 (8.43 in the paper: inverted). ``alphas`` must contain 1.0."""
     if 1.0 not in [float(a) for a in alphas]:
         raise ValueError(
-            f"alphas must contain 1.0 (the paper's reported closer-signal ratio), got {list(alphas)}"
+            "alphas must contain 1.0 (the paper's reported closer-signal ratio), got "
+            f"{list(alphas)}"
         )
     fit_split, _ = dyck_splits(acts, data_config)
     models = {m: acts.models[m] for m in acts.members}
@@ -866,8 +879,10 @@ def dyck_paper_inversion(
         cohort=cohort,
         source="§8.7 'three regimes (toy)'; experiments/cross_seed/exp2_steering.py:run",
         paper_value="cross/within = 8.43 for the closer signal at α = 1: inverted",
-        description=f"{cohort} cohort: the first seed's closer-vs-opener vector at {short_site(site)}, α = 1, applied "
-        "unchanged: mean cross-seed / within-seed drop of the token-type readout's accuracy at closers "
+        description=f"{cohort} cohort: the first seed's closer-vs-opener vector at "
+        f"{short_site(site)}, α = 1, applied "
+        "unchanged: mean cross-seed / within-seed drop of the token-type readout's accuracy at "
+        "closers "
         "(> 1: 'inverted' in the paper's sense)",
     )
 
@@ -905,9 +920,12 @@ def pythia_paper_inversion(
         cohort=cohort,
         source="§8.7 'Pythia: three regimes collapse to inverted universally'; "
         "experiments/scale/pythia_rotation.py:panel_d_steering",
-        paper_value="transfer ratios 1.8–10.0 across all three vectors and α ∈ {0.5, 1, 2, 4}: all inverted",
-        description=f"smallest cross-seed / within-seed KL effect of the first seed's vectors at {short_site(site)} "
-        "over vectors and α (KL(clean ‖ steered) over all logits, mean over the other seeds): > 1 means "
+        paper_value="transfer ratios 1.8–10.0 across all three vectors and α ∈ {0.5, 1, 2, 4}: "
+        "all inverted",
+        description="smallest cross-seed / within-seed KL effect of the first seed's vectors at "
+        f"{short_site(site)} "
+        "over vectors and α (KL(clean ‖ steered) over all logits, mean over the other seeds): > 1 "
+        "means "
         "every transfer is 'inverted' in the paper's sense",
     )
 
@@ -960,7 +978,8 @@ def record_steering_claims(
                 threshold=3,
                 op=">=",
                 kind="check",
-                description="ours, not the paper's protocol (its ratio: cross / within of the first seed's "
+                description="ours, not the paper's protocol (its ratio: cross / within of the "
+                "first seed's "
                 "vector): distinct regimes among clean / partial / inverted of the unaligned "
                 "(same-vector) transfers, shared-I/O cohort (paper: all three)",
             )
@@ -982,7 +1001,8 @@ def record_steering_claims(
                 "behaviour, not a larger KL effect"
                 if universal
                 else None,
-                description="ours: fraction of unaligned transfers (the source's vector as is) between "
+                description="ours: fraction of unaligned transfers (the source's vector as is) "
+                "between "
                 "independent seeds that flip sign (regime inverted); the paper: with no "
                 "shared I/O every transfer inverts",
             )
@@ -994,7 +1014,8 @@ def record_steering_claims(
             op=">=",
             kind="check",
             interval=iv,
-            description=f"ours (the paper does not move steering vectors through R), {c}: effect of v R on "
+            description=f"ours (the paper does not move steering vectors through R), {c}: effect "
+            "of v R on "
             "the target / effect of its own vector, median per seed pair, mean over pairs "
             "(≥ 0.7: clean)",
         )
@@ -1135,7 +1156,8 @@ def pythia_steering_setup(
     k_next: int = 10,
     min_count: int = 20,
 ) -> SteeringSetup:
-    """The Pythia rung's :class:`SteeringSetup` (as :func:`polyrot_utils.tasks.pythia.suite.steering_setup`):
+    """The Pythia rung's :class:`SteeringSetup` (as
+    :func:`polyrot_utils.tasks.pythia.suite.steering_setup`):
     contrasts on the current token (:data:`~polyrot_utils.tasks.pythia.suite.TEXT_CONTRASTS`);
     the behaviour (:func:`~polyrot_utils.tasks.pythia.suite.next_token_set_behaviour`) is
     log p(next ∈ S_A) − log p(next ∈ S_B) at the B positions of the eval windows, S_A / S_B the
@@ -1203,7 +1225,7 @@ def plot_transfer_ratios(
         raise ValueError(
             f"need one axes per result, got {len(axes)} axes for {len(measured)} results"
         )
-    for ax, res in zip(axes, measured):
+    for ax, res in zip(axes, measured, strict=True):
         read = res.read
         for i, k in enumerate(kinds):
             y = (
@@ -1245,7 +1267,7 @@ def plot_predictors(measured: Sequence[SteeringResult], axes: Sequence[Any]) -> 
             if len(read)
             else []
         )
-        for ax, pred in zip(axes, ("overlap", "rotation_cosine")):
+        for ax, pred in zip(axes, ("overlap", "rotation_cosine"), strict=True):
             ax.scatter(
                 read[pred] if len(read) else [],
                 y,
@@ -1254,7 +1276,7 @@ def plot_predictors(measured: Sequence[SteeringResult], axes: Sequence[Any]) -> 
                 color=f"C{i}",
                 label=_label(res.cohort),
             )
-    for ax, xl in zip(axes, ("overlap with R's fixed subspace", "cos(v, v R)")):
+    for ax, xl in zip(axes, ("overlap with R's fixed subspace", "cos(v, v R)"), strict=True):
         ax.axhline(0.0, color="k", lw=0.6)
         ax.set_xlabel(xl)
     axes[0].set_ylabel("unaligned effect / native")

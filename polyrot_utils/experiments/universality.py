@@ -924,12 +924,12 @@ def plot(results: Sequence[UniversalityResult], new_figure: Callable[..., Any]):
     if not res_list:
         raise ValueError("results must hold at least one UniversalityResult")
     fig, axes = new_figure(len(res_list), 2, height=2.9 * len(res_list) + 1.3, squeeze=False)
-    for row, r in zip(axes, res_list):
+    for row, r in zip(axes, res_list, strict=True):
         _plot_cosines(row[0], r)
         _plot_evs(row[1], r)
     handles, labels = {}, []
     for ax in axes.ravel():
-        for h, lab in zip(*ax.get_legend_handles_labels()):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             if lab not in handles:
                 handles[lab] = h
                 labels.append(lab)
@@ -1020,7 +1020,10 @@ def _plot_evs(ax: Any, r: UniversalityResult) -> None:
         float(ctl.ev_unaligned.min()) if not ctl.empty else 0.0,
     )
     bottom = max(EV_AXIS_FLOOR, min(-0.1, lo - 0.1))
-    clip = lambda df, col: df.assign(**{col: df[col].clip(lower=bottom + 0.05)})
+
+    def clip(df: pd.DataFrame, col: str) -> pd.DataFrame:
+        return df.assign(**{col: df[col].clip(lower=bottom + 0.05)})
+
     _series(
         ax,
         x,

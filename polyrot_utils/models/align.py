@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from polyrot_utils.sae.autoencoder import SAE, load_sae, save_sae, transfer_sae
 
 __all__ = ["ModelAlignment", "SiteReport", "align_models", "fit_rotations", "move_sae"]
 
-Tokens = torch.Tensor | Iterable[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]
+Tokens: TypeAlias = torch.Tensor | Iterable[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]
 
 
 def _batches(
