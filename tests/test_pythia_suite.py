@@ -1,5 +1,5 @@
 """Tests for the Pythia rung's glue (polyrot_utils.tasks.pythia.suite) and the generic tables it feeds
-(analysis.steering_table, analysis.map_ev_table)."""
+(analysis.map_ev_table)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polyrot_utils.experiments import analysis
 from polyrot_utils.book import runner as book
 from polyrot_utils.core import haar
+from polyrot_utils.experiments import analysis
 from polyrot_utils.models.activations import collect_activations
 from polyrot_utils.models.neox import StandinConfig, SuiteConfig, standin_suite
 from polyrot_utils.tasks.pythia.suite import (
@@ -22,7 +22,6 @@ from polyrot_utils.tasks.pythia.suite import (
     next_token_set_behaviour,
     pythia_activations,
     short_site,
-    steering_setup,
     suite_config,
     token_classes,
 )
@@ -61,7 +60,11 @@ def test_chapters_21_22_share_sae_settings():
 def test_suite_config_is_chapter_20s():
     """The quick profile is SUITE_DEFAULTS (the stand-ins chapter 20 trains by default); a profile
     sets only what differs; an override wins over the profile."""
-    from polyrot_utils.tasks.pythia.suite import SUITE_DEFAULTS, SUITE_PROFILES, suite_from_parameters
+    from polyrot_utils.tasks.pythia.suite import (
+        SUITE_DEFAULTS,
+        SUITE_PROFILES,
+        suite_from_parameters,
+    )
 
     p = book.declared_parameters("20_pythia_seeds")
     cfg = suite_from_parameters(p["suite_profile"], p["suite_overrides"], seed=p["seed"], device=p["device"])
@@ -220,52 +223,6 @@ def test_checkpoint_activations(tiny):
         checkpoint_activations(suite, "seed9", acts.fit_tokens, acts.eval_tokens, acts.sites)
 
 
-def test_steering_setup_and_table_identity_rotation(tiny):
-    suite, cfg = tiny
-    site = "blocks.0.hook_resid_post"
-    acts = pythia_activations(suite, cfg, n_fit_seqs=8, n_eval_seqs=6, sites=[site], controls=())
-    vocab = int(suite.models["seed1"].cfg.d_vocab)
-    vectors, behaviours, info = steering_setup(acts, suite.tokenizer, vocab, site, min_count=1)
-    used = [r["contrast"] for r in info if r["used"]]
-    assert used and set(behaviours) == set(used)
-    # diff of means, by hand
-    c = used[0]
-    classes = token_classes(suite.tokenizer, vocab)
-    ma, mb = contrast_masks(acts.fit_tokens, classes, c)
-    x = acts.fit["seed1"][site]
-    want = x[ma.reshape(-1)].double().mean(0) - x[mb.reshape(-1)].double().mean(0)
-    assert torch.allclose(vectors[("seed1", c)].double(), want, atol=1e-5)
-    # with R = I the transferred vector is the unaligned one, and R fixes everything
-    d = x.shape[1]
-    rows = analysis.steering_table(suite.models, acts.eval_tokens, site, vectors, behaviours, [("seed1", "seed2")],
-                                   {("seed1", "seed2"): np.eye(d)}, alpha=2.0)
-    assert len(rows) == len(used)
-    for r in rows:
-        assert r["transferred"] == pytest.approx(r["unaligned"], abs=1e-6)
-        assert r["overlap"] == pytest.approx(1.0, abs=1e-5) and r["fixed_dim"] == d
-        assert r["rotation_cosine"] == pytest.approx(1.0, abs=1e-6)
-        assert "random" in r and "regime_random" in r
-    # a self-pair: the "transferred" vector is the native one
-    self_rows = analysis.steering_table(suite.models, acts.eval_tokens, site, vectors, behaviours, [("seed2", "seed2")],
-                                        {("seed2", "seed2"): np.eye(d)})
-    for r in self_rows:
-        assert r["transferred"] == pytest.approx(r["native"], abs=1e-6)
-        if abs(r["native"]) > 1e-6:
-            assert r["ratio_transferred"] == pytest.approx(1.0, abs=1e-4)
-    with pytest.raises(KeyError, match="rotations"):
-        analysis.steering_table(suite.models, acts.eval_tokens, site, vectors, behaviours, [("seed1", "seed2")], {})
-
-
-def test_steering_setup_min_count_drops_contrasts(tiny):
-    suite, cfg = tiny
-    site = "blocks.0.hook_resid_post"
-    acts = pythia_activations(suite, cfg, n_fit_seqs=2, n_eval_seqs=2, sites=[site], controls=())
-    vectors, behaviours, info = steering_setup(acts, suite.tokenizer, int(suite.models["seed1"].cfg.d_vocab), site,
-                                               min_count=10**6)
-    assert not vectors and not behaviours and not any(r["used"] for r in info)
-
-
-# ----------------------------------------------------------------------------- map_ev_table
 def test_map_ev_table_planted():
     g = np.random.default_rng(0)
     d, n = 12, 400

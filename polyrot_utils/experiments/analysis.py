@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from polyrot_utils.core import basis as core_basis
 from polyrot_utils.core import haar, metrics, procrustes
-from polyrot_utils.experiments import steering
 from polyrot_utils.sae.autoencoder import SAE, train_sae_cached, transfer_sae
 
 __all__ = [
@@ -61,7 +61,6 @@ __all__ = [
     "site_means",
     "span_basis",
     "split_rows",
-    "steering_table",
     "train_saes",
     "universality_table",
     "with_unpaired",
@@ -618,14 +617,9 @@ def signed_permutation_distance_null(d: int, n: int = 200, seed: int = 0) -> np.
 
 
 def fixed_subspace(R: Any, tol: float = 0.1) -> np.ndarray:
-    """Orthonormal basis ``(d, k)`` (columns) of R's (near-)fixed subspace: the invariant planes
-    whose rotation angle is at most ``tol`` radians (eigenvectors of (R + Rᵀ)/2 with eigenvalue
-    cos θ >= cos tol). Row vectors in its span satisfy ``x @ R ≈ x``."""
-    if not 0 <= tol < np.pi:
-        raise ValueError(f"tol must be an angle in [0, π), got {tol}")
-    a = _orthogonal(R)
-    w, v = np.linalg.eigh((a + a.T) / 2)
-    return v[:, w >= np.cos(tol) - 1e-12]
+    """:func:`polyrot_utils.core.basis.fixed_subspace` (the glossary's definition, ``tol`` in
+    radians) as **columns** ``(d, k)``: row vectors ``x`` in its span satisfy ``x @ R ≈ x``."""
+    return core_basis.fixed_subspace(_orthogonal(R), tol).T
 
 
 def principal_angles(A: Any, B: Any) -> np.ndarray:
@@ -712,114 +706,6 @@ def random_dictionary_cosine(n_a: int, n_b: int, d: int, seed: int = 0) -> dict[
 # steering transfer over given vectors and behaviours (appended by the Pythia-rung helper;
 # generic: any rung that supplies diff-of-means vectors and behaviours can use it)
 # =============================================================================================
-def steering_table(
-    models: Mapping[str, Any],
-    tokens: torch.Tensor,
-    site: str,
-    vectors: Mapping[tuple[str, str], torch.Tensor],
-    behaviours: Mapping[str, Any],
-    pairs: Sequence[tuple[str, str]],
-    rotations: Mapping[tuple[str, str], Any],
-    *,
-    alpha: float = 1.0,
-    fixed_tol: float = 0.5,
-    random_seed: int = 0,
-    **thresholds: float,
-) -> list[dict[str, Any]]:
-    """Cross-model steering transfer, one row per (source, target, contrast).
-
-    ``vectors[(model, contrast)]``: the model's diff-of-means vector ``(d,)`` at ``site``;
-    ``behaviours[contrast]``: ``logits -> tensor | float`` (what the vector should move, e.g.
-    :func:`polyrot_utils.experiments.steering.group_logit_diff_behaviour`);
-    ``rotations[(source, target)]``: R with ``x_src @ R ≈ x_tgt``. On ``tokens`` the behaviour
-    change of the *target* caused by adding ``alpha · u`` at ``site`` at every position
-    (:func:`polyrot_utils.experiments.steering.steering_effect`) for ``native`` (u = v_tgt),
-    ``unaligned`` (u = v_src as is: the same coordinates), ``transferred`` (u = v_src R), and
-    ``unaligned_normed`` / ``transferred_normed`` (those directions rescaled to ‖v_tgt‖: wrong
-    direction vs wrong dose), and ``random`` (a random direction of length ‖v_src‖, seeded by
-    ``random_seed``: what any push of that size does). ``ratio_<x> = <x> / native``; ``regime_<x>``
-    from :func:`polyrot_utils.experiments.steering.classify_transfer` (``thresholds``; "n/a" when
-    the native effect is ~0). Predictors: ``overlap`` of v_src with R's fixed subspace
-    (:func:`polyrot_utils.experiments.steering.fixed_subspace` with ``fixed_tol``; ``fixed_dim``),
-    ``rotation_cosine`` = cos(v_src, v_src R), ``cos_native`` = cos(v_src, v_tgt),
-    ``cos_transferred`` = cos(v_src R, v_tgt), ``norm_ratio`` = ‖v_src‖ / ‖v_tgt‖."""
-
-    contrasts = list(behaviours)
-    for a, b in pairs:
-        if (a, b) not in rotations:
-            raise KeyError(f"rotations has no entry for the pair {(a, b)!r}")
-        for m in (a, b):
-            if m not in models:
-                raise KeyError(f"models has no {m!r}; it has {sorted(models)}")
-            for c in contrasts:
-                if (m, c) not in vectors:
-                    raise KeyError(f"vectors has no entry {(m, c)!r}")
-    clean = {
-        t: steering.run_with_steering(models[t], tokens, site, None, 0.0)
-        for t in {t for _, t in pairs}
-    }
-    native: dict[tuple[str, str], float] = {}
-    cos = torch.nn.functional.cosine_similarity
-    rows = []
-    gen = torch.Generator().manual_seed(int(random_seed))
-    for src, tgt in pairs:
-        R = torch.as_tensor(np.asarray(rotations[(src, tgt)]), dtype=torch.float32)
-        basis = steering.fixed_subspace(R, fixed_tol)
-        for c in contrasts:
-            v_s, v_t = vectors[(src, c)].float(), vectors[(tgt, c)].float()
-
-            def effect(u: torch.Tensor, tgt: str = tgt, c: str = c) -> float:
-                return steering.steering_effect(
-                    models[tgt], tokens, site, u, alpha, behaviours[c], clean_logits=clean[tgt]
-                )
-
-            if (tgt, c) not in native:
-                native[(tgt, c)] = effect(v_t)
-            v_r = steering.transfer_vector(v_s, R)
-            scale = float(v_t.norm() / v_s.norm().clamp_min(1e-30))
-            rnd = torch.randn(v_s.shape[0], generator=gen)
-            rnd = rnd / rnd.norm() * v_s.norm()
-            eff = {
-                "native": native[(tgt, c)],
-                "unaligned": effect(v_s),
-                "transferred": effect(v_r),
-                "unaligned_normed": effect(v_s * scale),
-                "transferred_normed": effect(v_r * scale),
-                "random": effect(rnd),
-            }
-            row = {
-                "source": src,
-                "target": tgt,
-                "site": site,
-                "contrast": c,
-                "alpha": float(alpha),
-                "v_norm": float(v_s.norm()),
-                "norm_ratio": 1.0 / scale,
-                "fixed_dim": int(basis.shape[0]),
-                "overlap": steering.fixed_subspace_overlap(v_s, basis),
-                "rotation_cosine": steering.rotation_cosine(v_s, R),
-                "cos_native": float(cos(v_s.double(), v_t.double(), dim=0)),
-                "cos_transferred": float(cos(v_r.double(), v_t.double(), dim=0)),
-                **eff,
-            }
-            for k in (
-                "unaligned",
-                "transferred",
-                "unaligned_normed",
-                "transferred_normed",
-                "random",
-            ):
-                row[f"ratio_{k}"] = eff[k] / eff["native"] if eff["native"] != 0 else float("nan")
-                try:
-                    row[f"regime_{k}"] = steering.classify_transfer(
-                        eff["native"], eff[k], **thresholds
-                    )
-                except ValueError:
-                    row[f"regime_{k}"] = "n/a"
-            rows.append(row)
-    return rows
-
-
 def map_ev_table(
     acts_fit: Acts,
     acts_eval: Acts,

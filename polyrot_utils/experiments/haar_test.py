@@ -71,8 +71,8 @@ def fixed_subspace(R: Any, tol: float) -> np.ndarray:
     (the glossary's definition: invariant planes with eigenangle ≤ ``tol``; row vectors ``x`` in
     it satisfy ``x @ R ≈ x``).
 
-    The one place this module computes it: a thin wrapper, so that the library's single
-    ``fixed_subspace`` (to live in :mod:`polyrot_utils.core.basis`) can replace the call below.
+    A view of the library's one definition, :func:`polyrot_utils.core.basis.fixed_subspace`
+    (through :func:`polyrot_utils.experiments.analysis.fixed_subspace`, which gives columns).
     """
     return analysis.fixed_subspace(R, tol)
 

@@ -34,6 +34,7 @@ import torch
 from scipy.stats import spearmanr
 from torch import Tensor
 
+from polyrot_utils.core import basis as core_basis
 from polyrot_utils.core.intervals import Interval, pair_interval, seed_interval
 from polyrot_utils.core.procrustes import fit_rotation
 from polyrot_utils.models.activations import PairedActs, short_site
@@ -273,23 +274,13 @@ def classify_transfer(
 
 
 def fixed_subspace(R: Tensor | np.ndarray, tol: float = 1e-5) -> Tensor:
-    """Orthonormal basis ``(k, d)`` (rows) of R's fixed subspace ``{v : v @ R = v}``.
-
-    Computed from the SVD ``R − I = U S Vᵀ``: the columns of U with singular value ≤ ``tol``. For
-    orthogonal R the singular values come in pairs ``2 sin(θ/2)``, one per invariant plane turned
-    by θ, so ``tol = 2 sin(τ/2)`` gives the glossary's fixed subspace at angle tolerance τ
-    (radians) — the planes turned by at most τ; :func:`steering_transfer` passes exactly that.
-    ``tol`` is a length fraction (how far R moves a unit vector), not an angle. Returns ``(0, d)``
-    if none.
-    """
+    """:func:`polyrot_utils.core.basis.fixed_subspace` (the glossary's definition: invariant
+    planes turned by at most ``tol`` radians; the default keeps the exactly fixed directions,
+    the chapters pass the glossary's 0.1) as a float32 torch tensor of rows ``(k, d)``."""
     Rt = _as_tensor(R, "R").detach().cpu().to(torch.float64)
     if Rt.ndim != 2 or Rt.shape[0] != Rt.shape[1]:
         raise ValueError(f"R must be a square (d, d) matrix, got {tuple(Rt.shape)}")
-    if tol < 0:
-        raise ValueError(f"tol must be >= 0, got {tol}")
-    d = Rt.shape[0]
-    U, S, _ = torch.linalg.svd(Rt - torch.eye(d, dtype=torch.float64))
-    return U[:, tol >= S].T.contiguous().float()
+    return torch.as_tensor(core_basis.fixed_subspace(Rt.numpy(), tol)).float()
 
 
 def fixed_subspace_overlap(v: Tensor | np.ndarray, basis: Tensor | np.ndarray) -> float:
@@ -766,7 +757,7 @@ def steering_transfer(
             R = torch.as_tensor(
                 fit_rotation(acts.fit[src][site].double(), acts.fit[tgt][site].double())
             ).double()
-            basis = fixed_subspace(R, 2 * float(np.sin(fixed_tol / 2)))
+            fixed = fixed_subspace(R, fixed_tol)
             for c in setup.contrasts:
                 v_s, v_t = vec[(src, c.name)], vec[(tgt, c.name)]
                 v_r = transfer_vector(v_s, R.float())
@@ -786,8 +777,8 @@ def steering_transfer(
                     "contrast": c.name,
                     "v_norm": float(v_s.norm()),
                     "norm_ratio": 1.0 / scale,
-                    "fixed_dim": int(basis.shape[0]),
-                    "overlap": fixed_subspace_overlap(v_s, basis),
+                    "fixed_dim": int(fixed.shape[0]),
+                    "overlap": fixed_subspace_overlap(v_s, fixed),
                     "rotation_cosine": rotation_cosine(v_s, R),
                     "cos_native": float(cos(v_s.double(), v_t.double(), dim=0)),
                 }
@@ -1157,7 +1148,7 @@ def pythia_steering_setup(
     min_count: int = 20,
 ) -> SteeringSetup:
     """The Pythia rung's :class:`SteeringSetup` (as
-    :func:`polyrot_utils.tasks.pythia.suite.steering_setup`):
+    :func:`polyrot_utils.tasks.pythia.suite.distinctive_next_tokens`):
     contrasts on the current token (:data:`~polyrot_utils.tasks.pythia.suite.TEXT_CONTRASTS`);
     the behaviour (:func:`~polyrot_utils.tasks.pythia.suite.next_token_set_behaviour`) is
     log p(next ∈ S_A) − log p(next ∈ S_B) at the B positions of the eval windows, S_A / S_B the

@@ -56,7 +56,6 @@ from polyrot_utils.models.neox import (
     heldout_tokens,
     pairwise_output_agreement,
 )
-from polyrot_utils.models.steering_hooks import diff_of_means
 
 __all__ = [
     "PREMISE_KL_BAR",
@@ -70,7 +69,6 @@ __all__ = [
     "next_token_set_behaviour",
     "pythia_activations",
     "short_site",
-    "steering_setup",
     "suite_config",
     "suite_from_parameters",
     "suite_overrides_problem",
@@ -549,64 +547,6 @@ def next_token_set_behaviour(
         return diff[mask.to(diff.device)] if mask is not None else diff
 
     return f
-
-
-def steering_setup(
-    acts: PythiaActs,
-    tokenizer: Any,
-    vocab_size: int,
-    site: str,
-    contrasts: Sequence[str] = tuple(TEXT_CONTRASTS),
-    *,
-    k_next: int = 10,
-    min_count: int = 20,
-) -> tuple[dict[tuple[str, str], Tensor], dict[str, Callable], list[dict[str, Any]]]:
-    """Everything :func:`polyrot_utils.experiments.analysis.steering_table` needs for text
-    contrasts.
-
-    Returns ``(vectors, behaviours, info)``: ``vectors[(model, contrast)]`` = diff-of-means (d,)
-    at ``site`` over ``acts.fit`` rows (every model in ``acts.fit``); ``behaviours[contrast]`` =
-    :func:`next_token_set_behaviour` with S_A / S_B from the fit text, at the B positions of
-    ``acts.eval_tokens``; ``info``: one row per contrast (counts, the decoded S_A / S_B, whether
-    it was used). A contrast with fewer than ``min_count`` A or B positions in either batch is
-    left out (its info row says so)."""
-
-    classes = token_classes(tokenizer, vocab_size)
-    fit_rows = acts.row_mask(acts.fit_tokens)
-    eval_rows = acts.row_mask(acts.eval_tokens)
-    vectors: dict[tuple[str, str], Tensor] = {}
-    behaviours: dict[str, Callable] = {}
-    info = []
-    for c in contrasts:
-        fa, fb = contrast_masks(acts.fit_tokens, classes, c)
-        ea, eb = contrast_masks(acts.eval_tokens, classes, c)
-        fa, fb, ea, eb = fa & fit_rows, fb & fit_rows, ea & eval_rows, eb & eval_rows
-        counts = {
-            "fit_a": int(fa.sum()),
-            "fit_b": int(fb.sum()),
-            "eval_a": int(ea.sum()),
-            "eval_b": int(eb.sum()),
-        }
-        row: dict[str, Any] = {
-            "contrast": c,
-            "description": TEXT_CONTRASTS[c]["description"],
-            **counts,
-        }
-        if min(counts.values()) < int(min_count):
-            row["used"] = False
-            info.append(row)
-            continue
-        sa, sb = distinctive_next_tokens(acts.fit_tokens, fa, fb, k=k_next, vocab_size=vocab_size)
-        row.update(
-            used=True,
-            next_a=[tokenizer.decode([i]) for i in sa],
-            next_b=[tokenizer.decode([i]) for i in sb],
-        )
-        for m in acts.fit:
-            vectors[(m, c)] = diff_of_means(acts.fit[m][site], fa[fit_rows], fb[fit_rows])
-        behaviours[c] = next_token_set_behaviour(sa, sb, eb)
-        info.append(row)
-    return vectors, behaviours, info
 
 
 def processing_comparison(
