@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from polyrot_utils.core import intervals
-from polyrot_utils.experiments import analysis
+from polyrot_utils.experiments import analysis, universality
 from polyrot_utils.models.activations import PairedActs, short_site
 from polyrot_utils.sae.autoencoder import SAE
 
@@ -285,32 +285,15 @@ def train_pair_saes(
     sae_batch_size: int,
     seed: int = 0,
 ) -> tuple[dict[str, dict[str, SAE]], list[dict]]:
-    """One TopK SAE per model (seeds, then controls) per site of ``acts.fit``, through the
-    artifact cache, with the same call as the universality chapters (11, 21), so that both
-    chapters share them: ``d_sae = int(sae_expansion * d_model)``, SAE seed ``seed + i`` for the
-    i-th model (:func:`analysis.model_seeds`), on CPU."""
-    for name, v in (
-        ("sae_expansion", sae_expansion),
-        ("sae_k", sae_k),
-        ("sae_n_tokens", sae_n_tokens),
-        ("sae_batch_size", sae_batch_size),
-    ):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
-    d_sae = int(sae_expansion * _d_model(acts))
-    if d_sae < 1:
-        raise ValueError(f"sae_expansion={sae_expansion} gives an SAE of {d_sae} latents")
-    names = list(acts.fit)
-    return analysis.train_saes(
-        acts.fit,
-        d_sae=d_sae,
-        k=int(sae_k),
-        n_tokens=int(sae_n_tokens),
-        batch_size=int(sae_batch_size),
-        seed=analysis.model_seeds(names, base=int(seed)),
-        device="cpu",
-        models=names,
-        sites=acts.sites,
+    """The universality chapters' SAEs (:func:`universality.train_universality_saes`, the same
+    call, so chapters 11/21 and 12/22 share them through the artifact cache)."""
+    return universality.train_universality_saes(
+        acts,
+        sae_expansion=sae_expansion,
+        sae_k=sae_k,
+        sae_n_tokens=sae_n_tokens,
+        sae_batch_size=sae_batch_size,
+        seed=seed,
     )
 
 
