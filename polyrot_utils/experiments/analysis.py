@@ -9,8 +9,8 @@ Both the Dyck-3 rung and the Pythia rung reduce to the same objects:
 
 A *pair* ``(source, target)`` names two models; every map goes source → target in the row
 convention ``x_src @ R ≈ x_tgt`` (:mod:`polyrot_utils.core.procrustes`). Fits always use a
-*fit* batch and are scored on a disjoint *eval* batch. The functions return lists of plain dict rows (easy to tabulate, plot
-and record in a results file).
+*fit* batch and are scored on a disjoint *eval* batch. The functions return lists of plain
+dict rows (easy to tabulate, plot and record in a results file).
 """
 
 from __future__ import annotations
