@@ -250,7 +250,7 @@ agreement = lambda models: tuple(pd.DataFrame(functional_agreement(dict(models),
 timeline = claims_over_training(tl_models, tl_tokens, build, agreement, site=timeline_site, min_accuracy=tl_acc,
                                 n_null=timeline_n_null, seed=seed)
 results.record("claims_over_training", timeline.to_dict(orient="records"))
-figures.format_table(timeline, sig=3)
+figures.format_table(timeline.set_index("step").T, sig=3)  # one column per checkpoint step
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The paper's quantities against training tokens seen, for three seeds of Cohort B: error left (1 − min accuracy) and cross-seed KL fall together; the fitted rotation's explained variance rises above the unaligned one; the SAE-transfer gap shrinks towards the paper's 0.025 bar; the rotation's distance from the identity and the Haar p-value show whether R looks like a random rotation at each stage.", "name": "fig-10-timeline"}, "image": {"alt": "Three panels against tokens seen: error and KL on a log axis; unaligned and aligned EV and the SAE gap; rotation distance and Haar p-value."}}
 fig, axes = figures.column_figure(1, 3, height=2.9)
@@ -295,7 +295,7 @@ stack_row = claims_over_training({stack_steps: {f"seed{s}": m for s, m in stack.
 stack_row.insert(1, "worst held-out accuracy", float(stack_acc[stack_acc.split == "heldout"][
     ["acc_type", "acc_depth", "acc_invalid"]].min().min()))
 results.record("stack_variant", {"accuracy": stack_acc.to_dict(orient="records"), **stack_row.iloc[0].to_dict()})
-figures.format_table(stack_row, sig=3)
+figures.format_table(stack_row.set_index("step").T, sig=3)
 
 # %% [markdown]
 # ## Summary

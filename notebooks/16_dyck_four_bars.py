@@ -280,7 +280,7 @@ for ax, title, xl in ((axes[0], "C: patching", "anchor: IG-predicted Δloss"),
     ax.set_xscale("symlog", linthresh=1e-2); ax.set_yscale("symlog", linthresh=1e-2)
     ax.set_xlabel(xl); ax.set_title(title)
 axes[0].set_ylabel("other seed: measured Δloss")
-fig.legend(loc="outside lower center", ncol=min(4, sum(len(v) for v in pairs.values())), frameon=False)
+fig.legend(loc="outside lower center", ncol=min(2, sum(len(v) for v in pairs.values())), frameon=False)
 figures.show(fig)
 
 # %% [markdown]

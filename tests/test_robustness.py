@@ -115,7 +115,7 @@ def test_params_specs_lists_what_each_parameter_accepts():
     proc = _cli("params", "10_dyck_model_and_cohorts", "--specs")
     assert proc.returncode == 0, proc.stderr
     specs = json.loads(proc.stdout)
-    assert specs["n_seeds"] == {"default": 3, "accepts": "int >= 2"}
+    assert specs["n_seeds"] == {"default": 5, "accepts": "int >= 2"}
     assert specs["device"]["accepts"] == "str"
 
 
@@ -143,10 +143,10 @@ def test_cohort_config_refuses_bad_n_seeds(n):
 
 
 # ============================================================================ interrupted runs
-def _run_01(build: Path, seed: int) -> subprocess.Popen:
+def _run_01(build: Path, seed: int, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "polyrot_utils.book", "run", "01_planted_rotations", "--profile", "smoke",
-         "--build-dir", str(build), "-p", "seed", str(seed)],
+         "--build-dir", str(build), "-p", "seed", str(seed), *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -162,7 +162,9 @@ def test_sigint_keeps_previous_complete_outputs(tmp_path):
     assert json.loads(res.read_text())["complete"] is True and book.notebook_is_complete(nb)
     before = (_md5(res), _md5(nb))
 
-    second = _run_01(build, 1)
+    # seconds of work after the results object exists, so the interrupt lands mid-chapter on a
+    # quiet machine too (at the smoke sizes the rest of the chapter takes milliseconds)
+    second = _run_01(build, 1, "-p", "d", "384", "-p", "n_fit", "200000", "-p", "n_eval", "200000")
     staged = build / "partial" / "results" / "01_planted_rotations.json"
     t0 = time.time()
     while not staged.exists() and second.poll() is None and time.time() - t0 < 120:

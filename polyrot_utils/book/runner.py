@@ -649,6 +649,8 @@ def stage_sources(build: Path, root: Path = REPO_ROOT) -> Path:
             shutil.copy2(root / name, src / name)
     if (root / "book").exists():
         shutil.copytree(root / "book", src / "book")
+    if (root / "_static").exists():  # the book's CSS (Jupyter Book adds every _static/*.css)
+        shutil.copytree(root / "_static", src / "_static")
     _stage_mathjax(src / "_extra" / "mathjax")
     nb_dir = src / "notebooks"
     nb_dir.mkdir()
