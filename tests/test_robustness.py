@@ -164,7 +164,10 @@ def test_sigint_keeps_previous_complete_outputs(tmp_path):
 
     # seconds of work after the results object exists, so the interrupt lands mid-chapter on a
     # quiet machine too (at the smoke sizes the rest of the chapter takes milliseconds)
-    second = _run_01(build, 1, "-p", "d", "384", "-p", "n_fit", "200000", "-p", "n_eval", "200000")
+    # (a long noise sweep: it runs after the results object is created, unlike a larger d or n,
+    # which also slows the cells before it)
+    sweep = "[" + ", ".join(f"{0.001 * i:.3f}" for i in range(3000)) + "]"
+    second = _run_01(build, 1, "-p", "noise_levels", sweep)
     staged = build / "partial" / "results" / "01_planted_rotations.json"
     t0 = time.time()
     while not staged.exists() and second.poll() is None and time.time() - t0 < 120:
