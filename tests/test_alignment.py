@@ -16,7 +16,7 @@ from polyrot_utils.book import figures
 from polyrot_utils.book.results import ChapterResults
 from polyrot_utils.book.runner import parameter_specs
 from polyrot_utils.core import haar
-from polyrot_utils.experiments import alignment, analysis
+from polyrot_utils.experiments import alignment, universality, analysis
 from polyrot_utils.models.activations import PairedActs
 from polyrot_utils.sae.autoencoder import transfer_sae
 
@@ -239,7 +239,7 @@ def test_input_errors_are_named():
     with pytest.raises(ValueError, match="acts"):
         alignment.alignment_study({}, **SAE_KW)
     with pytest.raises(ValueError, match="sae_k"):
-        alignment.train_pair_saes(acts, **{**SAE_KW, "sae_k": 0})
+        universality.train_universality_saes(acts, **{**SAE_KW, "sae_k": 0})
     one = PairedActs(
         acts.fit, acts.eval, SITES, acts.models, ["A"], {}, {"premise": {"rung": "dyck"}}
     )

@@ -59,7 +59,6 @@ __all__ = [
     "plot_gaps",
     "record_alignment_claims",
     "stable_fit_size",
-    "train_pair_saes",
 ]
 
 Saes = Mapping[str, Mapping[str, SAE]]
@@ -276,27 +275,6 @@ def _d_model(acts: PairedActs) -> int:
     return int(acts.fit[first][acts.sites[0]].shape[1])
 
 
-def train_pair_saes(
-    acts: PairedActs,
-    *,
-    sae_expansion: float,
-    sae_k: int,
-    sae_n_tokens: int,
-    sae_batch_size: int,
-    seed: int = 0,
-) -> tuple[dict[str, dict[str, SAE]], list[dict]]:
-    """The universality chapters' SAEs (:func:`universality.train_universality_saes`, the same
-    call, so chapters 11/21 and 12/22 share them through the artifact cache)."""
-    return universality.train_universality_saes(
-        acts,
-        sae_expansion=sae_expansion,
-        sae_k=sae_k,
-        sae_n_tokens=sae_n_tokens,
-        sae_batch_size=sae_batch_size,
-        seed=seed,
-    )
-
-
 # ----------------------------------------------------------------------------- the study
 def fit_sizes(d: int, n_rows: int, points: int) -> list[int]:
     """``points`` distinct fit sizes, geometric from ``max(8, d // 4)`` to ``n_rows``."""
@@ -414,7 +392,8 @@ def alignment_study(
         acts: one :class:`PairedActs` (group ``"seeds"``) or ``{group: PairedActs}`` (e.g. one
             per cohort); every group must have the same sites.
         sae_expansion, sae_k, sae_n_tokens, sae_batch_size, seed: the SAEs
-            (:func:`train_pair_saes`, shared with the universality chapter through the cache).
+            (:func:`universality.train_universality_saes`, shared with the universality
+            chapter through the cache).
         anchor: pairs ``(anchor, other)`` as the paper; ``None``: every pair of seeds (the
             paper's audit then anchors on the first seed).
         paper_gap: the paper's bar on the gap (0.025); affine_margin: ours, how much more of
@@ -455,7 +434,7 @@ def alignment_study(
         if saes is not None:
             g_saes = saes[name]
         else:
-            g_saes, _ = train_pair_saes(
+            g_saes, _ = universality.train_universality_saes(
                 g,
                 sae_expansion=sae_expansion,
                 sae_k=sae_k,
