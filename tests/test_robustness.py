@@ -175,7 +175,7 @@ def test_sigint_keeps_previous_complete_outputs(tmp_path):
     assert staged.exists(), "the chapter never started"
     second.send_signal(signal.SIGINT)  # mid-chapter: results object created, cells still to run
     out, err = second.communicate(timeout=120)
-    assert second.returncode == 130
+    assert second.returncode == 130, err
     lines = [ln for ln in err.splitlines() if ln.strip()]  # the kernel's own chatter goes to its log
     assert len(lines) == 1 and "Traceback" not in err, err
     assert "interrupted while executing 01_planted_rotations" in lines[0] and "untouched" in lines[0]

@@ -46,11 +46,14 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import tokenize
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -436,6 +439,34 @@ def read_notebook(stem: str, root: Path = REPO_ROOT):
     return nb
 
 
+@contextmanager
+def _sigint_recorded() -> Iterator[list[bool]]:
+    """While a chapter runs, note every SIGINT before the previous handler sees it.
+
+    nbclient turns a KeyboardInterrupt that lands inside its event loop into different errors
+    depending on where it lands (a cell error, a stopped event loop, a dead kernel); the yielded
+    flag lets the runner report each of them as the interrupt it is. Outside the main thread
+    (where no handler can be set) the flag stays unset."""
+    flag = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def note(signum: int, frame: Any) -> None:
+        flag[0] = True
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @dataclass
 class RunRecord:
     stem: str
@@ -504,45 +535,54 @@ def run_notebook(
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env_backup["PYTHONPATH"]]))
     os.environ.pop("MPLBACKEND", None)  # papermill + MPLBACKEND=Agg silently drops inline figures
     start = time.perf_counter()
-    try:
-        papermill.execute_notebook(
-            str(source_ipynb),
-            str(partial_output),
-            parameters=params,
-            kernel_name="python3",
-            cwd=str(root),
-            progress_bar=False,
-            log_output=log_output,
-            start_timeout=120,
-            kernel_manager_class=_kernel_manager_class(kernel_log),
-        )
-    except PapermillExecutionError as err:
-        if err.ename == "KeyboardInterrupt":
+    with _sigint_recorded() as interrupted:
+        try:
+            papermill.execute_notebook(
+                str(source_ipynb),
+                str(partial_output),
+                parameters=params,
+                kernel_name="python3",
+                cwd=str(root),
+                progress_bar=False,
+                log_output=log_output,
+                start_timeout=120,
+                kernel_manager_class=_kernel_manager_class(kernel_log),
+            )
+        except PapermillExecutionError as err:
+            if err.ename == "KeyboardInterrupt" or interrupted[0]:
+                raise ChapterInterrupted(
+                    f"interrupted while executing {stem}; {untouched}"
+                ) from None
+            raise BookError(
+                f"notebook {stem!r} failed in cell {err.cell_index} "
+                f"(execution count {err.exec_count}) "
+                f"under profile {profile!r}: {err.ename}: {err.evalue}\n"
+                f"--- cell source ---\n{err.source}\n--- end ---\n"
+                "The executed notebook, with the traceback, is kept at "
+                f"{partial_output}; {untouched}"
+            ) from None
+        except KeyboardInterrupt:
             raise ChapterInterrupted(f"interrupted while executing {stem}; {untouched}") from None
-        raise BookError(
-            f"notebook {stem!r} failed in cell {err.cell_index} (execution count {err.exec_count}) "
-            f"under profile {profile!r}: {err.ename}: {err.evalue}\n"
-            f"--- cell source ---\n{err.source}\n--- end ---\n"
-            f"The executed notebook, with the traceback, is kept at {partial_output}; {untouched}"
-        ) from None
-    except KeyboardInterrupt:
-        raise ChapterInterrupted(f"interrupted while executing {stem}; {untouched}") from None
-    except (
-        Exception
-    ) as err:  # the kernel died (killed, out of memory), timed out, or failed to start
-        raise BookError(
-            f"notebook {stem!r} did not finish under profile {profile!r}: the kernel stopped "
-            f"({type(err).__name__}: "
-            f"{str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}; the "
-            "kernel's own log is "
-            f"{kernel_log}); {untouched}"
-        ) from None
-    finally:
-        for k, v in env_backup.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        except (
+            Exception
+        ) as err:  # the kernel died (killed, out of memory), timed out, or failed to start
+            if interrupted[0]:  # ... or a SIGINT reached nbclient's loop (see _sigint_recorded)
+                raise ChapterInterrupted(
+                    f"interrupted while executing {stem}; {untouched}"
+                ) from None
+            raise BookError(
+                f"notebook {stem!r} did not finish under profile {profile!r}: the kernel stopped "
+                f"({type(err).__name__}: "
+                f"{str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}; the "
+                "kernel's own log is "
+                f"{kernel_log}); {untouched}"
+            ) from None
+        finally:
+            for k, v in env_backup.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
     seconds = time.perf_counter() - start
     _finish_notebook(partial_output, stem, profile)
     staged = partial_results / f"{stem}.json"
