@@ -65,7 +65,7 @@ curve_points = 8            # [int >= 2] fit sizes on the fit-size curve
 device = "auto"
 
 # %% tags=["hide-input"]
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from polyrot_utils.book import figures
 from polyrot_utils.book.findings import premise_banner
@@ -89,31 +89,35 @@ for a in acts.values():
     display(premise_banner(a))
 
 # %% [markdown]
+# The whole study in one call: every map at every site for every pair of seeds, the controls and
+# the fit-size curve. Its tables, figures and numbers are placed in the sections below.
+
+# %% tags=["hide-input", "remove-output"]
+study = alignment.alignment_study(acts, **study_kw)
+figures.glue_outputs(alignment.chapter_outputs(study, figures.column_figure))
+
+# %% [markdown]
 # ## Every map, every site, held-out tokens
 # The gap of each map, mean over the pairs of seeds of each cohort (lower is better; 0 is
 # perfect transfer, negative means seed A's moved SAE beats seed B's own). Look at the
 # `rotation` column against 0.025, and at how far `signed perm.` and `identity` fall behind it.
-
-# %% tags=["hide-input"]
-study = alignment.alignment_study(acts, **study_kw)
-figures.format_table(study.method_table("gap"), sig=3)
-
-# %% [markdown]
+#
+# ```{glue} gap_table
+# ```
+#
 # The same maps judged on the activations themselves: the `map_ev` of each map, and `s`, the
 # global scale the `rotation × s` map fitted (1 would mean the two seeds' streams have the same
 # norm). Look for sites where the rotation's `map_ev` is low or negative while its gap above is
 # small: if `rotation × s` recovers the map EV there and `s` is far from 1, the seeds differ by a
 # rotation *and a scale*, which a rotation cannot absorb but the SAE hardly notices.
-
-# %% tags=["hide-input"]
-figures.format_table(study.method_table("map_ev"), sig=3)
-
-# %% tags=["hide-input"]
-w = study.worst_rotation_map_ev()
-display(Markdown(
-    f"The rotation explains least of the target at **{w['site']}** ({w['group']}): map EV "
-    f"{w['map_ev']:.3g}, yet a gap of {w['gap']:.3g}. There the fitted scale is "
-    f"s = {w['s']:.3g} and the scaled rotation's map EV is {w['map_ev_scaled']:.3g}."))
+#
+# ```{glue} map_ev_table
+# ```
+#
+# The rotation explains least of the target at **{glue:text}`worst_site`**
+# ({glue:text}`worst_group`): map EV {glue:text}`worst_map_ev`, yet a gap of
+# {glue:text}`worst_gap`. There the fitted scale is s = {glue:text}`worst_s` and the scaled
+# rotation's map EV is {glue:text}`worst_map_ev_scaled`.
 
 # %% [markdown]
 # ## The gap, against the paper's bar
@@ -123,23 +127,33 @@ display(Markdown(
 # stays readable; a bar that would leave the axis is cut at its edge and marked ▽ or △ (its
 # value is in the tables above). Look for the rotation's bars under the red line, and for the
 # identity and signed-permutation bars far above it.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Gap (within-seed ceiling − held-out EV of seed A's SAE moved to seed B) per residual site for each alignment map, mean over the pairs of seeds of each cohort, on a linear axis. Red dashed: the paper's bar of 0.025; ▽/△: bars cut at the edge of the axis (values in the gap table).", "name": "fig-12-gap"}, "image": {"alt": "Two panels of grouped bars, one per cohort: the gap per site for five maps, on a linear axis with the paper's 0.025 bar as a red dashed line."}}
-figures.show(alignment.plot_gaps(study, figures.column_figure))
-
-# %% [markdown]
+#
+# ```{glue:figure} gap_figure
+# :name: fig-12-gap
+# :alt: Two panels of grouped bars, one per cohort: the gap per site for five maps, on a linear axis with the paper's 0.025 bar as a red dashed line.
+#
+# Gap (within-seed ceiling − held-out EV of seed A's SAE moved to seed B) per residual site for
+# each alignment map, mean over the pairs of seeds of each cohort, on a linear axis. Red dashed:
+# the paper's bar of 0.025; ▽/△: bars cut at the edge of the axis (values in the gap table).
+# ```
+#
 # The controls, on the same axis: the rotation for the real pair and for each control, side by
 # side. A usable bar puts the exactly rotated copy near 0 and every negative control far above
 # 0.025.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "The rotation's gap per site for the real pair (the first pair of seeds) and for each control, side by side, mean over the two cohorts. Red dashed: the paper's 0.025; ▽/△: bars cut at the edge of the axis.", "name": "fig-12-controls"}, "image": {"alt": "Grouped bars of the rotation's gap per site for the real pair and each control, on a linear axis with the paper's 0.025 bar."}}
-figures.show(alignment.plot_controls(study, figures.column_figure))
-
-# %% [markdown]
+#
+# ```{glue:figure} controls_figure
+# :name: fig-12-controls
+# :alt: Grouped bars of the rotation's gap per site for the real pair and each control, on a linear axis with the paper's 0.025 bar.
+#
+# The rotation's gap per site for the real pair (the first pair of seeds) and for each control,
+# side by side, mean over the two cohorts. Red dashed: the paper's 0.025; ▽/△: bars cut at the
+# edge of the axis.
+# ```
+#
 # The controls in numbers: the rotation's gap per control and site.
-
-# %% tags=["hide-input"]
-figures.format_table(study.control_table(), sig=3)
+#
+# ```{glue} control_table
+# ```
 
 # %% [markdown]
 # ## How many tokens does one rotation need?
@@ -147,12 +161,20 @@ figures.format_table(study.control_table(), sig=3)
 # the first pair of each cohort at every site. Below n = d the fit is underdetermined (any
 # rotation of the unseen directions fits as well). Look for where each curve flattens: the large
 # marker is the smallest fit whose SAE EV is within 0.01 of the full fit's.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out gap of the rotation-moved SAE as the fit batch grows, first pair of each cohort, one line per site; large markers: the smallest fit within 0.01 EV of the full fit; red dashed: the paper's 0.025; dotted: n = d. Fits too small to show leave the axis at the top.", "name": "fig-12-fit-size"}, "image": {"alt": "Gap against fit-batch size on a log axis, falling and flattening after a few times d rows, per site and cohort."}}
-figures.show(alignment.plot_fit_size(study, figures.column_figure))
-
-# %% tags=["hide-input"]
-figures.format_table(study.stable_table(), sig=3)
+#
+# ```{glue:figure} fit_size_figure
+# :name: fig-12-fit-size
+# :alt: Gap against fit-batch size on a log axis, falling and flattening after a few times d rows, per site and cohort.
+#
+# Held-out gap of the rotation-moved SAE as the fit batch grows, first pair of each cohort, one
+# line per site; large markers: the smallest fit within 0.01 EV of the full fit; red dashed: the
+# paper's 0.025; dotted: n = d. Fits too small to show leave the axis at the top.
+# ```
+#
+# The rows each site needs, by that rule:
+#
+# ```{glue} stable_table
+# ```
 
 # %% [markdown]
 # ## Summary

@@ -69,7 +69,7 @@ affine_margin = 0.025    # [float >= 0] ours: rotation's map EV within this of t
 curve_points = 8         # [int >= 2] fit sizes on the fit-size curve
 
 # %% tags=["hide-input"]
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from polyrot_utils.book import figures
 from polyrot_utils.book.findings import premise_banner
@@ -93,30 +93,33 @@ acts = pythia_activations(suite, suite_cfg, n_fit_seqs=n_fit_seqs, n_eval_seqs=n
 display(premise_banner(acts))
 
 # %% [markdown]
+# The whole study in one call: every map at every site for every anchor pair, the controls and
+# the fit-size curve. Its tables, figures and numbers are placed in the sections below.
+
+# %% tags=["hide-input", "remove-output"]
+study = alignment.alignment_study(acts, **study_kw)
+figures.glue_outputs(alignment.chapter_outputs(study, figures.column_figure))
+
+# %% [markdown]
 # ## Every map, every site, held-out text
 # The gap of each map, mean over the anchor pairs (lower is better; 0 is perfect transfer,
 # negative means the moved SAE beats the target's own). Look at the `rotation` column against
 # 0.025, and at how far `signed perm.` and `identity` fall behind it.
-
-# %% tags=["hide-input"]
-study = alignment.alignment_study(acts, **study_kw)
-figures.format_table(study.method_table("gap"), sig=3)
-
-# %% [markdown]
+#
+# ```{glue} gap_table
+# ```
+#
 # The same maps judged on the activations themselves: each map's `map_ev`, and `s`, the global
 # scale of `rotation × s` (1: the seeds' streams have the same norm). The affine map is the
 # ceiling of any linear account; look at how close the rotation comes to it, and whether
 # `rotation × s` closes what is left (then the difference is one of scale, not of direction).
-
-# %% tags=["hide-input"]
-figures.format_table(study.method_table("map_ev"), sig=3)
-
-# %% tags=["hide-input"]
-w = study.worst_rotation_map_ev()
-display(Markdown(
-    f"The rotation explains least of the target at **{w['site']}**: map EV {w['map_ev']:.3g} "
-    f"beside a gap of {w['gap']:.3g}; the fitted scale there is s = {w['s']:.3g} and the "
-    f"scaled rotation's map EV {w['map_ev_scaled']:.3g}."))
+#
+# ```{glue} map_ev_table
+# ```
+#
+# The rotation explains least of the target at **{glue:text}`worst_site`**: map EV
+# {glue:text}`worst_map_ev` beside a gap of {glue:text}`worst_gap`; the fitted scale there is
+# s = {glue:text}`worst_s` and the scaled rotation's map EV {glue:text}`worst_map_ev_scaled`.
 
 # %% [markdown]
 # ## The gap, against the paper's bar
@@ -125,23 +128,32 @@ display(Markdown(
 # is. It stops a little above the rotation's largest gap; a bar that would leave the axis is cut
 # at its edge and marked ▽ or △ (its value is in the tables above). Look at the rotation's bars
 # against the red line, and at how much the signed permutation and the identity lose.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Gap (the target's own SAE's held-out EV − the anchor's SAE moved through each fitted map) per site, mean over the anchor pairs, on a linear axis. Red dashed: the paper's 0.025; ▽/△: bars cut at the edge of the axis (values in the gap table).", "name": "fig-22-gap"}, "image": {"alt": "Grouped bars of the gap per site for five maps, on a linear axis with the paper's 0.025 bar as a red dashed line."}}
-figures.show(alignment.plot_gaps(study, figures.column_figure))
-
-# %% [markdown]
+#
+# ```{glue:figure} gap_figure
+# :name: fig-22-gap
+# :alt: Grouped bars of the gap per site for five maps, on a linear axis with the paper's 0.025 bar as a red dashed line.
+#
+# Gap (the target's own SAE's held-out EV − the anchor's SAE moved through each fitted map) per
+# site, mean over the anchor pairs, on a linear axis. Red dashed: the paper's 0.025; ▽/△: bars
+# cut at the edge of the axis (values in the gap table).
+# ```
+#
 # The controls, on the same axis: the rotation for the first anchor pair and for each control
 # as target and as source, each its own bar. An alignment that reaches the ceiling onto an
 # untrained model would prove nothing: look for every control far above the real pair.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "The rotation's gap per site for the real pair (the first pair of seeds) and for each control, side by side. Red dashed: the paper's 0.025; ▽/△: bars cut at the edge of the axis.", "name": "fig-22-controls"}, "image": {"alt": "Grouped bars of the rotation's gap per site for the real pair and each control, on a linear axis with the paper's 0.025 bar."}}
-figures.show(alignment.plot_controls(study, figures.column_figure))
-
-# %% [markdown]
+#
+# ```{glue:figure} controls_figure
+# :name: fig-22-controls
+# :alt: Grouped bars of the rotation's gap per site for the real pair and each control, on a linear axis with the paper's 0.025 bar.
+#
+# The rotation's gap per site for the real pair (the first pair of seeds) and for each control,
+# side by side. Red dashed: the paper's 0.025; ▽/△: bars cut at the edge of the axis.
+# ```
+#
 # The controls in numbers: the rotation's gap per control and site.
-
-# %% tags=["hide-input"]
-figures.format_table(study.control_table(), sig=3)
+#
+# ```{glue} control_table
+# ```
 
 # %% [markdown]
 # ## How many tokens one rotation needs
@@ -149,12 +161,20 @@ figures.format_table(study.control_table(), sig=3)
 # the first anchor pair at every site. A rotation has d(d−1)/2 free parameters and each row gives
 # d equations; below about d rows it is not determined at all. Look for where each curve
 # flattens: the large marker is the smallest fit whose SAE EV is within 0.01 of the full fit's.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Held-out gap of the anchor's SAE moved by a rotation fitted on the first n rows, one line per site; large markers: the smallest fit within 0.01 EV of the full fit; red dashed: the paper's 0.025; dotted: n = d. Fits too small to show leave the axis at the top.", "name": "fig-22-fit-size"}, "image": {"alt": "Gap against fit size on a log axis, falling and flattening after a few times d rows, one line per site."}}
-figures.show(alignment.plot_fit_size(study, figures.column_figure))
-
-# %% tags=["hide-input"]
-figures.format_table(study.stable_table(), sig=3)
+#
+# ```{glue:figure} fit_size_figure
+# :name: fig-22-fit-size
+# :alt: Gap against fit size on a log axis, falling and flattening after a few times d rows, one line per site.
+#
+# Held-out gap of the anchor's SAE moved by a rotation fitted on the first n rows, one line per
+# site; large markers: the smallest fit within 0.01 EV of the full fit; red dashed: the paper's
+# 0.025; dotted: n = d. Fits too small to show leave the axis at the top.
+# ```
+#
+# The rows each site needs, by that rule:
+#
+# ```{glue} stable_table
+# ```
 
 # %% [markdown]
 # ## Summary

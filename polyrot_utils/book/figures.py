@@ -26,7 +26,7 @@ Typical chapter use::
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,6 +42,7 @@ __all__ = [
     "column_figure",
     "format_number",
     "format_table",
+    "glue_outputs",
     "legibility_problems",
     "show",
     "use_book_style",
@@ -182,6 +183,59 @@ def show(fig, **kwargs: Any) -> None:
         plt.close(fig)
         raise ValueError("figure not legible at the book's column width: " + "; ".join(problems))
     plt.show()
+
+
+def glue_outputs(outputs: Mapping[str, Any], *, sig: int = 3) -> None:
+    """Glue a chapter's named outputs (MyST-NB ``glue``) for its prose to place.
+
+    The prose places each one where it explains it: a figure with ``{glue:figure} name`` (its
+    caption and ``:name:`` in the directive), a table with ``{glue} name``, a number or word in
+    a sentence with ``{glue:text}`name```. What each value becomes:
+
+    - a matplotlib figure: checked by :func:`legibility_problems` (``ValueError`` listing them,
+      as :func:`show`), glued as its image and closed;
+    - a pandas DataFrame or Series: written by :func:`format_table` (``sig`` digits), glued as
+      a table;
+    - a number, string or bool: glued as text only (``display=False``), numbers written by
+      :func:`format_number`;
+    - ``None`` (an output this run did not compute): glued as a short italic note, so the page
+      says so instead of failing to build.
+
+    Figures and tables are also displayed in the cell, so the executed notebook shows them in
+    Jupyter; the chapter tags that cell ``remove-output`` so that the book shows each only
+    where the prose places it. Names are per chapter (MyST-NB scopes glue keys to their
+    document), so twin chapters glue the same names.
+    """
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from IPython.display import Markdown
+    from matplotlib.figure import Figure
+    from myst_nb import glue
+
+    for name, value in outputs.items():
+        if isinstance(value, Figure):
+            problems = legibility_problems(value)
+            if problems:
+                plt.close(value)
+                raise ValueError(
+                    f"figure {name!r} not legible at the book's column width: "
+                    + "; ".join(problems)
+                )
+            glue(name, value)
+            plt.close(value)
+        elif isinstance(value, pd.DataFrame | pd.Series):
+            glue(name, format_table(value, sig=sig))
+        elif value is None:
+            glue(name, Markdown("*(not computed in this run)*"))
+        elif isinstance(value, bool | str):
+            glue(name, str(value), display=False)
+        elif isinstance(value, int | float | np.integer | np.floating):
+            glue(name, format_number(value, sig=sig), display=False)
+        else:
+            raise TypeError(
+                f"glue_outputs: {name!r} is a {type(value).__name__}; expected a matplotlib "
+                "figure, a pandas DataFrame or Series, a number, a string, a bool or None"
+            )
 
 
 # ----------------------------------------------------------------------------- numbers and tables

@@ -53,6 +53,7 @@ __all__ = [
     "AlignmentResult",
     "PaperClaim",
     "alignment_study",
+    "chapter_outputs",
     "fit_sizes",
     "plot_controls",
     "plot_fit_size",
@@ -803,3 +804,23 @@ def plot_fit_size(res: AlignmentResult, new_figure: Callable[..., Any]) -> Any:
             _legend(fig, ax, 4)
     axes[-1].set_xlabel("rows the rotation is fitted on")
     return fig
+
+
+def chapter_outputs(res: AlignmentResult, new_figure: Callable[..., Any]) -> dict[str, Any]:
+    """Everything chapters 12 and 22 show, by name, for ``book.figures.glue_outputs``: the
+    tables ``gap_table``, ``map_ev_table``, ``control_table``, ``stable_table``; the figures
+    ``gap_figure``, ``controls_figure``, ``fit_size_figure``; and the numbers of the sentence on
+    the rotation's worst map EV, ``worst_site``, ``worst_group``, ``worst_map_ev``,
+    ``worst_gap``, ``worst_s``, ``worst_map_ev_scaled`` (:meth:`AlignmentResult.
+    worst_rotation_map_ev`). ``new_figure``: ``book.figures.column_figure``."""
+    worst = res.worst_rotation_map_ev()
+    return {
+        "gap_table": res.method_table("gap"),
+        "map_ev_table": res.method_table("map_ev"),
+        **{f"worst_{k}": v for k, v in worst.items()},
+        "gap_figure": plot_gaps(res, new_figure),
+        "controls_figure": plot_controls(res, new_figure),
+        "control_table": res.control_table(),
+        "fit_size_figure": plot_fit_size(res, new_figure),
+        "stable_table": res.stable_table(),
+    }
