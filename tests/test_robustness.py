@@ -584,3 +584,21 @@ def test_concurrent_builds_in_separate_processes_run_once(tmp_cache, tmp_path):
     outs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert len(set(outs)) == 1 and log.read_text().count("built") == 1
+
+
+@pytest.mark.slow
+def test_long_chapter_reports_progress_in_the_build_log(tmp_path, capsys):
+    """A chapter's library calls report progress (core.progress); the runner echoes it to its
+    own log while the chapter runs, and none of it reaches the executed notebook."""
+    body = (
+        "# %%\nimport time\nfrom polyrot_utils.core.progress import report\n"
+        "for i in range(3):\n    report(f'step {i} of 3')\n    time.sleep(3.5)\n"
+    )
+    root = _mini_repo(tmp_path / "repo", body)
+    rec = book.run_notebook("chapter", "smoke", build_dir=tmp_path / "build", root=root)
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.startswith("[polyrot]   chapter +")]
+    assert len(lines) >= 2 and any(ln.endswith("step 2 of 3") for ln in lines), out
+    nb = rec.output.read_text()
+    assert "step 0 of 3" not in nb and "POLYROT_PROGRESS" not in nb
+    assert not (tmp_path / "build" / "partial" / "chapter.progress").exists()

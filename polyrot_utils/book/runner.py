@@ -62,6 +62,7 @@ import yaml
 
 from polyrot_utils.book import build_cache, presentation
 from polyrot_utils.core.cache import atomic_write_json, cache_root
+from polyrot_utils.core.progress import PROGRESS_ENV
 
 __all__ = [
     "PROFILES",
@@ -467,6 +468,46 @@ def _sigint_recorded() -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
+@contextmanager
+def _progress_echo(path: Path, stem: str, every: float = 1.0, gap: float = 3.0) -> Iterator[None]:
+    """While a chapter runs, print the progress lines its library calls write to ``path``
+    (:mod:`polyrot_utils.core.progress`) to the build log, ``[polyrot]   <stem> +<s>s: <line>``,
+    at most one per ``gap`` seconds (the latest wins); the file is polled every ``every``
+    seconds by a daemon thread, so a chapter that reports nothing prints nothing."""
+    stop = threading.Event()
+    start = time.time()
+
+    def echo() -> None:
+        offset, last = 0, 0.0
+        while True:
+            stopping = stop.wait(every)
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    chunk = fh.read()
+            except OSError:
+                chunk = b""
+            complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
+            offset += len(complete)
+            text = complete.decode("utf-8", errors="replace")
+            lines = [ln.split("\t", 1) for ln in text.splitlines() if "\t" in ln]
+            now = time.time()
+            if lines and now - last >= gap:
+                stamp, message = lines[-1]
+                print(f"[polyrot]   {stem} +{float(stamp) - start:.0f}s: {message}", flush=True)
+                last = now
+            if stopping:
+                return
+
+    thread = threading.Thread(target=echo, name=f"progress-{stem}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 @dataclass
 class RunRecord:
     stem: str
@@ -520,6 +561,7 @@ def run_notebook(
         "POLYROT_RESULTS_DIR",
         "POLYROT_RESULTS_WRITE_DIR",
         "POLYROT_PROFILE",
+        PROGRESS_ENV,
         "PYTHONPATH",
         "TQDM_DISABLE",
     )
@@ -532,10 +574,13 @@ def run_notebook(
         partial_results.resolve()
     )  # where this one writes
     os.environ["POLYROT_PROFILE"] = profile
+    progress_file = partial / f"{stem}.progress"
+    progress_file.unlink(missing_ok=True)
+    os.environ[PROGRESS_ENV] = str(progress_file.resolve())
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env_backup["PYTHONPATH"]]))
     os.environ.pop("MPLBACKEND", None)  # papermill + MPLBACKEND=Agg silently drops inline figures
     start = time.perf_counter()
-    with _sigint_recorded() as interrupted:
+    with _sigint_recorded() as interrupted, _progress_echo(progress_file, stem):
         try:
             papermill.execute_notebook(
                 str(source_ipynb),
@@ -593,6 +638,7 @@ def run_notebook(
         staged.unlink()
     os.replace(partial_output, output)
     kernel_log.unlink(missing_ok=True)
+    progress_file.unlink(missing_ok=True)
     build_cache.write_stamp(stem, key, build, seconds, params)  # last: the outputs are in place
     return RunRecord(stem, seconds, output, params)
 

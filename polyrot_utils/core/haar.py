@@ -62,6 +62,7 @@ import numpy as np
 import torch
 
 from polyrot_utils.core.cache import atomic_save_npz, cached_entry, load_npz
+from polyrot_utils.core.progress import report
 from polyrot_utils.core.validate import as_array
 
 __all__ = [
@@ -408,6 +409,7 @@ def null_features(
     built: dict[str, np.ndarray] = {}
 
     def build(entry: Path) -> None:
+        report(f"Haar null at d = {d}: {n_null} samples")
         built.update(
             _haar_features(d, n_null, np.random.default_rng([int(seed), d, 7]), n_powers, fixed_tol)
         )

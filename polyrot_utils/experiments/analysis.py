@@ -24,6 +24,7 @@ import torch
 
 from polyrot_utils.core import basis as core_basis
 from polyrot_utils.core import haar, metrics, procrustes
+from polyrot_utils.core.progress import report
 from polyrot_utils.sae.autoencoder import SAE, train_sae_cached, transfer_sae
 
 __all__ = [
@@ -155,7 +156,7 @@ def train_saes(
     match (see :func:`universality_table`'s ``live_only``). :func:`model_seeds` gives each model
     its own seed."""
     saes: dict[str, dict[str, SAE]] = {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for m in models or list(acts_train):
         saes[m] = {}
         if isinstance(seed, Mapping):
@@ -165,6 +166,7 @@ def train_saes(
         else:
             m_seed = int(seed)
         for s in sites or list(acts_train[m]):
+            report(f"SAE of {m} at {s} ({len(rows) + 1} of this call)")
             sae, hist = train_sae_cached(
                 acts_train[m][s],
                 d_sae=d_sae,

@@ -39,6 +39,7 @@ import torch
 from polyrot_utils.core.cache import artifact_dir, atomic_write_json, cached_entry
 from polyrot_utils.core.device import default_device
 from polyrot_utils.core.metrics import pairwise_agreement
+from polyrot_utils.core.progress import report
 from polyrot_utils.core.schedule import checkpoint_steps
 from polyrot_utils.models.loading import ModelNotAvailableError, load_model, quiet_hf_progress
 from polyrot_utils.models.tokenizer import (
@@ -282,6 +283,8 @@ def _train_standin(cfg: StandinConfig, run: Path, verbose: bool) -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         losses.append(float(loss.detach()))
+        if step % 50 == 0:
+            report(f"stand-in seed {cfg.seed}: step {step} of {cfg.n_steps}, loss {losses[-1]:.3f}")
         if verbose and (step % 20 == 0 or step == cfg.n_steps - 1):
             print(
                 f"seed {cfg.seed} step {step} loss {losses[-1]:.3f} "

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from polyrot_utils.core import cache
+from polyrot_utils.core.progress import report
 from polyrot_utils.tasks.dyck import paper_task as dyck_paper
 from polyrot_utils.tasks.dyck.convergence import ConvergenceRule, MemberProgress, min_accuracy
 from polyrot_utils.tasks.dyck.ensemble import (
@@ -525,6 +526,10 @@ def _train(
                         done.append(e)
                 if on_eval is not None:
                     on_eval(sp, pr.steps_done, st.member_state(e))
+                report(
+                    f"{sp.cohort}/{sp.seed}: step {pr.steps_done}, min accuracy "
+                    f"{min_accuracy(accs[j]):.5f}"
+                )
                 if verbose:
                     print(
                         f"[{now:7.1f}s] {sp.cohort}/{sp.seed} step {pr.steps_done} tokens "

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from polyrot_utils.core import cache
 from polyrot_utils.core.device import default_device
+from polyrot_utils.core.progress import report
 from polyrot_utils.core.schedule import checkpoint_steps
 from polyrot_utils.tasks.dyck import language as dyck
 from polyrot_utils.tasks.dyck.toy import (
@@ -390,6 +391,7 @@ def _train(config: ToyTrainConfig, path: Path, verbose: bool) -> TrainedToy:
 
     def run_eval(step: int) -> None:
         stats = evaluate_toy(model, heldout, batch_size=512)
+        report(f"toy seed {config.seed}: step {step} of {config.steps}")
         hist["eval"].append({"step": step, **stats})
         model.train()
         if verbose:
