@@ -68,11 +68,9 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 from scipy.stats import spearmanr
 
-torch.set_num_threads(1)
 from polyrot_utils.tasks.dyck import bars, language as dyck
 from polyrot_utils.core import haar
 from polyrot_utils.core.intervals import Interval, seed_interval

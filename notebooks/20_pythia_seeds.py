@@ -285,7 +285,7 @@ results.record("checkpoint_curves", curves)
 # ## Summary
 
 # %% tags=["hide-input"]
-bar_b = results.data["claims"]["cross_seed_kl_bar_B"]["passed"]
+bar_b = results.claims()["cross_seed_kl_bar_B"]["passed"]
 display(Markdown("\n".join([
     f"- Source: {suite.info['source']}; {len(seed_names)} seeds of a {arch['n_params']:,}-parameter GPT-NeoX "
     f"(d_model {arch['d_model']}, {arch['n_layers']} layers)"
