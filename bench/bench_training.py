@@ -97,6 +97,36 @@ def ensemble(data: list[list], E: int, threads: int, warmup: int, device: str) -
     return tokens / seconds
 
 
+def profile_ensemble(data: list[list], E: int, threads: int, top: int = 12) -> list[dict]:
+    """Where one ensemble step's time goes: torch's profiler over the timed steps at ``E``
+    members, the ``top`` operators by self CPU time, ``{op, self_ms_per_step, share}``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.set_num_threads(threads)
+    st = en.stack_models([build_toy(e) for e in range(E)], list(range(E)))
+    opt = en.EnsembleOptimizer(st)
+    lr = torch.full((E,), 1e-3, dtype=torch.float64)
+    steps = []
+    for step in data:
+        bs = step[:E]
+        W = max(b.tokens.shape[1] for b in bs)
+        pad = lambda t: torch.nn.functional.pad(t, (0, W - t.shape[1]))  # noqa: E731
+        steps.append((torch.stack([pad(b.tokens) for b in bs]),
+                      {k: torch.stack([pad(b.labels[k]) for b in bs]) for k in bs[0].labels},
+                      torch.stack([pad(b.mask) for b in bs])))
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for tok, lab, mask in steps:
+            loss, _ = en.member_losses(en.ensemble_logits(st.params, tok), lab, mask)
+            opt.zero_grad()
+            loss.sum().backward()
+            opt.step(lr)
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    events.sort(key=lambda e: -e.self_cpu_time_total)
+    return [{"op": e.key, "self_ms_per_step": round(e.self_cpu_time_total / 1e3 / len(steps), 3),
+             "share": round(e.self_cpu_time_total / total, 3)} for e in events[:top]]
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=64)
@@ -107,6 +137,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--quick", action="store_true", help="10 timed steps; per-seed loop on 3 models")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--profile", action="store_true",
+                    help="also profile the E = 10 ensemble step (top operators by self CPU time)")
     args = ap.parse_args(argv)
     steps = 10 if args.quick else args.steps
     cfg = dp.PaperTaskConfig(min_len=2, max_len=args.max_len)
@@ -120,6 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
             "ensemble_tokens_per_s_1_thread": {str(E): round(ensemble(data, E, 1, args.warmup, args.device))
                                                for E in (10,)} if args.threads != 1 else None,
         }
+        if args.profile and args.device == "cpu":
+            out["profile_E10"] = profile_ensemble(data, 10, args.threads)
     finally:
         torch.set_num_threads(prev)
     out["speedup_E10"] = round(out["ensemble_tokens_per_s"]["10"] / out["per_seed_tokens_per_s"], 2)
