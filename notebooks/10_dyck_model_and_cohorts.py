@@ -55,7 +55,6 @@ stack_max_len = 16                         # [int >= 8] their content lengths 2.
 device = "auto"
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -63,13 +62,13 @@ import torch
 from polyrot_utils.book import figures
 from polyrot_utils.book.results import ChapterResults
 from polyrot_utils.core import haar
-from polyrot_utils.experiments.training_dynamics import claims_over_training
+from polyrot_utils.experiments.training_dynamics import claims_over_training, plot_claims_over_training
 from polyrot_utils.tasks.dyck import language as dyck
 from polyrot_utils.tasks.dyck.cohorts import (accuracy_table, cohort_config, convergence_table,
                                               functional_agreement, shared_tensors_equal, train_cohort)
-from polyrot_utils.tasks.dyck.suite import dyck_activations
+from polyrot_utils.tasks.dyck.reference import REFERENCE_DIR, load_manifest
 from polyrot_utils.tasks.dyck.toy import READOUT_SLICES, build_toy, count_parameters, planted_rotation_check
-from polyrot_utils.tasks.dyck.training_checkpoints import cohort_timeline
+from polyrot_utils.tasks.dyck.training_checkpoints import cohort_timeline, timeline_probes
 
 # %% tags=["hide-input"]
 figures.use_book_style()
@@ -155,8 +154,6 @@ figures.format_table(conv_df, sig=5)
 # dotted criterion line and stop a fixed number of steps later.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Error left (1 − minimum accuracy over the three evaluation sets × three readouts) against training tokens seen, one line per seed, measured every evaluation during the reference training run (or, for models trained in this build, at their recorded evaluations). The dotted line is the paper's criterion, 10⁻⁴.", "name": "fig-10-convergence"}, "image": {"alt": "Log-log lines of error against tokens, falling towards and below a dotted horizontal line at 1e-4."}}
-from polyrot_utils.tasks.dyck.reference import REFERENCE_DIR, load_manifest
-
 use_manifest = any(c.config.source == "reference" for c in trained.values())
 curve = pd.DataFrame(load_manifest(REFERENCE_DIR)["curve"]) if use_manifest else pd.DataFrame(
     [{"cohort": k, "seed": s, "tokens": e["step"] * c.config.train.batch_size, "min_accuracy": e["acc_all"]}
@@ -244,31 +241,14 @@ figures.format_table(planted, sig=2)
 # %%
 tl_cohort = trained["independent"] if "independent" in trained else trained[cohorts[0]]
 tl_models, tl_tokens, tl_acc = cohort_timeline(tl_cohort)
-build = lambda models: dyck_activations(dict(models), eval_split, n_fit=timeline_n_fit, n_eval=timeline_n_eval, seed=seed)  # noqa: E731
-agreement = lambda models: tuple(pd.DataFrame(functional_agreement(dict(models), eval_split))  # noqa: E731
-                                 [["kl_ab", "top1_agreement"]].mean())
-timeline = claims_over_training(tl_models, tl_tokens, build, agreement, site=timeline_site, min_accuracy=tl_acc,
+probes = timeline_probes(eval_split, n_fit=timeline_n_fit, n_eval=timeline_n_eval, seed=seed)
+timeline = claims_over_training(tl_models, tl_tokens, *probes, site=timeline_site, min_accuracy=tl_acc,
                                 n_null=timeline_n_null, seed=seed)
 results.record("claims_over_training", timeline.to_dict(orient="records"))
 figures.format_table(timeline.set_index("step").T, sig=3)  # one column per checkpoint step
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "The paper's quantities against training tokens seen, for three seeds of Cohort B: error left (1 − min accuracy) and cross-seed KL fall together; the fitted rotation's explained variance rises above the unaligned one; the SAE-transfer gap shrinks towards the paper's 0.025 bar; the rotation's distance from the identity and the Haar p-value show whether R looks like a random rotation at each stage.", "name": "fig-10-timeline"}, "image": {"alt": "Three panels against tokens seen: error and KL on a log axis; unaligned and aligned EV and the SAE gap; rotation distance and Haar p-value."}}
-fig, axes = figures.column_figure(1, 3, height=2.9)
-x = timeline.tokens
-axes[0].plot(x, (1 - timeline.min_accuracy).clip(lower=1e-6), "o-", label="1 − min acc")
-axes[0].plot(x, timeline.cross_seed_kl.clip(lower=1e-9), "s--", label="cross-seed KL")
-axes[0].set(xscale="log", yscale="log", xlabel="tokens")
-axes[1].plot(x, timeline.unaligned_ev, "o-", label="unaligned EV")
-axes[1].plot(x, timeline.aligned_ev, "s-", label="aligned EV")
-axes[1].plot(x, timeline.sae_gap, "^--", label="SAE gap")
-axes[1].axhline(0.025, color="grey", ls=":", label="gap bar 0.025")
-axes[1].set(xscale="log", xlabel="tokens")
-axes[2].plot(x, timeline.rotation_distance, "o-", label="‖R−I‖/√(2d)")
-axes[2].plot(x, timeline.haar_p, "s--", label="Haar p")
-axes[2].set(xscale="log", xlabel="tokens", ylim=(-0.05, 1.6))
-for ax in axes:
-    ax.legend(fontsize=9, loc="best")
-figures.show(fig)
+figures.show(plot_claims_over_training(timeline, figures.column_figure))
 
 # %% [markdown]
 # ## A stress variant: does polymorphism survive a task that needs a stack?
@@ -286,11 +266,9 @@ stack_cfg = cohort_config("independent", profile=toy_profile, n_seeds=stack_seed
 stack = train_cohort(stack_cfg)
 stack_split = dyck.make_split(stack_cfg.train.data, "heldout").subset(slice(0, n_eval_strings))
 stack_acc = pd.DataFrame(accuracy_table({"stack": stack}))
-stack_build = lambda models: dyck_activations(dict(models), stack_split, n_fit=timeline_n_fit, n_eval=timeline_n_eval, seed=seed)  # noqa: E731
-stack_agree = lambda models: tuple(pd.DataFrame(functional_agreement(dict(models), stack_split))  # noqa: E731
-                                   [["kl_ab", "top1_agreement"]].mean())
+stack_probes = timeline_probes(stack_split, n_fit=timeline_n_fit, n_eval=timeline_n_eval, seed=seed)
 stack_row = claims_over_training({stack_steps: {f"seed{s}": m for s, m in stack.models.items()}},
-                                 {stack_steps: 0}, stack_build, stack_agree, site=timeline_site,
+                                 {stack_steps: 0}, *stack_probes, site=timeline_site,
                                  n_null=timeline_n_null, seed=seed).drop(columns=["tokens", "min_accuracy"])
 stack_row.insert(1, "worst held-out accuracy", float(stack_acc[stack_acc.split == "heldout"][
     ["acc_type", "acc_depth", "acc_invalid"]].min().min()))

@@ -157,6 +157,7 @@ def train_saes(
     its own seed."""
     saes: dict[str, dict[str, SAE]] = {}
     rows: list[dict[str, Any]] = []
+    todo = [(m, s) for m in models or list(acts_train) for s in sites or list(acts_train[m])]
     for m in models or list(acts_train):
         saes[m] = {}
         if isinstance(seed, Mapping):
@@ -166,7 +167,7 @@ def train_saes(
         else:
             m_seed = int(seed)
         for s in sites or list(acts_train[m]):
-            report(f"SAE of {m} at {s} ({len(rows) + 1} of this call)")
+            report(f"SAE {len(rows) + 1} of {len(todo)}: {m} at {s}")
             sae, hist = train_sae_cached(
                 acts_train[m][s],
                 d_sae=d_sae,

@@ -36,7 +36,7 @@ from polyrot_utils.core import haar, procrustes
 from polyrot_utils.experiments import analysis
 from polyrot_utils.models.activations import PairedActs
 
-__all__ = ["COLUMNS", "claims_over_training"]
+__all__ = ["COLUMNS", "claims_over_training", "plot_claims_over_training"]
 
 #: the measured columns, in the order the chapter shows them
 COLUMNS = (
@@ -155,3 +155,28 @@ def claims_over_training(
             }
         )
     return pd.DataFrame(rows)
+
+
+def plot_claims_over_training(
+    timeline: pd.DataFrame, new_figure: Callable[..., Any], gap_bar: float = 0.025
+) -> Any:
+    """Three panels of :func:`claims_over_training`'s table against tokens seen (log axes):
+    error left (``1 − min_accuracy``) and cross-seed KL; unaligned EV, aligned EV and the SAE
+    gap beside the paper's ``gap_bar``; the rotation's distance from the identity and the Haar
+    p-value. ``new_figure``: ``book.figures.column_figure``."""
+    fig, axes = new_figure(1, 3, height=2.9)
+    x = timeline.tokens
+    axes[0].plot(x, (1 - timeline.min_accuracy).clip(lower=1e-6), "o-", label="1 − min acc")
+    axes[0].plot(x, timeline.cross_seed_kl.clip(lower=1e-9), "s--", label="cross-seed KL")
+    axes[0].set(xscale="log", yscale="log", xlabel="tokens")
+    axes[1].plot(x, timeline.unaligned_ev, "o-", label="unaligned EV")
+    axes[1].plot(x, timeline.aligned_ev, "s-", label="aligned EV")
+    axes[1].plot(x, timeline.sae_gap, "^--", label="SAE gap")
+    axes[1].axhline(gap_bar, color="grey", ls=":", label=f"gap bar {gap_bar:g}")
+    axes[1].set(xscale="log", xlabel="tokens")
+    axes[2].plot(x, timeline.rotation_distance, "o-", label="‖R−I‖/√(2d)")
+    axes[2].plot(x, timeline.haar_p, "s--", label="Haar p")
+    axes[2].set(xscale="log", xlabel="tokens", ylim=(-0.05, 1.6))
+    for ax in axes:
+        ax.legend(fontsize=9, loc="best")
+    return fig

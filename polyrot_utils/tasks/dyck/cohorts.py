@@ -393,7 +393,7 @@ def convergence_table(
 
 @torch.no_grad()
 def functional_agreement(
-    models: dict[int, Any], split: dyck.DyckSplit, batch_size: int = 512
+    models: dict[Any, Any], split: dyck.DyckSplit, batch_size: int = 512
 ) -> list[dict]:
     """Output agreement for every pair of ``models`` on the same strings, per readout.
 

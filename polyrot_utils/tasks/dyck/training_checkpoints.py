@@ -17,18 +17,22 @@ Two sources, chosen by the cohort:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from polyrot_utils.core import cache
+from polyrot_utils.models.activations import PairedActs
 from polyrot_utils.tasks.dyck import language as dyck
 from polyrot_utils.tasks.dyck import reference as ref
-from polyrot_utils.tasks.dyck.suite import member_name
+from polyrot_utils.tasks.dyck.cohorts import functional_agreement
+from polyrot_utils.tasks.dyck.suite import dyck_activations, member_name
 from polyrot_utils.tasks.dyck.toy import build_toy, load_parameter_dict
 
-__all__ = ["CohortTimeline", "cohort_timeline"]
+__all__ = ["CohortTimeline", "cohort_timeline", "timeline_probes"]
 
 CohortTimeline = tuple[dict[int, dict[str, Any]], dict[int, int], dict[int, float]]
 
@@ -99,3 +103,26 @@ def cohort_timeline(cohort: Any, folder: Path | str = ref.REFERENCE_DIR) -> Coho
     if getattr(cohort.config, "source", "train") == "reference":
         return _reference_timeline(cohort, Path(folder))
     return _trained_timeline(cohort)
+
+
+def timeline_probes(
+    split: dyck.DyckSplit, *, n_fit: int, n_eval: int, seed: int
+) -> tuple[
+    Callable[[Mapping[str, Any]], PairedActs], Callable[[Mapping[str, Any]], tuple[float, float]]
+]:
+    """The two per-checkpoint measurements that
+    :func:`~polyrot_utils.experiments.training_dynamics.claims_over_training` takes, for Dyck
+    models scored on ``split``: ``build({name: model})``, their paired residual activations
+    (:func:`~polyrot_utils.tasks.dyck.suite.dyck_activations`, ``n_fit`` + ``n_eval`` rows,
+    ``seed``), and ``agreement({name: model})``, ``(mean KL, mean top-1 agreement)`` over every
+    pair and readout (:func:`~polyrot_utils.tasks.dyck.cohorts.functional_agreement`)."""
+
+    def build(models: Mapping[str, Any]) -> PairedActs:
+        return dyck_activations(dict(models), split, n_fit=n_fit, n_eval=n_eval, seed=seed)
+
+    def agreement(models: Mapping[str, Any]) -> tuple[float, float]:
+        rows = pd.DataFrame(functional_agreement(dict(models), split))
+        kl, top1 = rows[["kl_ab", "top1_agreement"]].mean()
+        return float(kl), float(top1)
+
+    return build, agreement
