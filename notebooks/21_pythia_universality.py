@@ -98,43 +98,52 @@ display(premise_banner(acts))
 
 # %%
 measured = [universality.measure(acts, anchor=anchor, seed=seed, shared_seed_demo=shared_seed_demo, **sae)]
-figures.format_table(universality.site_table(measured), sig=3)
+
+# %% tags=["hide-input", "remove-output"]
+figures.glue_outputs(universality.chapter_outputs(measured, figures.column_figure))
 
 # %% [markdown]
+# ```{glue} site_table
+# ```
+#
 # ## The paradox, site by site
 # Look at the gap between the solid and the dashed line on the left (what the rotation adds to
 # the feature match), and on the right at where seed A's SAE lands between the ceiling and zero.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Left: one-to-one matched decoder cosine (live latents) between the SAEs of two seeds, before and after rotating seed A's decoder by the Procrustes R, beside two SAEs of the same model, the untrained control and two random dictionaries. Right: held-out EV of each seed's own SAE (the ceiling) and of seed A's SAE used unchanged on seed B. Markers: mean over pairs of seeds; bars: range over pairs.", "name": "fig-21-paradox"}, "image": {"alt": "Per residual site, decoder cosines across seeds against references, and the EV of an SAE on its own seed versus on another seed."}}
-figures.show(universality.plot(measured, figures.column_figure))
-
-# %% [markdown]
+#
+# ```{glue:figure} paradox_figure
+# :name: fig-21-paradox
+# :alt: Per residual site, decoder cosines across seeds against references, and the EV of an SAE on its own seed versus on another seed.
+#
+# Left: one-to-one matched decoder cosine (live latents) between the SAEs of two seeds, before
+# and after rotating seed A's decoder by the Procrustes R, beside two SAEs of the same model, the
+# untrained control and two random dictionaries. Right: held-out EV of each seed's own SAE (the
+# ceiling) and of seed A's SAE used unchanged on seed B. Markers: mean over pairs of seeds; bars:
+# range over pairs.
+# ```
+#
 # ## Headline numbers, with their spread across seeds
 # Means over the internal sites (every site but the embedding) and the pairs of seeds; the
 # interval is a 90 % bootstrap over seeds. Read each cosine against the two reference rows.
-
-# %% tags=["hide-input"]
-figures.format_table(universality.headline_table(measured))
-
-# %% [markdown]
+#
+# ```{glue} headline_table
+# ```
+#
 # Unaligned EV is quoted three ways in this book; they are different statistics of the same
 # table, named apart here: the mean (the figure), the largest per-site mean over pairs (what
 # the paper reports per site), and the largest single pair at any site (what the check
 # `unaligned_ev_max` tests, and the verdict lists).
-
-# %% tags=["hide-input"]
-figures.format_table(universality.ev_statistics(measured))
-
-# %% [markdown]
+#
+# ```{glue} ev_statistics_table
+# ```
+#
 # ## Does the "universality" number come from the SAE initialisation?
 # The anchor's SAE against the second seed's, when the two SAEs have their own SAE seeds and
 # when the second seed's SAE is trained from the anchor's SAE seed. Matched cosine over *all*
 # latents: if the shared seed scores much higher, the metric is reading identical, never-trained
 # rows rather than learned features.
-
-# %% tags=["hide-input"]
-demo = universality.shared_seed_table(measured)
-figures.format_table(demo, sig=3) if demo is not None else None
+#
+# ```{glue} shared_seed_table
+# ```
 
 # %% [markdown]
 # ## The paper's claims and our checks

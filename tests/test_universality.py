@@ -194,6 +194,47 @@ def test_figure_is_legible(planted):
     assert len(tab) <= 15 and tab[res.title].str.contains(r"\[").any()
 
 
+def test_chapter_outputs_names_every_table_and_figure(planted):
+    """What chapters 11 and 21 glue: each table is the table function's own (no number moved),
+    the figure is legible, a run without the shared-seed demo glues ``None`` in its place, and
+    two cohorts give a cohort column."""
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    _, _, res, _ = planted
+    out = universality.chapter_outputs([res], figures.column_figure)
+    assert list(out) == [
+        "site_table",
+        "paradox_figure",
+        "headline_table",
+        "ev_statistics_table",
+        "shared_seed_table",
+    ]
+    pd.testing.assert_frame_equal(out["site_table"], universality.site_table([res]))
+    pd.testing.assert_frame_equal(out["headline_table"], universality.headline_table([res]))
+    pd.testing.assert_frame_equal(out["ev_statistics_table"], universality.ev_statistics([res]))
+    assert res.shared_seed is not None
+    pd.testing.assert_frame_equal(out["shared_seed_table"], universality.shared_seed_table([res]))
+    assert isinstance(out["paradox_figure"], Figure)
+    assert figures.legibility_problems(out["paradox_figure"]) == []
+    plt.close(out["paradox_figure"])
+
+    no_demo = dataclasses.replace(res, shared_seed=None, cohort="independent")
+    two = universality.chapter_outputs([res, no_demo], figures.column_figure)
+    plt.close(two["paradox_figure"])
+    assert "cohort" in two["site_table"].columns
+    assert len(two["site_table"]) == 2 * len(out["site_table"])
+    assert (
+        universality.chapter_outputs([no_demo], figures.column_figure)["shared_seed_table"] is None
+    )
+    plt.close("all")
+    with pytest.raises(ValueError, match="results"):
+        universality.chapter_outputs([], figures.column_figure)
+
+
 def test_bad_input_is_named():
     acts, _ = _planted_acts()
     with pytest.raises(TypeError, match="PairedActs"):

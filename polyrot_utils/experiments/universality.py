@@ -29,7 +29,9 @@ Use::
     res = universality.measure(acts, sae_expansion=2, sae_k=8, sae_n_tokens=16_384,
                                sae_batch_size=256, seed=0, cohort="shared_io")
     universality.record(results, [res])      # claims and values into a ChapterResults
-    figures.show(universality.plot([res]))
+    figures.show(universality.plot([res], figures.column_figure))
+    # a chapter: every table and figure by name, for its prose to place
+    figures.glue_outputs(universality.chapter_outputs([res], figures.column_figure))
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ __all__ = [
     "PAPER_CLAIMS",
     "PaperClaim",
     "UniversalityResult",
+    "chapter_outputs",
     "ev_statistics",
     "headline_table",
     "measure",
@@ -906,6 +909,29 @@ def record(results: Any, res: Sequence[UniversalityResult] | UniversalityResult)
             for n, k, v, iv, b, ok in out
         ]
     )
+
+
+# ----------------------------------------------------------------------------- the chapters
+def chapter_outputs(
+    results: Sequence[UniversalityResult], new_figure: Callable[..., Any]
+) -> dict[str, Any]:
+    """Everything chapters 11 and 21 show, by name, for ``book.figures.glue_outputs``: the
+    tables ``site_table`` (:func:`site_table`), ``headline_table`` (:func:`headline_table`),
+    ``ev_statistics_table`` (:func:`ev_statistics`) and ``shared_seed_table``
+    (:func:`shared_seed_table`; ``None`` when no result ran the shared-seed demo), and the
+    figure ``paradox_figure`` (:func:`plot`). ``results``: one :class:`UniversalityResult` per
+    cohort, as :func:`measure` returns them; ``new_figure``: ``book.figures.column_figure``.
+    Records nothing: the chapter's claims table is :func:`record`'s."""
+    res_list = list(results)
+    if not res_list:
+        raise ValueError("results must hold at least one UniversalityResult")
+    return {
+        "site_table": site_table(res_list),
+        "paradox_figure": plot(res_list, new_figure),
+        "headline_table": headline_table(res_list),
+        "ev_statistics_table": ev_statistics(res_list),
+        "shared_seed_table": shared_seed_table(res_list),
+    }
 
 
 # ----------------------------------------------------------------------------- the figure
