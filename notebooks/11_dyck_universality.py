@@ -89,8 +89,9 @@ for acts in suites.values():
 # **TopK** SAEs (Gao et al. 2024): $k$ fixes the sparsity exactly, so every seed's SAE has the
 # same L0 and the comparison across seeds is at equal sparsity. Each model's SAE gets **its own
 # SAE seed**: SAEs that share a seed share their random initial decoder, and latents that never
-# learn keep it (the last section measures what that does). Look for a training EV well above
-# zero at every site: an SAE that reconstructs nothing cannot show the paradox.
+# learn keep it (the last section measures what that does). Look in the table below for a
+# `ceiling EV` (each seed's own SAE on held-out tokens) well above zero at every site: an SAE that
+# reconstructs nothing cannot show the paradox.
 
 # %%
 measured = [universality.measure(acts, cohort=c, seed=seed, shared_seed_demo=shared_seed_demo, **sae)
@@ -103,9 +104,10 @@ figures.glue_outputs(universality.chapter_outputs(measured, figures.column_figur
 # ```{glue} site_table
 # ```
 #
-# Per cohort and site, means over the pairs of seeds: `matched_cosine_live` (one-to-one),
-# `matched_cosine_rotated_live` (after $R$), `ev_within` (the ceiling) and `ev_unaligned`
-# (A's SAE on B). The paper's paradox is a high cosine beside a *negative* `ev_unaligned`.
+# Per cohort and site, means over the pairs of seeds: `mean max cos` (each latent's best match,
+# all latents), `matched cos` (one-to-one, live latents), `matched cos after R`, `ceiling EV`
+# and `unaligned EV` (A's SAE on B). The paper's paradox is a high cosine beside a *negative*
+# `unaligned EV`.
 #
 # ## The paradox in one figure
 # Look at the gap between the solid and the dashed line on the left (what the rotation adds to
