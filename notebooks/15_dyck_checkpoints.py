@@ -101,6 +101,15 @@ by_step = {step: dyck_activations(models, split, **rows) for step, models in mod
 display(premise_banner(acts))
 
 # %% [markdown]
+# The analysis in one call: every pair of checkpoints and every two seeds' final models at
+# every site, and the paper's SAE statistic. Its table and figure are placed in the section
+# below.
+
+# %% tags=["hide-input", "remove-output"]
+res = checkpoints.checkpoint_analysis(by_step, acts, rung="dyck", **experiment)
+figures.glue_outputs(checkpoints.chapter_outputs(res, figures.column_figure))
+
+# %% [markdown]
 # ## One rotation per pair of checkpoints and site
 # The analysis fits every pair (successive, checkpoint → final, and the two seeds' final models)
 # at every site, and trains the paper's SAE on the checkpoint nearest the paper's point in
@@ -108,23 +117,28 @@ display(premise_banner(acts))
 # far $R$ from that checkpoint to the final model is from the identity, next to the same number
 # between two seeds, and at whether the rotation's EV reaches the affine map's. The full per-pair
 # table is in the results file.
-
-# %% tags=["hide-input"]
-res = checkpoints.checkpoint_analysis(by_step, acts, rung="dyck", **experiment)
-figures.format_table(res.site_summary(), sig=3)
-
-# %% [markdown]
+#
+# ```{glue} site_summary
+# ```
+#
 # Caveat: at `b0.resid_pre` the activations are the embeddings of a few tokens and positions —
 # a subspace of about 15 dimensions — so $R$ is determined only on that span; the analysis leaves
 # such rank-deficient sites out of its Haar claim.
 #
 # In the figure, look for where the top curves sit between the identity (0) and the seed-to-seed
 # level, and, below, for the gap between the rotation's EV and the affine map's.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Top: distance from the identity of the rotation from each checkpoint to the final model, per site (mean over runs), against the rotation between two seeds' final models (dotted) and a Haar rotation (grey). Bottom: held-out EV of the final model's activations from each checkpoint's through the identity, the rotation, the scaled rotation and the affine map (mean over sites and runs; clipped below at −1); the grey vertical line marks the checkpoint the paper's statistic uses.", "name": "fig-15-checkpoints"}, "image": {"alt": "Two stacked line plots against training step: the distance of R from the identity falls towards zero as checkpoints approach the final model; the EV curves of rotation and affine map rise towards 1."}}
-fig, axes = figures.column_figure(2, 1, height=5.6, sharex=True)
-checkpoints.plot_checkpoints(res, axes)
-figures.show(fig)
+#
+# ```{glue:figure} checkpoints_figure
+# :name: fig-15-checkpoints
+# :alt: Two stacked line plots against training step: the distance of R from the identity falls towards zero as checkpoints approach the final model; the EV curves of rotation and affine map rise towards 1.
+#
+# Top: distance from the identity of the rotation from each checkpoint to the final model, per site
+# (mean over runs), against the rotation between two seeds' final models (dotted) and a Haar
+# rotation (grey). Bottom: held-out EV of the final model's activations from each checkpoint's
+# through the identity, the rotation, the scaled rotation and the affine map (mean over sites and
+# runs; clipped below at −1); the grey vertical line marks the checkpoint the paper's statistic
+# uses.
+# ```
 
 # %% [markdown]
 # ## The claims
@@ -136,8 +150,7 @@ figures.show(fig)
 # value is a mean over runs, with its interval over seeds.
 
 # %% tags=["hide-input"]
-claims = checkpoints.record_claims(results, res)
-figures.format_table(claims, sig=3)
+figures.format_table(checkpoints.record_claims(results, res), sig=3)
 
 # %% [markdown]
 # ## Exercises

@@ -51,12 +51,12 @@ hub_steps = [0, 1000, 3000, 10000, 33000, 143000]   # [list[int] >= 0] with the 
 n_fit_seqs = 32          # [int >= 1] held-out windows R (and the paper's SAE) are fitted on
 n_eval_seqs = 16         # [int >= 1] further held-out windows every EV is measured on
 skip_positions = 0       # [int >= 0] drop each window's first positions (0: keep all, as the paper)
-n_null = 200             # [int >= 0] Haar samples calibrating each test (the smallest p is 1/(n_null + 1))
-alpha = 0.05             # [float > 0, < 1] test level (Bonferroni over the sites where R is determined)
-affine_margin = 0.05     # [float >= 0] ours: a rotation accounts for a change if its EV is within this of the affine map's
 sae_expansion = 2        # [int >= 1] the paper's SAE on the earlier checkpoint: width in units of d_model
 sae_k = 16               # [int >= 1] TopK: latents active per token
 sae_n_tokens = 40_000    # [int >= 1] rows that SAE sees in training
+n_null = 200             # [int >= 0] Haar samples calibrating each test (the smallest p is 1/(n_null + 1))
+alpha = 0.05             # [float > 0, < 1] test level (Bonferroni over the sites where R is determined)
+affine_margin = 0.05     # [float >= 0] ours: a rotation accounts for a change if its EV is within this of the affine map's
 
 # %% tags=["hide-input"]
 from IPython.display import display
@@ -95,6 +95,15 @@ by_step = checkpoints.paired_by_step(per_run, acts.sites)
 display(premise_banner(acts))
 
 # %% [markdown]
+# The analysis in one call: every pair of checkpoints and every two seeds' final models at
+# every site, and the paper's SAE statistic. Its table and figure are placed in the section
+# below.
+
+# %% tags=["hide-input", "remove-output"]
+res = checkpoints.checkpoint_analysis(by_step, acts, rung="pythia", **experiment)
+figures.glue_outputs(checkpoints.chapter_outputs(res, figures.column_figure))
+
+# %% [markdown]
 # ## One rotation per pair of checkpoints and site
 # The analysis fits every pair (successive, checkpoint → final, and every two seeds' final
 # models) at every site, and trains the paper's SAE on the checkpoint nearest the paper's point
@@ -102,20 +111,25 @@ display(premise_banner(acts))
 # how far $R$ from that checkpoint to the final model is from the identity, next to the same
 # number between two seeds, and at whether the rotation's EV reaches the affine map's. The full
 # per-pair table is in the results file.
-
-# %% tags=["hide-input"]
-res = checkpoints.checkpoint_analysis(by_step, acts, rung="pythia", **experiment)
-figures.format_table(res.site_summary(), sig=3)
-
-# %% [markdown]
+#
+# ```{glue} site_summary
+# ```
+#
 # In the figure, look for where the top curves sit between the identity (0) and the seed-to-seed
 # level, and, below, for the gap between the rotation's EV and the affine map's: residual norms
 # grow during training, which a rotation cannot follow and the scaled rotation can.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Top: distance from the identity of the rotation from each checkpoint to the final model, per site (mean over runs), against the rotation between two seeds' final models (dotted) and a Haar rotation (grey). Bottom: held-out EV of the final model's activations from each checkpoint's through the identity, the rotation, the scaled rotation and the affine map (mean over sites and runs; clipped below at −1); the grey vertical line marks the checkpoint the paper's statistic uses.", "name": "fig-25-checkpoints"}, "image": {"alt": "Two stacked line plots against training step on a symlog axis: the distance of R from the identity falls as checkpoints approach the final model; the EV curves show how much the identity, rotation, scaled rotation and affine map explain."}}
-fig, axes = figures.column_figure(2, 1, height=5.6, sharex=True)
-checkpoints.plot_checkpoints(res, axes)
-figures.show(fig)
+#
+# ```{glue:figure} checkpoints_figure
+# :name: fig-25-checkpoints
+# :alt: Two stacked line plots against training step on a symlog axis: the distance of R from the identity falls as checkpoints approach the final model; the EV curves show how much the identity, rotation, scaled rotation and affine map explain.
+#
+# Top: distance from the identity of the rotation from each checkpoint to the final model, per site
+# (mean over runs), against the rotation between two seeds' final models (dotted) and a Haar
+# rotation (grey). Bottom: held-out EV of the final model's activations from each checkpoint's
+# through the identity, the rotation, the scaled rotation and the affine map (mean over sites and
+# runs; clipped below at −1); the grey vertical line marks the checkpoint the paper's statistic
+# uses.
+# ```
 
 # %% [markdown]
 # ## The claims
@@ -127,8 +141,7 @@ figures.show(fig)
 # runs, with its interval over seeds.
 
 # %% tags=["hide-input"]
-claims = checkpoints.record_claims(results, res)
-figures.format_table(claims, sig=3)
+figures.format_table(checkpoints.record_claims(results, res), sig=3)
 
 # %% [markdown]
 # ## Exercises

@@ -314,3 +314,40 @@ def test_chapters_declare_the_same_experiment_parameters():
             b.choices,
         ), name
         assert dyck_p[name].default == defaults[name], name
+
+
+def test_chapter_outputs_names_what_both_chapters_place(planted_result):
+    """chapter_outputs returns the page's table and figure, built by the module's own functions,
+    and each chapter places every name it returns (``{glue}`` / ``{glue:figure}``) and no other."""
+    import re
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    calls = []
+
+    def new_figure(*args, height, **kw):  # book.figures.column_figure's signature
+        calls.append((args, dict(kw, height=height)))
+        return plt.subplots(*args, figsize=(6.9, height), **kw)
+
+    out = ck.chapter_outputs(planted_result, new_figure)
+    try:
+        assert set(out) == {"site_summary", "checkpoints_figure"}
+        pd.testing.assert_frame_equal(out["site_summary"], planted_result.site_summary())
+        fig = out["checkpoints_figure"]
+        assert isinstance(fig, Figure) and len(fig.axes) == 2
+        assert calls == [((2, 1), {"height": 5.6, "sharex": True})]
+        assert fig.axes[1].get_ylabel() == "held-out EV of final"
+    finally:
+        plt.close("all")
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    for stem in ("15_dyck_checkpoints", "25_pythia_checkpoints"):
+        text = (root / f"{stem}.py").read_text()
+        placed = set(re.findall(r"^# ```\{glue(?::figure)?\} (\w+)$", text, flags=re.M))
+        assert placed == set(out), stem
+        assert "checkpoints.chapter_outputs(res, figures.column_figure)" in text, stem

@@ -37,14 +37,15 @@ paper's (Dyck: every distinct block site; Pythia: ``layer3_resid_post``, the las
 
 :func:`record_claims` turns a :class:`CheckpointResult` into the chapter's claims, the same
 names on both rungs; each value is a mean over runs with its bootstrap interval over seeds.
-:func:`plot_checkpoints` draws the chapter's figure.
+:func:`plot_checkpoints` draws the chapter's figure; :func:`chapter_outputs` names everything
+the two chapters show.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,7 @@ __all__ = [
     "PaperCheckpoints",
     "affine_ev",
     "analog_step",
+    "chapter_outputs",
     "checkpoint_analysis",
     "checkpoint_models",
     "checkpoint_pairs",
@@ -833,3 +835,17 @@ def plot_checkpoints(res: CheckpointResult, axes: Sequence[Any]) -> None:
     if positive and res.steps[-1] / min(positive) > 30:
         ax2.set_xscale("symlog", linthresh=max(1, min(positive)))
         ax2.set_xlabel("step of the earlier checkpoint (symlog)")
+
+
+# ----------------------------------------------------------------------------- the chapters
+def chapter_outputs(res: CheckpointResult, new_figure: Callable[..., Any]) -> dict[str, Any]:
+    """Everything chapters 15 and 25 show, by name, for ``book.figures.glue_outputs``: the table
+    ``site_summary`` (:meth:`CheckpointResult.site_summary`) and the figure
+    ``checkpoints_figure`` (:func:`plot_checkpoints` on two stacked axes, 5.6 in high, sharing
+    the step axis). ``new_figure``: ``book.figures.column_figure`` (``(nrows, ncols, *,
+    height, **subplots_kw) -> (fig, axes)``; this layer does not import the book's). The claims
+    table is not here: :func:`record_claims` also records the chapter's results, so the page
+    calls it in a cell of its own."""
+    fig, axes = new_figure(2, 1, height=5.6, sharex=True)
+    plot_checkpoints(res, axes)
+    return {"site_summary": res.site_summary(), "checkpoints_figure": fig}
