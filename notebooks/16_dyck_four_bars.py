@@ -389,7 +389,7 @@ results.record("wall_seconds", time.perf_counter() - t_start)
 results.record("cpu_seconds", time.process_time() - cpu_start)
 
 # %% tags=["hide-input"]
-claims = results.data["claims"]
+claims = results.claims()
 # where the verdict links each claim: the section (MyST target) that measured its bar
 target = {"bar_B": "ch16-bar-b", "bar_P": "ch16-bar-p", "bar_C_Pr": "ch16-bar-pr", "bar_C_cross": "ch16-bar-pr",
           "bar_Pr_cross": "ch16-bar-pr", "bar_C_within": "ch16-bar-c", "bar_Pr_within": "ch16-bar-c"}
