@@ -53,7 +53,7 @@ outlier_null = 500     # [int >= 1] Haar samples calibrating the outlier test
 device = "auto"
 
 # %% tags=["hide-input"]
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from polyrot_utils.book import figures
 from polyrot_utils.book.findings import premise_banner
@@ -84,11 +84,16 @@ res = haar_test.haar_experiment(acts, n_null=n_null, n_resample=n_resample, alph
                                 power_trials=power_trials, fixed_tol=fixed_tol,
                                 full_rank_frac=full_rank_frac, n_outliers=n_outliers,
                                 outlier_null=outlier_null, seed=seed)
-for name, table in res.records().items():
-    results.record(f"haar_{name}", table)
-results.record("haar_frobenius_pass_fraction", res.haar_frobenius_pass_fraction)
-tables = haar_test.summary_tables(res)
 display(premise_banner(next(iter(acts.values()))))
+
+# %% [markdown]
+# Its tables, figure and verdicts are placed in the sections below.
+
+# %% tags=["hide-input", "remove-output"]
+outputs = haar_test.chapter_outputs(res, figures.column_figure, haar_expected=["sgd"],
+                                    noun="cohort")
+figures.glue_outputs({"power_table": outputs.pop("power_table")}, sig=2)
+figures.glue_outputs(outputs)
 
 # %% [markdown]
 # ## The paper's checks beside the calibrated test, per cohort
@@ -97,35 +102,36 @@ display(premise_banner(next(iter(acts.values()))))
 # them fall under α. `pairs × sites rejected` counts the per-matrix verdicts; `controls` is the
 # negative control (the figure's lower panel); `cycle err / noise` ≈ 1 means $R_{AB}R_{BC} ≈ R_{AC}$ as
 # far as the data can tell.
-
-# %% tags=["hide-input"]
-figures.format_table(tables["groups"], sig=3)
-
-# %% [markdown]
+#
+# ```{glue} groups_table
+# ```
+#
 # What the cohort theory predicts against what the test found (this sentence is computed from the
-# table above, at the identified sites):
-
-# %% tags=["hide-input"]
-display(Markdown(haar_test.rejection_sentence(res, haar_expected=["sgd"], noun="cohort")))
+# table above, at the identified sites): {glue:text}`rejection_sentence`
 
 # %% [markdown]
 # ## Per site
 # The median calibrated p over pairs, the rank of the activations (R is identified where it is
 # at least `full_rank_frac` × d), and the dimension of the fixed subspace beside the Haar mean of
 # that count. Look for sites where the fixed subspace is far larger than Haar's.
-
-# %% tags=["hide-input"]
-figures.format_table(tables["sites"], sig=3)
-
-# %% [markdown]
+#
+# ```{glue} sites_table
+# ```
+#
 # The same medians as a picture, above the negative controls. Look at whether the controls —
 # rotations between clouds with nothing to align — also stay above α: where they do, a seed
 # pair that "looks Haar" there says nothing about the seeds.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Top: the calibrated Haar p-value of the seeds' rotations at each residual site (median over pairs), one line per cohort; hollow markers are sites where the activations leave R unidentified. Bottom: the same test on R fitted from the first seed to a second seed, to an untrained model, and to its own rows with the token pairing shuffled (median over cohorts). Below the dotted line: rejected at α.", "name": "fig-13-haar-sites"}, "image": {"alt": "Two panels of calibrated p-values per residual site on a log axis with a dotted line at alpha: one line per cohort on top, the pair and the two controls below."}}
-fig, axes = figures.column_figure(2, 1, height=5.6, sharex=True)
-haar_test.plot_haar(res, axes)
-figures.show(fig)
+#
+# ```{glue:figure} haar_figure
+# :name: fig-13-haar-sites
+# :alt: Two panels of calibrated p-values per residual site on a log axis with a dotted line at alpha: one line per cohort on top, the pair and the two controls below.
+#
+# Top: the calibrated Haar p-value of the seeds' rotations at each residual site (median over
+# pairs), one line per cohort; hollow markers are sites where the activations leave R
+# unidentified. Bottom: the same test on R fitted from the first seed to a second seed, to an
+# untrained model, and to its own rows with the token pairing shuffled (median over cohorts).
+# Below the dotted line: rejected at α.
+# ```
 
 # %% [markdown]
 # ## The fixed subspace, and what pins it
@@ -134,9 +140,9 @@ figures.show(fig)
 # leave shared inputs in place. Per cohort: the mean fixed-subspace dimension at τ = `fixed_tol`
 # (all sites, and identified sites only) beside Haar's, and the fraction of each span lying inside
 # it (a Haar R gives about fixed dim / d).
-
-# %% tags=["hide-input"]
-figures.format_table(tables["fixed"], sig=3)
+#
+# ```{glue} fixed_table
+# ```
 
 # %% [markdown]
 # ## How much could these tests see? Size and power at this d
@@ -144,9 +150,9 @@ figures.format_table(tables["fixed"], sig=3)
 # named non-Haar alternatives of this d (their power). Look for the paper's criteria (`ks_iid`,
 # `frobenius_0.1pct`) failing to tell the alternatives from Haar — and rejecting genuine Haar
 # samples — while the calibrated `combined` column rejects the alternatives.
-
-# %% tags=["hide-input"]
-figures.format_table(tables["power"], sig=2)
+#
+# ```{glue} power_table
+# ```
 
 # %% [markdown]
 # ## The claims
@@ -156,6 +162,8 @@ figures.format_table(tables["power"], sig=2)
 # results file (`haar_pairs`, `haar_controls`, `haar_paper`, `haar_cycle`).
 
 # %% tags=["hide-input"]
+for name, value in res.records().items():
+    results.record(f"haar_{name}", value)
 figures.format_table(haar_test.record_claims(res, results, seed=seed), sig=3)
 
 # %% [markdown]

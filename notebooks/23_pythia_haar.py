@@ -50,7 +50,7 @@ n_outliers = 4           # [int >= 1] most kurtotic dimensions per seed for the 
 outlier_null = 500       # [int >= 1] Haar samples calibrating the outlier test
 
 # %% tags=["hide-input"]
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from polyrot_utils.book import figures
 from polyrot_utils.book.findings import premise_banner
@@ -82,11 +82,15 @@ res = haar_test.haar_experiment(acts, n_null=n_null, n_resample=n_resample, alph
                                 power_trials=power_trials, fixed_tol=fixed_tol,
                                 full_rank_frac=full_rank_frac, n_outliers=n_outliers,
                                 outlier_null=outlier_null, seed=seed)
-for name, table in res.records().items():
-    results.record(f"haar_{name}", table)
-results.record("haar_frobenius_pass_fraction", res.haar_frobenius_pass_fraction)
-tables = haar_test.summary_tables(res)
 display(premise_banner(acts))
+
+# %% [markdown]
+# Its tables, figure and verdict are placed in the sections below.
+
+# %% tags=["hide-input", "remove-output"]
+outputs = haar_test.chapter_outputs(res, figures.column_figure)
+figures.glue_outputs({"power_table": outputs.pop("power_table")}, sig=2)
+figures.glue_outputs(outputs)
 
 # %% [markdown]
 # ## The paper's checks beside the calibrated test
@@ -95,43 +99,44 @@ display(premise_banner(acts))
 # under α. `pairs × sites rejected` counts the per-matrix verdicts; `outlier p` is the
 # outlier-dimension test; `controls` the negative control (the figure's lower panel);
 # `cycle err / noise` ≈ 1 means $R_{AB}R_{BC} ≈ R_{AC}$ as far as the data can tell.
-
-# %% tags=["hide-input"]
-figures.format_table(tables["groups"], sig=3)
-
-# %% [markdown]
+#
+# ```{glue} groups_table
+# ```
+#
 # In words (computed from the table above, at the identified sites):
-
-# %% tags=["hide-input"]
-display(Markdown(haar_test.rejection_sentence(res)))
+# {glue:text}`rejection_sentence`
 
 # %% [markdown]
 # ## Per site
 # The median calibrated p over pairs, the rank of the activations (R is identified where it is
 # at least `full_rank_frac` × d), and the dimension of the fixed subspace beside the Haar mean of
 # that count. Look for sites where the fixed subspace is far larger than Haar's.
-
-# %% tags=["hide-input"]
-figures.format_table(tables["sites"], sig=3)
-
-# %% [markdown]
+#
+# ```{glue} sites_table
+# ```
+#
 # The same medians as a picture, above the negative controls. Look at whether the controls —
 # rotations between clouds with nothing to align — also stay above α: where they do, a seed
 # pair that "looks Haar" there says nothing about the seeds.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Top: the calibrated Haar p-value of the seeds' rotations at each residual site (median over pairs); hollow markers are sites where the activations leave R unidentified. Bottom: the same test on R fitted from the first seed to a second seed, to an untrained model, and to its own rows with the token pairing shuffled. Below the dotted line: rejected at α.", "name": "fig-23-haar-sites"}, "image": {"alt": "Two panels of calibrated p-values per residual site on a log axis with a dotted line at alpha: the seeds' pairs on top, the pair and the two controls below."}}
-fig, axes = figures.column_figure(2, 1, height=5.6, sharex=True)
-haar_test.plot_haar(res, axes)
-figures.show(fig)
+#
+# ```{glue:figure} haar_figure
+# :name: fig-23-haar-sites
+# :alt: Two panels of calibrated p-values per residual site on a log axis with a dotted line at alpha: the seeds' pairs on top, the pair and the two controls below.
+#
+# Top: the calibrated Haar p-value of the seeds' rotations at each residual site (median over
+# pairs); hollow markers are sites where the activations leave R unidentified. Bottom: the same
+# test on R fitted from the first seed to a second seed, to an untrained model, and to its own
+# rows with the token pairing shuffled. Below the dotted line: rejected at α.
+# ```
 
 # %% [markdown]
 # ## The fixed subspace
 # The mean fixed-subspace dimension at τ = `fixed_tol` beside Haar's. The seeds share no weights,
 # and their embedding and unembedding span all d directions, so there is no shared span to test
 # against (the toy's Cohort A has one).
-
-# %% tags=["hide-input"]
-figures.format_table(tables["fixed"], sig=3)
+#
+# ```{glue} fixed_table
+# ```
 
 # %% [markdown]
 # ## How much could these tests see? Size and power at this d
@@ -139,9 +144,9 @@ figures.format_table(tables["fixed"], sig=3)
 # named non-Haar alternatives of this d (their power). Look for the paper's criteria (`ks_iid`,
 # `frobenius_0.1pct`) failing to tell the alternatives from Haar — and rejecting genuine Haar
 # samples — while the calibrated `combined` column rejects the alternatives.
-
-# %% tags=["hide-input"]
-figures.format_table(tables["power"], sig=2)
+#
+# ```{glue} power_table
+# ```
 
 # %% [markdown]
 # ## The claims
@@ -150,6 +155,8 @@ figures.format_table(tables["power"], sig=2)
 # (`haar_pairs`, `haar_controls`, `haar_paper`, `haar_cycle`).
 
 # %% tags=["hide-input"]
+for name, value in res.records().items():
+    results.record(f"haar_{name}", value)
 figures.format_table(haar_test.record_claims(res, results, seed=seed), sig=3)
 
 # %% [markdown]

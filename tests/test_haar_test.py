@@ -176,3 +176,43 @@ def test_chapters_declare_the_same_experiment_parameters():
     for p in shared:
         assert p in dyck and p in pythia, p
         assert dyck[p].default == pythia[p].default, p
+
+
+def test_chapter_outputs_names_and_values(haar_res):
+    """Every output chapters 13 and 23 glue, read from the result without recomputing it."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from polyrot_utils.book import figures
+
+    figures.use_book_style()
+    out = haar_test.chapter_outputs(
+        haar_res, figures.column_figure, haar_expected=["a"], noun="cohort"
+    )
+    tables = haar_test.summary_tables(haar_res)
+    assert set(out) == {
+        "groups_table",
+        "rejection_sentence",
+        "sites_table",
+        "haar_figure",
+        "fixed_table",
+        "power_table",
+    }
+    for name in ("groups", "sites", "fixed", "power"):
+        pd.testing.assert_frame_equal(out[f"{name}_table"], tables[name])
+    fig = out["haar_figure"]
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert figures.legibility_problems(fig) == []
+    plt.close(fig)
+    # the glued sentence is plain text ({glue:text} does not parse Markdown), else the same
+    s = out["rejection_sentence"]
+    assert "**" not in s and "what the theory predicts" in s
+    bold = haar_test.rejection_sentence(haar_res, ["a"], "cohort")
+    assert s == bold.replace("**", "")
+
+
+def test_records_include_the_frobenius_pass_fraction(haar_res):
+    rec = haar_res.records()
+    assert rec["frobenius_pass_fraction"] == haar_res.haar_frobenius_pass_fraction
+    assert rec["groups"] == haar_res.groups.to_dict(orient="records")

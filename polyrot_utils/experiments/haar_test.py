@@ -37,7 +37,7 @@ Conventions: rows are samples, ``X_src @ R ≈ X_tgt``; p-values are small when 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,7 @@ from polyrot_utils.tasks.pythia.suite import PythiaActs
 __all__ = [
     "FROBENIUS_CRITERION",
     "HaarExperiment",
+    "chapter_outputs",
     "fixed_subspace",
     "haar_experiment",
     "plot_haar",
@@ -109,11 +110,15 @@ class HaarExperiment:
     paper_phases: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def records(self) -> dict[str, Any]:
-        """The full tables, JSON-ready, for ``ChapterResults.record``."""
-        return {
-            name: getattr(self, name).to_dict(orient="records")
-            for name in ("pairs", "groups", "sites", "fixed", "controls", "power", "paper", "cycle")
+        """What a chapter records (``ChapterResults.record``, each under ``haar_<name>``): the
+        full tables, JSON-ready, then ``frobenius_pass_fraction``
+        (:attr:`haar_frobenius_pass_fraction`)."""
+        tables = ("pairs", "groups", "sites", "fixed", "controls", "power", "paper", "cycle")
+        out: dict[str, Any] = {
+            name: getattr(self, name).to_dict(orient="records") for name in tables
         }
+        out["frobenius_pass_fraction"] = self.haar_frobenius_pass_fraction
+        return out
 
 
 def _check(
@@ -741,11 +746,17 @@ def record_claims(res: HaarExperiment, results: Any, *, seed: int = 0) -> pd.Dat
 
 
 def rejection_sentence(
-    res: HaarExperiment, haar_expected: Sequence[str] = (), noun: str = "group"
+    res: HaarExperiment,
+    haar_expected: Sequence[str] = (),
+    noun: str = "group",
+    *,
+    bold: bool = True,
 ) -> str:
     """One Markdown sentence, computed from ``res``: which groups the calibrated pooled test
     rejects at the identified sites (at ``res.alpha``), and — when ``haar_expected`` names the
-    groups a theory predicts to be Haar — whether the verdicts agree with that prediction."""
+    groups a theory predicts to be Haar — whether the verdicts agree with that prediction.
+    ``bold=False``: the group names without Markdown emphasis (plain text, e.g. for MyST-NB's
+    ``{glue:text}``, which does not parse Markdown)."""
     g = res.groups.set_index("group")
     col = "calibrated_p_identified"
     p = {
@@ -756,7 +767,8 @@ def rejection_sentence(
     keep = [k for k in res.group_names if p[k] > res.alpha]
 
     def names(ks: Sequence[str]) -> str:
-        return ", ".join(f"**{k}** (p = {p[k]:.3g})" for k in ks)
+        em = "**" if bold else ""
+        return ", ".join(f"{em}{k}{em} (p = {p[k]:.3g})" for k in ks)
 
     head = f"At the identified sites the calibrated pooled test (α = {res.alpha:g})"
     if len(res.group_names) == 1:
@@ -891,4 +903,35 @@ def summary_tables(res: HaarExperiment) -> dict[str, pd.DataFrame]:
         "sites": sites,
         "fixed": fixed.astype(object),
         "power": power,
+    }
+
+
+def chapter_outputs(
+    res: HaarExperiment,
+    new_figure: Callable[..., Any],
+    *,
+    haar_expected: Sequence[str] = (),
+    noun: str = "group",
+) -> dict[str, Any]:
+    """Everything chapters 13 and 23 show, by name, for ``book.figures.glue_outputs``.
+
+    Tables (:func:`summary_tables`): ``groups_table`` (the paper's checks beside the calibrated
+    test, one column per group), ``sites_table`` (per site), ``fixed_table`` (fixed subspace per
+    group) and ``power_table`` (size and power at this d; the chapters write it with 2
+    significant digits, the others with 3). The figure ``haar_figure`` (:func:`plot_haar` on
+    ``new_figure(2, 1, height=5.6, sharex=True)``; ``new_figure``:
+    ``book.figures.column_figure``). The sentence ``rejection_sentence``
+    (:func:`rejection_sentence` with ``haar_expected`` and ``noun``, plain text: no Markdown
+    emphasis). Nothing is recomputed: every value is read from ``res``.
+    """
+    tables = summary_tables(res)
+    fig, axes = new_figure(2, 1, height=5.6, sharex=True)
+    plot_haar(res, axes)
+    return {
+        "groups_table": tables["groups"],
+        "rejection_sentence": rejection_sentence(res, haar_expected, noun, bold=False),
+        "sites_table": tables["sites"],
+        "haar_figure": fig,
+        "fixed_table": tables["fixed"],
+        "power_table": tables["power"],
     }
