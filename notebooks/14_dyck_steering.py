@@ -75,8 +75,7 @@ acts = {c: dyck_activations(t, "heldout", sites=sites, n_fit=n_fit, n_eval=n_eva
         for c, t in trained.items()}
 setups = {c: steering.dyck_steering_setup(acts[c], trained[c].config.train.data, contrasts, min_count=min_count)
           for c in cohorts}
-for c in cohorts:
-    display(premise_banner(acts[c]))
+display(*(premise_banner(acts[c]) for c in cohorts))
 
 # %% [markdown]
 # The whole experiment in one call per cohort: every vector at every site for every ordered pair
