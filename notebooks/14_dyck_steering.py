@@ -75,6 +75,16 @@ acts = {c: dyck_activations(t, "heldout", sites=sites, n_fit=n_fit, n_eval=n_eva
         for c, t in trained.items()}
 setups = {c: steering.dyck_steering_setup(acts[c], trained[c].config.train.data, contrasts, min_count=min_count)
           for c in cohorts}
+display(*(premise_banner(acts[c]) for c in cohorts))
+
+# %% [markdown]
+# The whole experiment in one call per cohort: every vector at every site for every ordered pair
+# of seeds, each strength α. Its tables and figures are placed in the sections below.
+
+# %% tags=["hide-input", "remove-output"]
+measured = [steering.steering_transfer(acts[c], setups[c], alphas=alphas, fixed_tol=fixed_tol,
+                                       min_native=min_native, seed=seed, cohort=c) for c in cohorts]
+figures.glue_outputs(steering.chapter_outputs(measured, setups[cohorts[0]], figures.column_figure))
 
 # %% [markdown]
 # ## The contrasts
@@ -82,11 +92,9 @@ setups = {c: steering.dyck_steering_setup(acts[c], trained[c].config.train.data,
 # positions in the fit rows (the vectors are means over them) and B positions in the eval
 # strings (where the effect is read). Look for counts well above `min_count`: a vector averaged
 # over a handful of positions is mostly noise.
-
-# %%
-for c in cohorts:
-    display(premise_banner(acts[c]))
-figures.format_table(setups[cohorts[0]].table())
+#
+# ```{glue} contrast_table
+# ```
 
 # %% [markdown]
 # ## How well do transfers steer?
@@ -94,22 +102,24 @@ figures.format_table(setups[cohorts[0]].table())
 # as the mean over seed pairs of each pair's median [with its bootstrap interval over seeds],
 # and how many transfers fall in each regime. Look at whether *v R* sits near 1 while the
 # random direction sits near 0, and where *v as is* falls between them.
-
-# %%
-measured = [steering.steering_transfer(acts[c], setups[c], alphas=alphas, fixed_tol=fixed_tol,
-                                       min_native=min_native, seed=seed, cohort=c) for c in cohorts]
-figures.format_table(steering.summary_table(measured))
-
-# %% [markdown]
+#
+# ```{glue} summary_table
+# ```
+#
 # The same transfers one by one, per cohort. Ratios beyond ±3 (a ratio to a small native effect
 # can be large) are drawn at the edge. If the rotation account holds, the *v R* column clusters
 # at 1; if the paper's three regimes hold, the *v as is* column of Cohort A spreads over the
 # clean, partial and inverted bands.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Effect of each transferred vector on the target seed over the effect of the target's own vector (1, black line), per cohort: the source's vector as is (the paper's protocol), moved through the fitted rotation (v R), and a random direction of the same length. Grey band: the 'none' regime; dashed line: the clean threshold 0.7.", "name": "fig-14-ratios"}, "image": {"alt": "Strip plots of effect ratios per kind of vector and cohort, with the median marked and regime thresholds drawn."}}
-fig, axes = figures.column_figure(1, len(measured), height=3.6, sharey=True)
-steering.plot_transfer_ratios(measured, axes)
-figures.show(fig)
+#
+# ```{glue:figure} ratio_figure
+# :name: fig-14-ratios
+# :alt: Strip plots of effect ratios per kind of vector and cohort, with the median marked and regime thresholds drawn.
+#
+# Effect of each transferred vector on the target seed over the effect of the target's own
+# vector (1, black line), per cohort: the source's vector as is (the paper's protocol), moved
+# through the fitted rotation (v R), and a random direction of the same length. Grey band: the
+# 'none' regime; dashed line: the clean threshold 0.7.
+# ```
 
 # %% [markdown]
 # ## Does the fixed subspace predict the regime?
@@ -118,11 +128,15 @@ figures.show(fig)
 # `fixed_tol` radians). Beside it, the plain cosine between $v$ and $vR$ — how far $R$ moves
 # this particular vector. Look for the unaligned ratio rising with either; an overlap stuck at
 # 0 means $R$ fixes no direction at this tolerance.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "The unaligned transfer's ratio to the native effect against the source vector's overlap with R's fixed subspace (left) and against cos(v, v R) (right), one point per transfer, a colour per cohort.", "name": "fig-14-predictors"}, "image": {"alt": "Two scatter plots of unaligned effect ratio against overlap and against the rotation cosine."}}
-fig, axes = figures.column_figure(1, 2, height=3.2, sharey=True)
-steering.plot_predictors(measured, axes)
-figures.show(fig)
+#
+# ```{glue:figure} predictor_figure
+# :name: fig-14-predictors
+# :alt: Two scatter plots of unaligned effect ratio against overlap and against the rotation cosine.
+#
+# The unaligned transfer's ratio to the native effect against the source vector's overlap with
+# R's fixed subspace (left) and against cos(v, v R) (right), one point per transfer, a colour
+# per cohort.
+# ```
 
 # %% [markdown]
 # ## The claims
@@ -133,7 +147,7 @@ figures.show(fig)
 # Then our checks on the measurements above. Each value carries its spread across seeds
 # [lo, hi] where the claim is a mean over seeds or seed pairs.
 
-# %%
+# %% tags=["hide-input"]
 paper = steering.dyck_paper_inversion(acts["shared_io"], trained["shared_io"].config.train.data,
                                       paper_alphas, paper_site) if "shared_io" in acts else None
 steering.record_steering_claims(results, measured, paper)

@@ -37,6 +37,7 @@
 suite_profile = "quick"   # [str in {smoke, quick, paper, hub}] SUITE_PROFILES in tasks.pythia.suite
 suite_overrides = {}      # [dict] any argument of suite_config, e.g. {"n_seeds": 6}
 seed = 0                                  # [int >= 0] string sampling and the random direction
+device = "auto"
 n_fit_seqs = 64           # [int >= 1] held-out windows: vectors, next-token sets and R
 n_eval_seqs = 32          # [int >= 1] further held-out windows: effects are read here
 skip_positions = 0        # [int >= 0] drop each window's first positions (0: keep all, as the paper)
@@ -50,7 +51,6 @@ fixed_tol = 0.1                           # [float > 0] fixed subspace tolerance
 min_native = 0.02                         # [float >= 0] least native effect for a ratio to be read
 min_count = 20                            # [int >= 1] least positions per group for a contrast
 paper_alphas = [0.5, 1.0, 2.0, 4.0]       # [list[float]] the paper's α grid (pythia_rotation.py)
-device = "auto"
 
 # %% tags=["hide-input"]
 from IPython.display import display
@@ -74,6 +74,16 @@ acts = pythia_activations(suite, suite_cfg, n_fit_seqs=n_fit_seqs, n_eval_seqs=n
                           sites=list(dict.fromkeys([*sites, paper_site])), skip_positions=skip_positions)
 vocab = int(suite.models[acts.members[0]].cfg.d_vocab)
 setup = steering.pythia_steering_setup(acts, suite.tokenizer, vocab, contrasts, k_next=k_next, min_count=min_count)
+display(premise_banner(acts))
+
+# %% [markdown]
+# The whole experiment in one call: every vector at every site for every ordered pair of seeds,
+# each strength α. Its tables and figures are placed in the sections below.
+
+# %% tags=["hide-input", "remove-output"]
+measured = [steering.steering_transfer(acts, setup, sites=sites, alphas=alphas, fixed_tol=fixed_tol,
+                                       min_native=min_native, seed=seed, cohort="independent")]
+figures.glue_outputs(steering.chapter_outputs(measured, setup, figures.column_figure))
 
 # %% [markdown]
 # ## The contrasts on this text
@@ -81,10 +91,9 @@ setup = steering.pythia_steering_setup(acts, suite.tokenizer, vocab, contrasts, 
 # define the behaviour. Look for next-token sets that make sense (after " the": nouns; after
 # " of": " the", " our"; after a full stop: capitalised sentence openers) and for counts well
 # above `min_count`.
-
-# %%
-display(premise_banner(acts))
-figures.format_table(setup.table())
+#
+# ```{glue} contrast_table
+# ```
 
 # %% [markdown]
 # ## How well do transfers steer?
@@ -92,21 +101,23 @@ figures.format_table(setup.table())
 # as the mean over seed pairs of each pair's median [with its bootstrap interval over seeds],
 # and how many transfers fall in each regime. Look at whether *v R* sits near 1 while the
 # random direction sits near 0, and where *v as is* falls between them.
-
-# %%
-measured = [steering.steering_transfer(acts, setup, sites=sites, alphas=alphas, fixed_tol=fixed_tol,
-                                       min_native=min_native, seed=seed, cohort="independent")]
-figures.format_table(steering.summary_table(measured))
-
-# %% [markdown]
+#
+# ```{glue} summary_table
+# ```
+#
 # The same transfers one by one. Ratios beyond ±3 (a ratio to a small native effect can be
 # large) are drawn at the edge. If the rotation account holds, the *v R* column clusters at 1;
 # if transfers invert universally in our sense, the *v as is* column sits below −0.2.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Effect of each transferred vector on the target seed over the effect of the target's own vector (1, black line): the source's vector as is (the paper's protocol), moved through the fitted rotation (v R), and a random direction of the same length. Grey band: the 'none' regime; dashed line: the clean threshold 0.7.", "name": "fig-24-ratios"}, "image": {"alt": "Strip plot of effect ratios per kind of vector, with the median marked and regime thresholds drawn."}}
-fig, axes = figures.column_figure(1, 1, height=3.6, width_fraction=0.7)
-steering.plot_transfer_ratios(measured, [axes])
-figures.show(fig)
+#
+# ```{glue:figure} ratio_figure
+# :name: fig-24-ratios
+# :alt: Strip plot of effect ratios per kind of vector, with the median marked and regime thresholds drawn.
+#
+# Effect of each transferred vector on the target seed over the effect of the target's own
+# vector (1, black line): the source's vector as is (the paper's protocol), moved through the
+# fitted rotation (v R), and a random direction of the same length. Grey band: the 'none'
+# regime; dashed line: the clean threshold 0.7.
+# ```
 
 # %% [markdown]
 # ## Does the fixed subspace predict the regime?
@@ -115,11 +126,14 @@ figures.show(fig)
 # `fixed_tol` radians). Beside it, the plain cosine between $v$ and $vR$ — how far $R$ moves
 # this particular vector. Look for the unaligned ratio rising with either; an overlap stuck at
 # 0 means $R$ fixes no direction at this tolerance.
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "The unaligned transfer's ratio to the native effect against the source vector's overlap with R's fixed subspace (left) and against cos(v, v R) (right), one point per transfer.", "name": "fig-24-predictors"}, "image": {"alt": "Two scatter plots of unaligned effect ratio against overlap and against the rotation cosine."}}
-fig, axes = figures.column_figure(1, 2, height=3.2, sharey=True)
-steering.plot_predictors(measured, axes)
-figures.show(fig)
+#
+# ```{glue:figure} predictor_figure
+# :name: fig-24-predictors
+# :alt: Two scatter plots of unaligned effect ratio against overlap and against the rotation cosine.
+#
+# The unaligned transfer's ratio to the native effect against the source vector's overlap with
+# R's fixed subspace (left) and against cos(v, v R) (right), one point per transfer.
+# ```
 
 # %% [markdown]
 # ## The claims
@@ -130,7 +144,7 @@ figures.show(fig)
 # reports 1.8–10.0). Then our checks on the measurements above. Each value carries its spread
 # across seeds [lo, hi] where the claim is a mean over seeds or seed pairs.
 
-# %%
+# %% tags=["hide-input"]
 paper = steering.pythia_paper_inversion(acts, setup, paper_site, paper_alphas, n_kl_seqs)
 steering.record_steering_claims(results, measured, paper)
 figures.format_table(steering.claims_frame(results))

@@ -436,6 +436,35 @@ def test_record_claims_names_and_regimes(tmp_path, monkeypatch):
     assert "[" in table.loc["independent_transferred_ratio", "value [lo, hi]"]
 
 
+def test_chapter_outputs_names_tables_and_figure_panels():
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from polyrot_utils.book.figures import column_figure, legibility_problems
+
+    acts, eval_t, w, _ = _planted()
+    setup = _setup(acts, eval_t, w)
+    res = St.steering_transfer(acts, setup, alphas=[1.0], min_native=0.0, cohort="independent")
+    res_s = St.SteeringResult(res.rows, "shared_io", res.members, res.min_native, res.fixed_tol)
+    for measured, panels, width in (([res], 1, 0.7), ([res_s, res], 2, 1.0)):
+        out = St.chapter_outputs(measured, setup, column_figure)
+        assert set(out) == {"contrast_table", "summary_table", "ratio_figure", "predictor_figure"}
+        assert out["contrast_table"].equals(setup.table())
+        assert out["summary_table"].equals(St.summary_table(measured))
+        ratio, pred = out["ratio_figure"], out["predictor_figure"]
+        assert isinstance(ratio, Figure) and isinstance(pred, Figure)
+        assert len(ratio.axes) == panels and len(pred.axes) == 2
+        full = column_figure()[0]
+        assert ratio.get_figwidth() == pytest.approx(width * full.get_figwidth())
+        assert [ax.get_title() for ax in ratio.axes] == [
+            f"{St._label(r.cohort)}, {len(r.read)} transfers" for r in measured
+        ]
+        assert legibility_problems(ratio) == [] and legibility_problems(pred) == []
+        plt.close("all")
+    with pytest.raises(ValueError, match="measured"):
+        St.chapter_outputs([], setup, column_figure)
+
+
 def test_regimes_follow_the_glossary():
     assert St._regime(1.0, 0.7, 0.02) == "clean" and St._regime(1.0, 0.3, 0.02) == "partial"
     assert St._regime(1.0, 0.1, 0.02) == "none" and St._regime(1.0, -0.2, 0.02) == "inverted"

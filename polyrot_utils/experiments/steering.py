@@ -18,7 +18,8 @@ The experiment (:func:`steering_transfer`) takes a
 (contrasts and behaviour: :func:`dyck_steering_setup`, :func:`pythia_steering_setup`); the
 paper's own statistic per rung is :func:`dyck_paper_inversion` / :func:`pythia_paper_inversion`;
 :func:`record_steering_claims` writes the claims, :func:`plot_transfer_ratios` and
-:func:`plot_predictors` draw the figures.
+:func:`plot_predictors` draw the figures, and :func:`chapter_outputs` names every table and
+figure a chapter shows.
 """
 
 from __future__ import annotations
@@ -1278,9 +1279,40 @@ def plot_predictors(measured: Sequence[SteeringResult], axes: Sequence[Any]) -> 
         )
 
 
+def chapter_outputs(
+    measured: Sequence[SteeringResult], setup: SteeringSetup, new_figure: Callable[..., Any]
+) -> dict[str, Any]:
+    """Everything chapters 14 and 24 show between their setup and their claims, by name, for
+    ``book.figures.glue_outputs``: the tables ``contrast_table`` (``setup.table()``: the
+    contrasts, their counts and readouts) and ``summary_table`` (:func:`summary_table` of
+    ``measured``); the figures ``ratio_figure`` (:func:`plot_transfer_ratios`: one panel per
+    result, sharing the ratio axis; a single result gets one panel at 0.7 of the column) and
+    ``predictor_figure`` (:func:`plot_predictors`). ``measured``: the results of
+    :func:`steering_transfer`, one per cohort (or suite); ``setup``: the setup whose contrasts
+    the table shows (the Dyck chapter's first cohort's). ``new_figure``:
+    ``book.figures.column_figure`` (``(nrows, ncols, *, height, width_fraction, **subplots_kw)
+    -> (fig, axes)``)."""
+    if not measured:
+        raise ValueError("measured must hold at least one SteeringResult, got none")
+    if len(measured) == 1:
+        ratio_fig, ratio_axes = new_figure(1, 1, height=3.6, width_fraction=0.7)
+    else:
+        ratio_fig, ratio_axes = new_figure(1, len(measured), height=3.6, sharey=True)
+    plot_transfer_ratios(measured, ratio_axes)
+    pred_fig, pred_axes = new_figure(1, 2, height=3.2, sharey=True)
+    plot_predictors(measured, pred_axes)
+    return {
+        "contrast_table": setup.table(),
+        "summary_table": summary_table(measured),
+        "ratio_figure": ratio_fig,
+        "predictor_figure": pred_fig,
+    }
+
+
 __all__ += [
     "COHORT_LABELS",
     "RATIO_LIMIT",
+    "chapter_outputs",
     "dyck_splits",
     "dyck_steering_setup",
     "plot_predictors",
