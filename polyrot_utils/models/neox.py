@@ -659,16 +659,18 @@ def _standin_runs(
 
     models = {n: final(n, rc) for n, rc in run_cfgs.items()}
     controls = {n: final(n, rc) for n, rc in control_cfgs.items()}
-    ckpts = {
+    ckpts: dict[str, dict[int, tuple[str, str | None]]] = {
         n: {
             s: (str(runs[n]), f"step{s}")
             for s in json.loads((runs[n] / "done.json").read_text())["steps"]
         }
         for n in run_cfgs
     }
-    logs = {n: json.loads((runs[n] / "train_log.json").read_text()) for n in runs}
+    logs: dict[str, dict[str, Any]] = {
+        n: json.loads((runs[n] / "train_log.json").read_text()) for n in runs
+    }
     configs: dict[str, Any] = {n: rc for n, rc in {**run_cfgs, **control_cfgs}.items()}
-    info = {
+    info: dict[str, Any] = {
         "source": "standin",
         "runs": {n: str(p) for n, p in runs.items()},
         "tokens_per_step": {n: rc.tokens_per_step for n, rc in run_cfgs.items()},
