@@ -166,28 +166,25 @@ def premise_note(p: Mapping[str, Any], rung: str) -> str:
     if rung.startswith("Dyck"):
         if p.get("dyck_n_seeds") is None:
             return "convergence not recorded in this build"
-        verdict = (
-            "meets the premise" if p.get("dyck_meets_premise") else "does NOT meet the premise"
-        )
-        return (
+        evidence = (
             f"{p['dyck_n_converged']}/{p['dyck_n_seeds']} seeds at the paper's criterion (worst "
-            "accuracy "
-            f"{fmt(p.get('dyck_min_accuracy'), 5)}); cross-seed KL ≤ "
-            f"{fmt(p.get('dyck_cross_seed_kl_max'))}: {verdict}"
+            f"accuracy {fmt(p.get('dyck_min_accuracy'), 5)}); cross-seed KL ≤ "
+            f"{fmt(p.get('dyck_cross_seed_kl_max'))}"
         )
-    if rung.startswith("Pythia"):
+        meets = p.get("dyck_meets_premise")
+    elif rung.startswith("Pythia"):
         if p.get("pythia_cross_seed_kl") is None:
             return "functional agreement not recorded in this build"
-        verdict = (
-            "meets the premise" if p.get("pythia_meets_premise") else "does NOT meet the premise"
-        )
-        return (
+        evidence = (
             f"stand-ins of {fmt(p.get('pythia_n_params'))} parameters, loss "
             f"{fmt(p.get('pythia_loss_nats'))} nats; "
             f"cross-seed KL {fmt(p.get('pythia_cross_seed_kl'))}, top-1 "
-            f"{fmt(p.get('pythia_cross_seed_top1'))}: {verdict}"
+            f"{fmt(p.get('pythia_cross_seed_top1'))}"
         )
-    return "planted answers: the premise holds by construction"
+        meets = p.get("pythia_meets_premise")
+    else:
+        return "planted answers: the premise holds by construction"
+    return f"{evidence}: {'meets the premise' if meets else 'does NOT meet the premise'}"
 
 
 def premise_banner(acts: Any) -> Any:

@@ -1,11 +1,28 @@
-"""When to save a checkpoint: the one schedule shared by the toy trainer and the GPT-NeoX stand-ins.
+"""When to save a checkpoint: the one schedule shared by the toy trainer and the GPT-NeoX stand-ins;
+and the warm-up + cosine learning-rate schedule of the two Dyck trainers.
 
 Steps count optimiser updates done, so step 0 is the initialisation and ``n_steps`` the end.
 """
 
 from __future__ import annotations
 
-__all__ = ["checkpoint_steps"]
+import math
+
+__all__ = ["checkpoint_steps", "warmup_cosine_lr"]
+
+
+def warmup_cosine_lr(
+    step: int, *, lr: float, warmup_steps: int, total_steps: int, min_lr_ratio: float
+) -> float:
+    """Learning rate of the update that follows ``step`` completed updates: linear warm-up
+    ``lr * (step + 1) / warmup_steps`` for ``step < warmup_steps``, then cosine decay from ``lr``
+    to ``min_lr_ratio * lr`` at ``step = total_steps`` (held there after)."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    lo = lr * min_lr_ratio
+    return lo + (lr - lo) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def checkpoint_steps(n_steps: int, n_even: int = 8, *, powers_of_two: bool = True) -> list[int]:

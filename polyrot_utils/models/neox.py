@@ -436,12 +436,7 @@ def checkpoint_losses(
         for step in sorted(ckpts if steps is None else [s for s in steps if s in ckpts]):
             path, rev = ckpts[step]
             try:
-                model = load_model(
-                    path,
-                    revision=rev,
-                    device=device,
-                    allow_download=suite.info.get("allow_download", False),
-                )
+                model = suite.load_checkpoint(path, rev, device=device)
             except ModelNotAvailableError as exc:
                 if not skip_missing:
                     raise
@@ -540,6 +535,19 @@ class Suite:
     train_logs: dict[str, dict[str, Any]]
     info: dict[str, Any]
 
+    def load_checkpoint(
+        self, path: str, revision: str | None, device: str | torch.device | None = "auto"
+    ) -> Any:
+        """The model at one ``checkpoints`` entry ``(path, revision)``, through ``load_model``;
+        a hub suite downloads only if it was built with ``allow_download``
+        (raises ``ModelNotAvailableError`` otherwise when the checkpoint is not cached)."""
+        return load_model(
+            path,
+            revision=revision,
+            device=device,
+            allow_download=self.info.get("allow_download", False),
+        )
+
 
 def _step_of(revision: str) -> int:
     return int(revision.removeprefix("step"))
@@ -584,28 +592,47 @@ def standin_suite(cfg: SuiteConfig = SuiteConfig(), *, verbose: bool = False) ->
         held = heldout_tokens(
             tok_cfg, cfg.n_heldout_seqs, cfg.heldout_seq_len or 128, tokenizer=tokenizer
         )
-        return Suite(
-            models=models,
-            checkpoints=ckpts,
-            heldout_tokens=held,
-            controls=controls,
-            tokenizer=tokenizer,
-            byte_lengths=token_byte_lengths(tokenizer),
-            configs={
-                k: {"hub_name": n, "revision": cfg.revision}
-                for k, n in zip(models, names, strict=True)
-            },
-            train_logs={},
-            info={
-                "source": "hub",
-                "names": names,
-                "revision": cfg.revision,
-                "allow_download": cfg.allow_download,
-                # Pythia: 1024 sequences x 2048 tokens per optimiser step
-                "tokens_per_step": {k: 2_097_152 for k in models},
-            },
-        )
+        configs: dict[str, Any] = {
+            k: {"hub_name": n, "revision": cfg.revision} for k, n in zip(models, names, strict=True)
+        }
+        logs: dict[str, dict[str, Any]] = {}
+        info: dict[str, Any] = {
+            "source": "hub",
+            "names": names,
+            "revision": cfg.revision,
+            "allow_download": cfg.allow_download,
+            # Pythia: 1024 sequences x 2048 tokens per optimiser step
+            "tokens_per_step": {k: 2_097_152 for k in models},
+        }
+    else:
+        models, controls, ckpts, configs, logs, info = _standin_runs(cfg, verbose=verbose)
+        tokenizer = load_tokenizer(train_tokenizer(tok_cfg))
+        held = heldout_tokens(tok_cfg, cfg.n_heldout_seqs, cfg.heldout_seq_len or cfg.base.n_ctx)
+    return Suite(
+        models=models,
+        checkpoints=ckpts,
+        heldout_tokens=held,
+        controls=controls,
+        tokenizer=tokenizer,
+        byte_lengths=token_byte_lengths(tokenizer),
+        configs=configs,
+        train_logs=logs,
+        info=info,
+    )
 
+
+def _standin_runs(
+    cfg: SuiteConfig, *, verbose: bool
+) -> tuple[
+    dict[str, Any],
+    dict[str, Any],
+    dict[str, dict[int, tuple[str, str | None]]],
+    dict[str, Any],
+    dict[str, dict[str, Any]],
+    dict[str, Any],
+]:
+    """Train (or find in the cache) the stand-in seeds and controls of ``cfg``; return
+    :class:`Suite`'s ``models, controls, checkpoints, configs, train_logs, info``."""
     base = replace(cfg.base, device=cfg.device)
     run_cfgs = {
         f"seed{cfg.seed_offset + i}": replace(base, seed=cfg.seed_offset + i)
@@ -632,28 +659,20 @@ def standin_suite(cfg: SuiteConfig = SuiteConfig(), *, verbose: bool = False) ->
 
     models = {n: final(n, rc) for n, rc in run_cfgs.items()}
     controls = {n: final(n, rc) for n, rc in control_cfgs.items()}
-    ckpts = {
+    ckpts: dict[str, dict[int, tuple[str, str | None]]] = {
         n: {
             s: (str(runs[n]), f"step{s}")
             for s in json.loads((runs[n] / "done.json").read_text())["steps"]
         }
         for n in run_cfgs
     }
-    logs = {n: json.loads((runs[n] / "train_log.json").read_text()) for n in runs}
-    tokenizer = load_tokenizer(train_tokenizer(tok_cfg))
-    held = heldout_tokens(tok_cfg, cfg.n_heldout_seqs, cfg.heldout_seq_len or base.n_ctx)
-    return Suite(
-        models=models,
-        checkpoints=ckpts,
-        heldout_tokens=held,
-        controls=controls,
-        tokenizer=tokenizer,
-        byte_lengths=token_byte_lengths(tokenizer),
-        configs={n: rc for n, rc in {**run_cfgs, **control_cfgs}.items()},
-        train_logs=logs,
-        info={
-            "source": "standin",
-            "runs": {n: str(p) for n, p in runs.items()},
-            "tokens_per_step": {n: rc.tokens_per_step for n, rc in run_cfgs.items()},
-        },
-    )
+    logs: dict[str, dict[str, Any]] = {
+        n: json.loads((runs[n] / "train_log.json").read_text()) for n in runs
+    }
+    configs: dict[str, Any] = {n: rc for n, rc in {**run_cfgs, **control_cfgs}.items()}
+    info: dict[str, Any] = {
+        "source": "standin",
+        "runs": {n: str(p) for n, p in runs.items()},
+        "tokens_per_step": {n: rc.tokens_per_step for n, rc in run_cfgs.items()},
+    }
+    return models, controls, ckpts, configs, logs, info

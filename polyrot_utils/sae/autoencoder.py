@@ -38,6 +38,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -389,6 +390,76 @@ def _sparse_grads(
     grads["b_dec"].sub_(W_enc @ g_b)
 
 
+@dataclass(frozen=True)
+class _Schedule:
+    """The batching and learning-rate plan both SAE trainers share.
+
+    ``batch_size = min(cfg.batch_size, n)`` rows a step, ``n_steps = ceil(n_tokens / batch_size)``
+    (at least 1), peak ``lr = cfg.resolved_lr()``, decaying linearly to 0 from step
+    ``decay_start = int(n_steps * (1 - decay_frac))`` on.
+    """
+
+    batch_size: int
+    n_steps: int
+    lr: float
+    decay_start: int
+
+    @classmethod
+    def plan(cls, n: int, cfg: TrainConfig) -> _Schedule:
+        B = min(cfg.batch_size, n)
+        n_steps = max(1, math.ceil(cfg.n_tokens / B))
+        return cls(B, n_steps, cfg.resolved_lr(), int(n_steps * (1.0 - cfg.decay_frac)))
+
+    def batches(
+        self, x: Tensor, gen: torch.Generator, device: torch.device
+    ) -> Iterator[tuple[int, Tensor]]:
+        """Yield ``(step, xb)`` for every step: ``xb (batch_size, d)`` are the next rows of a
+        ``gen`` permutation of ``x``'s rows; a new permutation when too few rows are left."""
+        n, B = x.shape[0], self.batch_size
+        perm = torch.randperm(n, generator=gen).to(device)
+        pos = 0
+        for step in range(self.n_steps):
+            if pos + B > n:
+                perm = torch.randperm(n, generator=gen).to(device)
+                pos = 0
+            yield step, x.index_select(0, perm[pos : pos + B])
+            pos += B
+
+    def optimizer_step(self, opt: torch.optim.Optimizer, sae: SAE, step: int) -> None:
+        """Set ``step``'s lr (linear decay), step ``opt``, and rescale the decoder rows back
+        to unit norm."""
+        if step >= self.decay_start and self.n_steps > 1:
+            for group in opt.param_groups:
+                group["lr"] = self.lr * max(
+                    0.0, (self.n_steps - step) / max(1, self.n_steps - self.decay_start)
+                )
+        opt.step()
+        with torch.no_grad():
+            sae.W_dec.data.div_(sae.W_dec.data.norm(dim=1, keepdim=True).clamp_min(1e-12))
+
+    def log_due(self, step: int, log_every: int) -> bool:
+        return (step + 1) % log_every == 0 or step == self.n_steps - 1
+
+    def log(
+        self, history: dict[str, Any], step: int, opt: torch.optim.Optimizer, **metrics: float
+    ) -> None:
+        """Append ``{step, tokens, **metrics, lr}`` (after ``step + 1`` steps) to
+        ``history["steps"]``."""
+        history["steps"].append(
+            {
+                "step": step + 1,
+                "tokens": (step + 1) * self.batch_size,
+                **metrics,
+                "lr": opt.param_groups[0]["lr"],
+            }
+        )
+
+    def finish(self, history: dict[str, Any]) -> None:
+        history["n_steps"] = self.n_steps
+        history["n_tokens_seen"] = self.n_steps * self.batch_size
+        history["lr"] = self.lr
+
+
 def _train_topk(
     sae: SAE,
     x: Tensor,
@@ -398,17 +469,15 @@ def _train_topk(
     history: dict[str, Any],
 ) -> None:
     n, d = x.shape
-    B = min(cfg.batch_size, n)
-    n_steps = max(1, math.ceil(cfg.n_tokens / B))
-    lr = cfg.resolved_lr()
-    decay_start = int(n_steps * (1.0 - cfg.decay_frac))
+    sched = _Schedule.plan(n, cfg)
+    B = sched.batch_size
     k = int(cfg.k)  # type: ignore[arg-type]
     k_aux = int(cfg.k_aux) if cfg.k_aux is not None else max(1, d // 2)
     dead_tokens = (
         cfg.dead_tokens if cfg.dead_tokens is not None else max(10 * B, cfg.n_tokens // 20)
     )
     params = [sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec]
-    opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    opt = torch.optim.Adam(params, lr=sched.lr, betas=(0.9, 0.999), eps=1e-8)
     grads = {
         "W_encT": torch.zeros(sae.d_sae, d, device=device, dtype=x.dtype),
         "b_enc": torch.zeros(sae.d_sae, device=device, dtype=x.dtype),
@@ -418,16 +487,9 @@ def _train_topk(
     since_fired = torch.zeros(
         sae.d_sae + 1, dtype=torch.long, device=device
     )  # last slot: sink for inactive picks
-    perm = torch.randperm(n, generator=gen).to(device)
-    pos = 0
     var_total = float(((x - x.mean(0)) ** 2).sum(1).mean())  # per-row variance of the data
     log_loss, log_aux, log_count = 0.0, 0.0, 0
-    for step in range(n_steps):
-        if pos + B > n:
-            perm = torch.randperm(n, generator=gen).to(device)
-            pos = 0
-        xb = x.index_select(0, perm[pos : pos + B])
-        pos += B
+    for step, xb in sched.batches(x, gen, device):
         for g in grads.values():
             g.zero_()
         with torch.no_grad():
@@ -473,30 +535,21 @@ def _train_topk(
             sae.b_enc.grad = grads["b_enc"]
             sae.W_dec.grad = grads["W_dec"]
             sae.b_dec.grad = grads["b_dec"]
-        if step >= decay_start and n_steps > 1:
-            for group in opt.param_groups:
-                group["lr"] = lr * max(0.0, (n_steps - step) / max(1, n_steps - decay_start))
-        opt.step()
-        with torch.no_grad():
-            sae.W_dec.data.div_(sae.W_dec.data.norm(dim=1, keepdim=True).clamp_min(1e-12))
+        sched.optimizer_step(opt, sae, step)
         log_loss += mse
         log_aux += aux_val
         log_count += 1
-        if (step + 1) % cfg.log_every == 0 or step == n_steps - 1:
-            history["steps"].append(
-                {
-                    "step": step + 1,
-                    "tokens": (step + 1) * B,
-                    "fvu": log_loss / log_count / var_total,
-                    "aux_loss": log_aux / log_count / var_total,
-                    "n_dead": int((since_fired[:-1] > dead_tokens).sum()),
-                    "lr": opt.param_groups[0]["lr"],
-                }
+        if sched.log_due(step, cfg.log_every):
+            sched.log(
+                history,
+                step,
+                opt,
+                fvu=log_loss / log_count / var_total,
+                aux_loss=log_aux / log_count / var_total,
+                n_dead=int((since_fired[:-1] > dead_tokens).sum()),
             )
             log_loss, log_aux, log_count = 0.0, 0.0, 0
-    history["n_steps"] = n_steps
-    history["n_tokens_seen"] = n_steps * B
-    history["lr"] = lr
+    sched.finish(history)
 
 
 def _train_standard(
@@ -511,21 +564,11 @@ def _train_standard(
     Adam, norm projection.
     """
     n, d = x.shape
-    B = min(cfg.batch_size, n)
-    n_steps = max(1, math.ceil(cfg.n_tokens / B))
-    lr = cfg.resolved_lr()
-    decay_start = int(n_steps * (1.0 - cfg.decay_frac))
-    opt = torch.optim.Adam(sae.parameters(), lr=lr)
-    perm = torch.randperm(n, generator=gen).to(device)
-    pos = 0
+    sched = _Schedule.plan(n, cfg)
+    opt = torch.optim.Adam(sae.parameters(), lr=sched.lr)
     var_total = float(((x - x.mean(0)) ** 2).sum(1).mean())
     log_loss, log_l0, log_count = 0.0, 0.0, 0
-    for step in range(n_steps):
-        if pos + B > n:
-            perm = torch.randperm(n, generator=gen).to(device)
-            pos = 0
-        xb = x[perm[pos : pos + B]]
-        pos += B
+    for step, xb in sched.batches(x, gen, device):
         f = sae.encode(xb)
         recon = sae.decode(f)
         mse = ((recon - xb) ** 2).sum(1).mean()
@@ -536,29 +579,20 @@ def _train_standard(
             Wd, g = sae.W_dec.data, sae.W_dec.grad
             if g is not None:  # keep the step tangent to the unit-norm constraint
                 g.sub_((g * Wd).sum(1, keepdim=True) * Wd)
-        if step >= decay_start and n_steps > 1:
-            for group in opt.param_groups:
-                group["lr"] = lr * max(0.0, (n_steps - step) / max(1, n_steps - decay_start))
-        opt.step()
-        with torch.no_grad():
-            sae.W_dec.data.div_(sae.W_dec.data.norm(dim=1, keepdim=True).clamp_min(1e-12))
+        sched.optimizer_step(opt, sae, step)
         log_loss += float(mse.detach())
         log_l0 += float((f.detach() > 0).float().sum(1).mean())
         log_count += 1
-        if (step + 1) % cfg.log_every == 0 or step == n_steps - 1:
-            history["steps"].append(
-                {
-                    "step": step + 1,
-                    "tokens": (step + 1) * B,
-                    "fvu": log_loss / log_count / var_total,
-                    "l0": log_l0 / log_count,
-                    "lr": opt.param_groups[0]["lr"],
-                }
+        if sched.log_due(step, cfg.log_every):
+            sched.log(
+                history,
+                step,
+                opt,
+                fvu=log_loss / log_count / var_total,
+                l0=log_l0 / log_count,
             )
             log_loss, log_l0, log_count = 0.0, 0.0, 0
-    history["n_steps"] = n_steps
-    history["n_tokens_seen"] = n_steps * B
-    history["lr"] = lr
+    sched.finish(history)
 
 
 def train_sae(

@@ -734,13 +734,7 @@ def causal_table(
     comps = components(model)
     with torch.no_grad():
         patch = hook_activations(model, corrupted_tokens, comps)
-    meas = measured_effects(model, batch, patch, comps)
-    atp = predicted_effects(model, batch, patch, comps, n_steps=1)
-    ig = predicted_effects(model, batch, patch, comps, n_steps=n_steps) if n_steps > 1 else atp
-    return [
-        {"component": c.name, "measured": meas[c.name], "atp": atp[c.name], "ig": ig[c.name]}
-        for c in comps
-    ]
+    return _effects_table(model, batch, patch, comps, n_steps)
 
 
 def ablation_effects(
@@ -748,10 +742,22 @@ def ablation_effects(
 ) -> list[dict[str, Any]]:
     """Per component: ``measured`` loss change under mean ablation (activation replaced by
     ``means[name]`` at every position), and its ``atp`` / ``ig`` predictions."""
-    comps = components(model)
-    meas = measured_effects(model, batch, means, comps)
-    atp = predicted_effects(model, batch, means, comps, n_steps=1)
-    ig = predicted_effects(model, batch, means, comps, n_steps=n_steps) if n_steps > 1 else atp
+    return _effects_table(model, batch, means, components(model), n_steps)
+
+
+def _effects_table(
+    model: Any,
+    batch: dyck.DyckSplit,
+    patch: Mapping[str, torch.Tensor],
+    comps: Sequence[Component],
+    n_steps: int,
+) -> list[dict[str, Any]]:
+    """The rows of :func:`causal_table` / :func:`ablation_effects`: per component of ``comps``,
+    the ``measured`` loss change when its activation is replaced by ``patch[name]``, and the
+    ``atp`` (one step) and ``ig`` (``n_steps``; = ``atp`` when ``n_steps <= 1``) predictions."""
+    meas = measured_effects(model, batch, patch, comps)
+    atp = predicted_effects(model, batch, patch, comps, n_steps=1)
+    ig = predicted_effects(model, batch, patch, comps, n_steps=n_steps) if n_steps > 1 else atp
     return [
         {"component": c.name, "measured": meas[c.name], "atp": atp[c.name], "ig": ig[c.name]}
         for c in comps

@@ -19,7 +19,6 @@ autocast (fp32 weights and optimiser state, as the paper).
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ import torch
 
 from polyrot_utils.core import cache
 from polyrot_utils.core.progress import report
+from polyrot_utils.core.schedule import warmup_cosine_lr
 from polyrot_utils.tasks.dyck import paper_task as dyck_paper
 from polyrot_utils.tasks.dyck.convergence import ConvergenceRule, MemberProgress, min_accuracy
 from polyrot_utils.tasks.dyck.ensemble import (
@@ -40,7 +40,7 @@ from polyrot_utils.tasks.dyck.ensemble import (
     stack_models,
 )
 from polyrot_utils.tasks.dyck.language import READOUT_SIZES
-from polyrot_utils.tasks.dyck.toy import build_toy
+from polyrot_utils.tasks.dyck.toy import SHARED_IO_KEYS, build_toy
 
 __all__ = [
     "SHARED_IO_KEYS",
@@ -52,8 +52,6 @@ __all__ = [
     "paper_cohort_members",
     "train_members",
 ]
-
-SHARED_IO_KEYS: tuple[str, ...] = ("embed.W_E", "unembed.W_U")
 
 
 @dataclass(frozen=True)
@@ -139,13 +137,15 @@ def paper_cohort_members(n_seeds: int = 5) -> list[MemberSpec]:
 
 
 def lr_at(step: int, recipe: EnsembleRecipe) -> float:
-    """Learning rate of the update that follows ``step`` completed updates."""
-    if step < recipe.warmup_steps:
-        return recipe.lr * (step + 1) / recipe.warmup_steps
-    span = max(1, recipe.rule.max_steps - recipe.warmup_steps)
-    progress = min(1.0, (step - recipe.warmup_steps) / span)
-    lo = recipe.lr * recipe.min_lr_ratio
-    return lo + (recipe.lr - lo) * 0.5 * (1 + math.cos(math.pi * progress))
+    """Learning rate of the update that follows ``step`` completed updates
+    (:func:`~polyrot_utils.core.schedule.warmup_cosine_lr`, decaying until ``rule.max_steps``)."""
+    return warmup_cosine_lr(
+        step,
+        lr=recipe.lr,
+        warmup_steps=recipe.warmup_steps,
+        total_steps=recipe.rule.max_steps,
+        min_lr_ratio=recipe.min_lr_ratio,
+    )
 
 
 def _autocast(device: torch.device):

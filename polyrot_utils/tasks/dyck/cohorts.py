@@ -44,6 +44,7 @@ from polyrot_utils.tasks.dyck.cohort_training import ensemble_accuracy
 from polyrot_utils.tasks.dyck.convergence import min_accuracy
 from polyrot_utils.tasks.dyck.ensemble import stack_models
 from polyrot_utils.tasks.dyck.paper_task import eval_sets
+from polyrot_utils.tasks.dyck.toy import SHARED_IO_KEYS
 from polyrot_utils.tasks.dyck.training import (
     ToyTrainConfig,
     TrainedToy,
@@ -157,7 +158,7 @@ class CohortConfig:
     seeds: tuple[int, ...] = (100, 101, 102)
     train: ToyTrainConfig = field(default_factory=ToyTrainConfig)
     sgd_lr: float = 0.1
-    shared_io_keys: tuple[str, ...] = ("embed.W_E", "unembed.W_U")
+    shared_io_keys: tuple[str, ...] = SHARED_IO_KEYS
     source: str = "train"
 
     def __post_init__(self) -> None:

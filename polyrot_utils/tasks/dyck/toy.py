@@ -52,6 +52,7 @@ __all__ = [
     "D_VOCAB_OUT",
     "PAPER_PARAM_COUNT",
     "READOUT_SLICES",
+    "SHARED_IO_KEYS",
     "TOY_ARCH",
     "build_toy",
     "copy_model",
@@ -66,6 +67,10 @@ __all__ = [
     "to_float64",
     "toy_config",
 ]
+
+#: the toy's input and output weights (token embedding, unembedding): what the members of a
+#: shared-I/O cohort (the paper's Cohort A) copy from one model and freeze
+SHARED_IO_KEYS: tuple[str, ...] = ("embed.W_E", "unembed.W_U")
 
 #: readout name -> (start, stop) columns of the 51 output logits
 READOUT_SLICES: dict[str, tuple[int, int]] = {}

@@ -24,7 +24,6 @@ and retrained (see :func:`polyrot_utils.core.cache.cached_entry`).
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -36,9 +35,10 @@ import torch.nn.functional as F
 from polyrot_utils.core import cache
 from polyrot_utils.core.device import default_device
 from polyrot_utils.core.progress import report
-from polyrot_utils.core.schedule import checkpoint_steps
+from polyrot_utils.core.schedule import checkpoint_steps, warmup_cosine_lr
 from polyrot_utils.tasks.dyck import language as dyck
 from polyrot_utils.tasks.dyck.toy import (
+    SHARED_IO_KEYS,
     build_toy,
     load_parameter_dict,
     parameter_dict,
@@ -93,7 +93,7 @@ class ToyTrainConfig:
     eval_size: int = 512
     log_every: int = 10
     shared_io_from: ToyTrainConfig | None = None
-    shared_io_keys: tuple[str, ...] = ("embed.W_E", "unembed.W_U")
+    shared_io_keys: tuple[str, ...] = SHARED_IO_KEYS
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -239,13 +239,15 @@ def evaluate_toy(
 
 
 def lr_at(step: int, config: ToyTrainConfig) -> float:
-    """Linear warm-up to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr_ratio·lr``."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    span = max(1, config.steps - config.warmup_steps)
-    progress = min(1.0, (step - config.warmup_steps) / span)
-    lo = config.lr * config.min_lr_ratio
-    return lo + (config.lr - lo) * 0.5 * (1 + math.cos(math.pi * progress))
+    """Linear warm-up to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr_ratio·lr``
+    at ``steps`` (:func:`~polyrot_utils.core.schedule.warmup_cosine_lr`)."""
+    return warmup_cosine_lr(
+        step,
+        lr=config.lr,
+        warmup_steps=config.warmup_steps,
+        total_steps=config.steps,
+        min_lr_ratio=config.min_lr_ratio,
+    )
 
 
 def _model_from_file(path: Path, config: ToyTrainConfig):

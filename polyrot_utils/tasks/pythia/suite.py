@@ -149,52 +149,45 @@ def suite_config(
         raise ValueError(f"suite profile must be one of {sorted(SUITE_PROFILES)}, got {profile!r}")
     given = {k: v for k, v in locals().items() if k not in ("profile",) and v is not None}
     spec = {**SUITE_DEFAULTS, **SUITE_PROFILES[profile], **given}
-    base = StandinConfig(
-        d_model=spec["d_model"],
-        n_layers=spec["n_layers"],
-        n_heads=spec["n_heads"],
-        d_mlp=spec["d_mlp"],
-        n_ctx=spec["n_ctx"],
-        vocab_size=spec["vocab_size"],
-        batch_size=spec["batch_size"],
-        n_steps=spec["n_steps"],
-        lr=spec["lr"],
-        train_fraction=spec["train_fraction"],
-    )
     return SuiteConfig(
-        base=base,
-        n_seeds=spec["n_seeds"],
-        seed_offset=spec["seed"],
-        n_heldout_seqs=spec["n_heldout_seqs"],
-        use_hub=spec["use_hub"],
+        base=StandinConfig(**{name: spec[name] for name in _STANDIN_ARGS}),
+        **{field: spec[arg] for arg, field in _SUITE_ARGS.items() if arg != "model_names"},
         model_names=tuple(spec["model_names"]),
-        revision=spec["revision"],
-        allow_download=spec["allow_download"],
-        device=spec["device"],
     )
 
+
+#: :func:`suite_config`'s arguments that are :class:`SuiteConfig` fields (``seed`` is
+#: ``seed_offset``), and those that are fields of its ``base`` :class:`StandinConfig`
+_SUITE_ARGS = {
+    "use_hub": "use_hub",
+    "model_names": "model_names",
+    "revision": "revision",
+    "allow_download": "allow_download",
+    "n_seeds": "n_seeds",
+    "n_heldout_seqs": "n_heldout_seqs",
+    "seed": "seed_offset",
+    "device": "device",
+}
+_STANDIN_ARGS = (
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "d_mlp",
+    "n_ctx",
+    "vocab_size",
+    "batch_size",
+    "n_steps",
+    "lr",
+    "train_fraction",
+)
 
 #: the ``quick`` suite: what every argument of :func:`suite_config` means when no profile sets it
-SUITE_DEFAULTS: dict[str, Any] = dict(
-    use_hub=False,
-    model_names=(),
-    revision=None,
-    allow_download=False,
-    n_seeds=4,
-    d_model=128,
-    n_layers=2,
-    n_heads=4,
-    d_mlp=512,
-    n_ctx=128,
-    vocab_size=4096,
-    batch_size=16,
-    n_steps=150,
-    lr=4e-3,
-    train_fraction=1.0,
-    n_heldout_seqs=64,
-    seed=0,
-    device="auto",
-)
+#: — read off the defaults of :class:`SuiteConfig` and :class:`StandinConfig`, the one place
+#: they are written
+SUITE_DEFAULTS: dict[str, Any] = {
+    **{arg: getattr(SuiteConfig(), field) for arg, field in _SUITE_ARGS.items()},
+    **{arg: getattr(StandinConfig(), arg) for arg in _STANDIN_ARGS},
+}
 
 
 def suite_overrides_problem(overrides: Mapping[str, Any]) -> str | None:
@@ -405,12 +398,7 @@ def checkpoint_activations(
     for s in steps:
         path, rev = have[s]
         try:
-            model = load_model(
-                path,
-                revision=rev,
-                device=device,
-                allow_download=suite.info.get("allow_download", False),
-            )
+            model = suite.load_checkpoint(path, rev, device=device)
         except ModelNotAvailableError:
             if not skip_missing:
                 raise
@@ -570,7 +558,6 @@ def processing_comparison(
     ‖R_proc − R_ref‖_F / √(2d) between the two models' Procrustes fits, and ``map_ev`` of that fit.
     """
     from polyrot_utils.models.activations import collect_activations
-    from polyrot_utils.models.loading import load_model
 
     if len(checkpoints) != 2:
         raise ValueError(f"checkpoints must name exactly two models, got {list(checkpoints)}")
