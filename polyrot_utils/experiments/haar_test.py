@@ -598,6 +598,10 @@ def record_claims(res: HaarExperiment, results: Any, *, seed: int = 0) -> pd.Dat
         txt = f"{kw['value']:.3g}" + (f" [{iv.lo:.3g}, {iv.hi:.3g}]" if iv is not None else "")
         shown.setdefault(base, {})[g] = f"{txt} ({'pass' if passed else 'FAIL'})"
 
+    def not_rejected(base: str, g: str, p: float, **kw: Any) -> None:
+        """A check that a test does not reject at ``alpha``: value and p-value are its ``p``."""
+        claim(base, g, value=p, threshold=a, op=">", kind="check", p_value=p, **kw)
+
     haar_pass = res.haar_frobenius_pass_fraction
     for g in res.group_names:
         row = res.groups.set_index("group").loc[g]
@@ -630,54 +634,34 @@ def record_claims(res: HaarExperiment, results: Any, *, seed: int = 0) -> pd.Dat
             f"R, one batch), d = {d}; only {haar_pass:.0%} of Haar SO({d}) samples meet "
             "0.1 % one by one"
         )
-        if pythia:
-            claim(
-                "frobenius_mean_within_0.1pct",
-                g,
-                value=row.paper_frob_mean_dev,
-                threshold=FROBENIUS_CRITERION,
-                op="<=",
-                kind="paper",
-                interval=frob_iv,
-                description=frob_desc,
-                **_PYTHIA_FROB,
-            )
-            claim(
-                "paper_pooled_ks_not_rejected",
-                g,
-                value=row.paper_ks_pvalue,
-                threshold=a,
-                op=">",
-                kind="paper",
-                interval=ks_iv,
-                **_PYTHIA_KS,
-                description="two-sample KS of the pooled |eigenphases| of the O(d) fits (anchor "
-                "pairs × the paper's sites) against the paper's 10-matrix Haar pool",
-            )
-        else:
-            claim(
-                "frobenius_mean_within_0.1pct",
-                g,
-                value=row.paper_frob_mean_dev,
-                threshold=FROBENIUS_CRITERION,
-                op="<=",
-                kind="check",
-                interval=frob_iv,
-                description="ours: " + frob_desc,
-                **toy_ref,
-            )
-            claim(
-                "paper_pooled_ks_not_rejected",
-                g,
-                value=row.paper_ks_pvalue,
-                threshold=a,
-                op=">",
-                kind="check",
-                interval=ks_iv,
-                p_value=row.calibrated_p,
-                description=f"ours: {who}the paper's pooled KS (O(d) fits, its Haar pool) on the "
-                "toy — the paper runs it on Pythia only; p_value = calibrated p",
-            )
+        # the paper's two checks: its own claims on the Pythia rung, our checks on the toy
+        kind, ours = ("paper", "") if pythia else ("check", "ours: ")
+        claim(
+            "frobenius_mean_within_0.1pct",
+            g,
+            value=row.paper_frob_mean_dev,
+            threshold=FROBENIUS_CRITERION,
+            op="<=",
+            kind=kind,
+            interval=frob_iv,
+            description=ours + frob_desc,
+            **(_PYTHIA_FROB if pythia else toy_ref),
+        )
+        claim(
+            "paper_pooled_ks_not_rejected",
+            g,
+            value=row.paper_ks_pvalue,
+            threshold=a,
+            op=">",
+            kind=kind,
+            interval=ks_iv,
+            **(_PYTHIA_KS if pythia else {"p_value": row.calibrated_p}),
+            description="two-sample KS of the pooled |eigenphases| of the O(d) fits (anchor "
+            "pairs × the paper's sites) against the paper's 10-matrix Haar pool"
+            if pythia
+            else f"ours: {who}the paper's pooled KS (O(d) fits, its Haar pool) on the "
+            "toy — the paper runs it on Pythia only; p_value = calibrated p",
+        )
         claim(
             "frobenius_ratio_within_0.1pct",
             g,
@@ -691,14 +675,10 @@ def record_claims(res: HaarExperiment, results: Any, *, seed: int = 0) -> pd.Dat
             else None,
             description=f"ours: {who}largest |‖R − I‖_F/√(2d) − 1| over pairs and sites",
         )
-        claim(
+        not_rejected(
             "calibrated_pooled_haar_not_rejected",
             g,
-            value=row.calibrated_p,
-            threshold=a,
-            op=">",
-            kind="check",
-            p_value=row.calibrated_p,
+            row.calibrated_p,
             check_of="paper_pooled_ks_not_rejected" if pythia else None,
             why_stricter="calibrated pooled test with measured power, where the paper's KS has "
             "almost none"
@@ -707,25 +687,17 @@ def record_claims(res: HaarExperiment, results: Any, *, seed: int = 0) -> pd.Dat
             description=f"ours: {who}calibrated pooled Haar test (every pair of seeds and site) "
             "does not reject",
         )
-        claim(
+        not_rejected(
             "not_closer_to_signed_permutation",
             g,
-            value=row.signed_perm_p_bonf,
-            threshold=a,
-            op=">",
-            kind="check",
-            p_value=row.signed_perm_p_bonf,
+            row.signed_perm_p_bonf,
             description=f"ours: {who}R no closer to a signed permutation than Haar rotations "
             f"(smallest lower-tail p × {int(row.n_bonferroni)} tests, identified sites)",
         )
-        claim(
+        not_rejected(
             "outliers_not_mapped_to_outliers",
             g,
-            value=row.outlier_p_bonf,
-            threshold=a,
-            op=">",
-            kind="check",
-            p_value=row.outlier_p_bonf,
+            row.outlier_p_bonf,
             description=f"ours: {who}R does not send one seed's most kurtotic dimensions onto the "
             f"other's more than Haar R (smallest p × {int(row.n_bonferroni)} tests, "
             "identified sites)",
