@@ -839,9 +839,45 @@ class PaperInversion:
     description: str
 
 
-def _paper_interval(row: Mapping[str, Any] | None) -> Interval | None:
+#: what the paper reports for its steering statistic, and where (:class:`PaperInversion`)
+_DYCK_PAPER_INVERSION = dict(
+    source="§8.7 'three regimes (toy)'; experiments/cross_seed/exp2_steering.py:run",
+    paper_value="cross/within = 8.43 for the closer signal at α = 1: inverted",
+)
+_PYTHIA_PAPER_INVERSION = dict(
+    source="§8.7 'Pythia: three regimes collapse to inverted universally'; "
+    "experiments/scale/pythia_rotation.py:panel_d_steering",
+    paper_value="transfer ratios 1.8–10.0 across all three vectors and α ∈ {0.5, 1, 2, 4}: "
+    "all inverted",
+)
+
+
+def _paper_inversion(
+    rows: list[dict[str, Any]],
+    cohort: str,
+    reported: tuple[str, float] | None,
+    description: str,
+    paper: Mapping[str, str],
+) -> PaperInversion:
+    """The :class:`PaperInversion` of ``rows`` (one per vector and α): its value is the ratio of
+    the ``reported`` ``(vector, α)`` row, or, when ``reported`` is ``None`` (the paper's claim
+    is universal), the smallest ratio; NaN and no interval when there is no such row."""
+    if reported is None:
+        row = min(rows, key=lambda r: r["ratio"]) if rows else None
+    else:
+        vector, alpha = reported
+        row = next((r for r in rows if r["vector"] == vector and r["alpha"] == alpha), None)
     vals = {k: v for k, v in ((row or {}).get("ratio_by_target") or {}).items() if np.isfinite(v)}
-    return seed_interval(vals) if vals else None
+    return PaperInversion(
+        value=float(row["ratio"]) if row else float("nan"),
+        interval=seed_interval(vals) if vals else None,
+        rows=rows,
+        universal=reported is None,
+        cohort=cohort,
+        paper_value=paper["paper_value"],
+        source=paper["source"],
+        description=description,
+    )
 
 
 def dyck_paper_inversion(
@@ -862,20 +898,14 @@ def dyck_paper_inversion(
     fit_split, _ = dyck_splits(acts, data_config)
     models = {m: acts.models[m] for m in acts.members}
     rows = paper_toy_steering(models, acts.members[0], fit_split, site, alphas)
-    hit = next((r for r in rows if r["vector"] == "closer_signal" and r["alpha"] == 1.0), None)
-    return PaperInversion(
-        value=float(hit["ratio"]) if hit else float("nan"),
-        interval=_paper_interval(hit),
-        rows=rows,
-        universal=False,
-        cohort=cohort,
-        source="§8.7 'three regimes (toy)'; experiments/cross_seed/exp2_steering.py:run",
-        paper_value="cross/within = 8.43 for the closer signal at α = 1: inverted",
-        description=f"{cohort} cohort: the first seed's closer-vs-opener vector at "
-        f"{short_site(site)}, α = 1, applied "
-        "unchanged: mean cross-seed / within-seed drop of the token-type readout's accuracy at "
-        "closers "
-        "(> 1: 'inverted' in the paper's sense)",
+    return _paper_inversion(
+        rows,
+        cohort,
+        ("closer_signal", 1.0),
+        f"{cohort} cohort: the first seed's closer-vs-opener vector at {short_site(site)}, α = 1, "
+        "applied unchanged: mean cross-seed / within-seed drop of the token-type readout's "
+        "accuracy at closers (> 1: 'inverted' in the paper's sense)",
+        _DYCK_PAPER_INVERSION,
     )
 
 
@@ -903,22 +933,14 @@ def pythia_paper_inversion(
     rows = paper_transfer_ratios(
         models, anchor, setup.tokens[: int(n_kl_seqs)], site, vectors, alphas
     )
-    low = min(rows, key=lambda r: r["ratio"]) if rows else None
-    return PaperInversion(
-        value=float(low["ratio"]) if low else float("nan"),
-        interval=_paper_interval(low),
-        rows=rows,
-        universal=True,
-        cohort=cohort,
-        source="§8.7 'Pythia: three regimes collapse to inverted universally'; "
-        "experiments/scale/pythia_rotation.py:panel_d_steering",
-        paper_value="transfer ratios 1.8–10.0 across all three vectors and α ∈ {0.5, 1, 2, 4}: "
-        "all inverted",
-        description="smallest cross-seed / within-seed KL effect of the first seed's vectors at "
-        f"{short_site(site)} "
-        "over vectors and α (KL(clean ‖ steered) over all logits, mean over the other seeds): > 1 "
-        "means "
-        "every transfer is 'inverted' in the paper's sense",
+    return _paper_inversion(
+        rows,
+        cohort,
+        None,
+        "smallest cross-seed / within-seed KL effect of the first seed's vectors at "
+        f"{short_site(site)} over vectors and α (KL(clean ‖ steered) over all logits, mean over "
+        "the other seeds): > 1 means every transfer is 'inverted' in the paper's sense",
+        _PYTHIA_PAPER_INVERSION,
     )
 
 
