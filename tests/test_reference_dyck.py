@@ -47,16 +47,23 @@ _ALL_CONVERGED = bool(_MANIFEST["convergence"]) and all(r["converged"] for r in 
 
 def test_remeasured_accuracy_matches_the_manifest_on_cpu():
     """Every seed, re-measured here on the recipe's three evaluation sets, has the minimum accuracy
-    its record says (so the record, converged or not, describes these very files)."""
+    its record says (so the record, converged or not, describes these very files); a seed recorded
+    as converged crossed the criterion at the evaluation its record names (the paper's rule: the
+    first crossing, then the extra steps — after which the accuracy may dip again)."""
     if not _MANIFEST["complete"]:
         pytest.skip(f"reference run unfinished; retrain with `{rd.RETRAIN_COMMAND}`")
     thr = rd.REFERENCE_RECIPE.rule.threshold
     rows = rd.remeasure()
     assert len(rows) == 10
+    curve = {(c["cohort"], c["seed"], c["step"]): c for c in _MANIFEST["curve"]}
+    records = {(r["cohort"], r["seed"]): r for r in _MANIFEST["convergence"]}
     for r in rows:
         assert abs(r["min_accuracy"] - r["recorded_min_accuracy"]) < 1e-3, (r["cohort"], r["seed"])
-        if r["converged"]:
-            assert r["min_accuracy"] >= thr, (r["cohort"], r["seed"], r["accuracy"])
+        rec = records[(r["cohort"], r["seed"])]
+        if rec["converged"]:
+            crossing = curve[(r["cohort"], r["seed"], rec["steps"])]
+            assert crossing["min_accuracy"] >= thr, (r["cohort"], r["seed"], crossing)
+            assert rec["total_steps"] == rec["steps"] + rd.REFERENCE_RECIPE.rule.extra_steps
 
 
 @pytest.mark.xfail(not _ALL_CONVERGED, strict=True,
