@@ -149,3 +149,53 @@ def test_torch_sampler_and_labeller_match_the_numpy_definitions():
     rand = np.random.default_rng(1).integers(0, 9, size=(300, 20))
     lt = dp.label_paper_torch(torch.from_numpy(rand))
     assert all(np.array_equal(lt[k].numpy(), dp.label_paper(rand)[k]) for k in ("depth", "invalid"))
+
+
+class _Oracle(torch.nn.Module):
+    """Outputs the reference labeller's labels as one-hot logits, except that on strings of
+    content length ``plant_len`` ending in ``)`` it drops the invalid flag at EOS (a planted
+    error); counts the strings it corrupted."""
+
+    def __init__(self, plant_len: int) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.plant_len, self.corrupted = plant_len, 0
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        from polyrot_utils.tasks.dyck.toy import READOUT_SLICES
+
+        n, T = tokens.shape
+        out = torch.full((n, T, 51), -10.0)
+        for i, row in enumerate(tokens.tolist()):
+            ref = dp.label_paper_reference(row)
+            content = [t for t in row if t not in (dyck.PAD, dyck.BOS, dyck.EOS)]
+            eos = row.index(dyck.EOS)
+            plant = len(content) == self.plant_len and content[-1] == dyck.RPAREN
+            self.corrupted += plant
+            for t in range(T):
+                for name, (a, _b) in READOUT_SLICES.items():
+                    y = ref[name][t]
+                    if plant and name == "invalid" and t == eos:
+                        y = 1 - y
+                    out[i, t, a + y] = 10.0
+        return out
+
+
+def test_errors_by_length_finds_planted_errors_at_their_length_only():
+    from types import SimpleNamespace
+
+    from polyrot_utils.tasks.dyck.cohorts import errors_by_length
+
+    cfg = dp.PaperTaskConfig(min_len=2, max_len=8)
+    oracle = _Oracle(plant_len=7)
+    rows = errors_by_length({"A": SimpleNamespace(models={0: oracle})}, cfg, lengths=(5, 7), n_per_length=300)
+    by_len = {r["length"]: r for r in rows}
+    assert by_len[5]["wrong_strings"] == 0
+    assert by_len[7]["wrong_strings"] == oracle.corrupted > 0
+    assert by_len[7]["string_error_rate"] == oracle.corrupted / 300
+    again = errors_by_length({"A": SimpleNamespace(models={0: _Oracle(7)})}, cfg, lengths=(7,), n_per_length=300)
+    assert again[0]["wrong_strings"] == by_len[7]["wrong_strings"]  # the same strings every call
+    with pytest.raises(ValueError, match="within 2..8"):
+        errors_by_length({}, cfg, lengths=(9,))
+    with pytest.raises(ValueError, match="n_per_length"):
+        errors_by_length({}, cfg, n_per_length=0)

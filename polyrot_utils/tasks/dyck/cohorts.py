@@ -36,6 +36,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from polyrot_utils.core.metrics import kl_divergence, top1_agreement
@@ -43,7 +44,7 @@ from polyrot_utils.tasks.dyck import language as dyck
 from polyrot_utils.tasks.dyck.cohort_training import ensemble_accuracy
 from polyrot_utils.tasks.dyck.convergence import min_accuracy
 from polyrot_utils.tasks.dyck.ensemble import stack_models
-from polyrot_utils.tasks.dyck.paper_task import eval_sets
+from polyrot_utils.tasks.dyck.paper_task import PaperTaskConfig, eval_sets, sample_tokens, to_split
 from polyrot_utils.tasks.dyck.toy import SHARED_IO_KEYS
 from polyrot_utils.tasks.dyck.training import (
     ToyTrainConfig,
@@ -393,6 +394,49 @@ def convergence_table(
 
 
 @torch.no_grad()
+def errors_by_length(
+    cohorts: dict[str, Cohort],
+    config: PaperTaskConfig,
+    lengths: tuple[int, ...] | None = None,
+    n_per_length: int = 4096,
+    seed: int = 0,
+) -> list[dict]:
+    """Where a cohort's remaining errors are: for each content length ``L`` (default every length
+    of ``config``), ``n_per_length`` fresh strings of the paper's training distribution at exactly
+    that length, and per member the number of strings with at least one wrong position (any
+    readout, BOS to EOS). Rows ``{cohort, seed, length, n_strings, wrong_strings,
+    string_error_rate}``. The same strings for every member (RNG ``[seed, 7919, L]``, a stream
+    apart from the evaluation sets and training batches)."""
+    if isinstance(n_per_length, bool) or not isinstance(n_per_length, int) or n_per_length < 1:
+        raise ValueError(f"n_per_length must be a positive integer, got {n_per_length!r}")
+    lengths = tuple(range(config.min_len, config.max_len + 1)) if lengths is None else lengths
+    bad = [L for L in lengths if not config.min_len <= int(L) <= config.max_len]
+    if not lengths or bad:
+        raise ValueError(
+            f"lengths must be non-empty and within {config.min_len}..{config.max_len}, "
+            f"got {lengths}"
+        )
+    rows = []
+    for L in lengths:
+        rng = np.random.default_rng([int(seed), 7919, int(L)])
+        split = to_split(sample_tokens(n_per_length, config, rng, length_range=(L, L)))
+        split = split.subset(slice(None))
+        for name, c in cohorts.items():
+            for s, model in c.models.items():
+                wrong = round((1.0 - evaluate_toy(model, split)["acc_string"]) * n_per_length)
+                rows.append(
+                    {
+                        "cohort": name,
+                        "seed": s,
+                        "length": int(L),
+                        "n_strings": n_per_length,
+                        "wrong_strings": int(wrong),
+                        "string_error_rate": wrong / n_per_length,
+                    }
+                )
+    return rows
+
+
 def functional_agreement(
     models: dict[Any, Any], split: dyck.DyckSplit, batch_size: int = 512
 ) -> list[dict]:
@@ -448,6 +492,7 @@ __all__ = [
     "accuracy_table",
     "cohort_config",
     "convergence_table",
+    "errors_by_length",
     "evaluate_toy",
     "functional_agreement",
     "shared_tensors_equal",
