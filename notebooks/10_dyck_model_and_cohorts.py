@@ -187,11 +187,11 @@ by_len = pd.DataFrame(errors_by_length(trained, paper_cfg, n_per_length=n_length
 results.record("errors_by_length", by_len.to_dict(orient="records"))
 by_len.pivot_table(index=["cohort", "seed"], columns="length", values="wrong_strings", aggfunc="sum")
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Strings with at least one wrong position, per 10,000 fresh strings of the paper's training distribution at each content length, one line per seed (solid: shared I/O; dashed: independent). Errors appear only at the longest lengths and grow with length.", "name": "fig-10-errors-by-length"}, "image": {"alt": "Lines of wrong strings per 10,000 against content length, near zero for short strings and rising for the longest."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Strings with at least one wrong position, per 10,000 fresh strings of the paper's training distribution at each content length, one line per seed (solid: independent seeds, Cohort B; dashed: shared I/O, Cohort A). Errors appear only at the longest lengths and grow with length.", "name": "fig-10-errors-by-length"}, "image": {"alt": "Lines of wrong strings per 10,000 against content length, near zero for short strings and rising for the longest."}}
 fig, ax = figures.column_figure(height=3.0)
-for ci, (k, g) in enumerate(by_len.groupby("cohort")):
+for k, g in by_len.groupby("cohort"):
     for si, (s, gs) in enumerate(g.groupby("seed")):
-        ax.plot(gs.length, 1e4 * gs.string_error_rate, ["-", "--"][ci % 2], marker="o", ms=3, color=f"C{si}",
+        ax.plot(gs.length, 1e4 * gs.string_error_rate, {"shared_io": "--"}.get(k, "-"), marker="o", ms=3, color=f"C{si}",
                 label=f"{k} {s}")
 ax.set(xlabel="content length (brackets)", ylabel="wrong strings per 10,000")
 ax.legend(ncol=3, fontsize=9, loc="upper left")
