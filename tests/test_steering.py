@@ -204,9 +204,9 @@ def test_fixed_subspace_predicts_unaligned_transfer(tokens):
     e_out = St.transfer_effects(tgt, tokens, site, v_out, St.transfer_vector(v_out, R), R, 2.0, beh)
     assert e_out.regime_transferred == "clean"
     assert e_out.ratio_unaligned == pytest.approx(
-        float(v_out @ (tgt.W_U[:, 1] - tgt.W_U[:, [0, 2, 3, 4, 5, 6, 7, 8, 9]].mean(1)))
+        float(v_out @ (tgt.W_U[:, 1] - tgt.W_U[:, [0, 2, 3, 4, 5, 6, 7, 8, 9]].mean(1)).detach())
         / float(
-            (v_out @ R.float()) @ (tgt.W_U[:, 1] - tgt.W_U[:, [0, 2, 3, 4, 5, 6, 7, 8, 9]].mean(1))
+            (v_out @ R.float()) @ (tgt.W_U[:, 1] - tgt.W_U[:, [0, 2, 3, 4, 5, 6, 7, 8, 9]].mean(1)).detach()
         ),
         abs=1e-3,
     )
