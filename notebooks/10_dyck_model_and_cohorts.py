@@ -275,7 +275,7 @@ timeline = claims_over_training(tl_models, tl_tokens, *probes, site=timeline_sit
 results.record("claims_over_training", timeline.to_dict(orient="records"))
 figures.format_table(timeline.set_index("step").T, sig=3)  # one column per checkpoint step
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "The paper's quantities against training tokens seen, for three seeds of Cohort B: error left (1 − min accuracy) and cross-seed KL fall together; the fitted rotation's explained variance rises above the unaligned one; the SAE-transfer gap shrinks towards the paper's 0.025 bar; the rotation's distance from the identity and the Haar p-value show whether R looks like a random rotation at each stage.", "name": "fig-10-timeline"}, "image": {"alt": "Three panels against tokens seen: error and KL on a log axis; unaligned and aligned EV and the SAE gap; rotation distance and Haar p-value."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The paper's quantities against training tokens seen, for three seeds of Cohort B: error left (1 − min accuracy) and cross-seed KL; the fitted rotation's explained variance beside the unaligned one; the SAE-transfer gap against the paper's 0.025 bar; the rotation's distance from the identity and the Haar p-value show whether R looks like a random rotation at each stage.", "name": "fig-10-timeline"}, "image": {"alt": "Three panels against tokens seen: error and KL on a log axis; unaligned and aligned EV and the SAE gap; rotation distance and Haar p-value."}}
 figures.show(plot_claims_over_training(timeline, figures.column_figure))
 
 # %% [markdown]
