@@ -38,6 +38,7 @@ from torch import Tensor
 from polyrot_utils.core import basis as core_basis
 from polyrot_utils.core.intervals import Interval, pair_interval, seed_interval
 from polyrot_utils.core.procrustes import fit_rotation
+from polyrot_utils.core.progress import report
 from polyrot_utils.models.activations import PairedActs, short_site
 from polyrot_utils.models.steering_hooks import (
     _as_tensor,
@@ -754,7 +755,9 @@ def steering_transfer(
         }
         clean = {m: run_with_steering(acts.models[m], tokens, site, None, 0.0) for m in members}
         native: dict[tuple[str, str, float], float] = {}
-        for src, tgt in itertools.permutations(members, 2):
+        pairs = list(itertools.permutations(members, 2))
+        for i, (src, tgt) in enumerate(pairs):
+            report(f"steering {cohort} at {short_site(site)}: pair {i + 1} of {len(pairs)}")
             R = torch.as_tensor(
                 fit_rotation(acts.fit[src][site].double(), acts.fit[tgt][site].double())
             ).double()
