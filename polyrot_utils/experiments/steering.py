@@ -757,7 +757,8 @@ def steering_transfer(
         native: dict[tuple[str, str, float], float] = {}
         pairs = list(itertools.permutations(members, 2))
         for i, (src, tgt) in enumerate(pairs):
-            report(f"steering {cohort} at {short_site(site)}: pair {i + 1} of {len(pairs)}")
+            where = f"{cohort or 'transfer'} at {short_site(site)}"
+            report(f"steering {where}: pair {i + 1} of {len(pairs)}")
             R = torch.as_tensor(
                 fit_rotation(acts.fit[src][site].double(), acts.fit[tgt][site].double())
             ).double()

@@ -437,6 +437,7 @@ def errors_by_length(
     return rows
 
 
+@torch.no_grad()
 def functional_agreement(
     models: dict[Any, Any], split: dyck.DyckSplit, batch_size: int = 512
 ) -> list[dict]:

@@ -11,7 +11,7 @@ SHA-256 of every weight file, the per-seed convergence records and the accuracy-
 
 Retrain from scratch (overwrites the folder; about an hour on two quiet CPU cores)::
 
-    python -m polyrot_utils.tasks.dyck.reference train
+    python -m polyrot_utils.tasks.dyck.reference train --threads 2
 
 Check the hashes and re-measure every seed on the three evaluation sets::
 
@@ -99,8 +99,9 @@ REFERENCE_RECIPE = EnsembleRecipe(
 #    (step cost is linear in the batch on 2 cores: 119 ms at 128, 481 ms at 512, 6 members).
 #    The committed run: 3,669 s on 2 cores; 2 of 10 seeds crossed the criterion (Cohort A seeds 2
 #    and 4), the other eight stopped at the cap at min accuracy 0.99967-0.99995. Every error left
-#    is a string of the longest lengths (6-8) whose last bracket mismatches an opener several
-#    positions back; per 20,000 fresh strings at length 8 the seeds get 20-34 wrong (run 3: 18-145).
+#    is a string of the longest lengths (6-8) whose closing bracket has the wrong family and is
+#    read as a match; per 20,000 fresh strings at length 8 the seeds get 20-34 wrong
+#    (run 3: 18-145).
 RETRAIN_COMMAND = "python -m polyrot_utils.tasks.dyck.reference train"
 #: prefix of the resumable training state kept in the folder while a run is unfinished
 STATE = "train_state"
